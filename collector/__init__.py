@@ -1,0 +1,1 @@
+"""The OTLP receiver that runs the signal pipeline outside the app."""

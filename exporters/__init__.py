@@ -1,0 +1,1 @@
+"""Where signals go: OTLP wiring, the local file store, sampling, alert rules, reports."""

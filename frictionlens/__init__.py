@@ -1,0 +1,1 @@
+"""frictionlens: friction, drift and trajectory signals for LLM apps, on OpenTelemetry."""

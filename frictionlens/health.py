@@ -1,0 +1,43 @@
+"""Counts frictionlens' own failures, which are caught so they never reach the app.
+
+The counts are readable in-process (``internal_errors()``) and exported as the metric
+``frictionlens.internal.errors`` once a meter is bound.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+from opentelemetry.metrics import Counter as MetricCounter
+from opentelemetry.metrics import Meter
+
+from frictionlens import semconv
+
+_lock = threading.Lock()
+_counts: Counter[str] = Counter()
+_metric: MetricCounter | None = None
+
+
+def bind_meter(meter: Meter | None) -> None:
+    """Export the counts through ``meter`` from now on (None stops exporting)."""
+    global _metric
+    _metric = None if meter is None else meter.create_counter(
+        semconv.METRIC_INTERNAL_ERRORS, unit="{error}", description="frictionlens failures caught and skipped"
+    )
+
+
+def count_internal_error(component: str) -> None:
+    with _lock:
+        _counts[component] += 1
+    metric = _metric
+    if metric is not None:
+        try:
+            metric.add(1, {semconv.METRIC_ATTR_COMPONENT: component})
+        except Exception:  # pragma: no cover - a broken meter must not break the caller
+            pass
+
+
+def internal_errors() -> dict[str, int]:
+    with _lock:
+        return dict(_counts)

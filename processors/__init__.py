@@ -1,0 +1,1 @@
+"""The signal pipeline: friction, drift and trajectory stages on finished spans (no network I/O)."""

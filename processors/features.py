@@ -1,0 +1,81 @@
+"""In-process features of one LLM call: what the stages need that must not be exported.
+
+The instrumentation computes them from the text at call time (salted hashes, sketches,
+cue flags) and attaches them to the span; the SignalPipeline pops them when the span
+ends. Raw text never travels here. The side channel is bounded: spans that never end
+cannot make it grow without limit.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import Span
+
+#: spans whose features wait for the span to end, at most
+MAX_PENDING = 10_000
+
+
+@dataclass(slots=True, frozen=True)
+class TextFeatures:
+    """Compact, irreversible features of one piece of text."""
+
+    digest: int
+    """salted 64-bit hash of the normalised text (equality, conversation threading)"""
+    chars: int
+    sketch: tuple[int, ...] = ()
+    """similarity sketch (MinHash of character n-grams); empty when not computed"""
+    cues: frozenset[str] = frozenset()
+    """phrase cues found in the text, e.g. ``correction``, ``give_up``"""
+
+
+@dataclass(slots=True, frozen=True)
+class MessageFeatures:
+    role: str
+    text: TextFeatures
+
+
+@dataclass(slots=True)
+class CallFeatures:
+    """Everything the stages may read about one call besides its span attributes."""
+
+    messages: tuple[MessageFeatures, ...] = ()
+    """the input messages in order (system prompt included)"""
+    outputs: tuple[TextFeatures, ...] = ()
+    """one per choice; tool-call arguments count as output text"""
+    system_digest: int | None = None
+    """salted hash of the system prompt / instructions (route inference)"""
+    tool_calls: tuple[tuple[str, int], ...] = ()
+    """(tool name, salted hash of its arguments) requested by the model"""
+    output_vector: object | None = None
+    """hashed character n-gram vector of the output (numpy array) for content drift"""
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+_lock = threading.Lock()
+_pending: OrderedDict[int, CallFeatures] = OrderedDict()
+
+
+def attach(span: Span, features: CallFeatures) -> None:
+    """Keep ``features`` beside ``span`` until the pipeline sees it end."""
+    key = span.get_span_context().span_id
+    with _lock:
+        _pending[key] = features
+        while len(_pending) > MAX_PENDING:
+            _pending.popitem(last=False)
+
+
+def pop(span: ReadableSpan) -> CallFeatures | None:
+    ctx = span.context
+    if ctx is None:
+        return None
+    with _lock:
+        return _pending.pop(ctx.span_id, None)
+
+
+def pending_count() -> int:
+    with _lock:
+        return len(_pending)
