@@ -1,0 +1,50 @@
+"""OTLP exporters chosen by the standard ``OTEL_EXPORTER_OTLP_*`` variables.
+
+The exporters read endpoint, headers, certificates, compression and timeout from the
+environment themselves; here we only pick the protocol, as the SDK's auto-configuration does.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Mapping
+
+from opentelemetry.sdk.metrics.export import MetricExporter
+from opentelemetry.sdk.trace.export import SpanExporter
+
+DEFAULT_PROTOCOL = "http/protobuf"
+PROTOCOLS = ("grpc", "http/protobuf")
+
+
+def endpoint_configured(environ: Mapping[str, str] | None = None) -> bool:
+    env = os.environ if environ is None else environ
+    return any(
+        env.get(k)
+        for k in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
+    )
+
+
+def protocol(signal: str, environ: Mapping[str, str] | None = None) -> str:
+    env = os.environ if environ is None else environ
+    value = (
+        env.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_PROTOCOL") or env.get("OTEL_EXPORTER_OTLP_PROTOCOL") or DEFAULT_PROTOCOL
+    ).strip().lower()
+    if value not in PROTOCOLS:
+        raise ValueError(f"unsupported OTLP protocol {value!r} for {signal}; use one of {', '.join(PROTOCOLS)}")
+    return value
+
+
+def span_exporter() -> SpanExporter:
+    if protocol("traces") == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    else:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter  # type: ignore[assignment]
+    return OTLPSpanExporter()
+
+
+def metric_exporter() -> MetricExporter:
+    if protocol("metrics") == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+    else:
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter  # type: ignore[assignment]
+    return OTLPMetricExporter()

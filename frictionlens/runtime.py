@@ -1,0 +1,247 @@
+"""What ``instrument()`` sets up and ``uninstrument()`` takes down.
+
+With no OpenTelemetry SDK configured by the app, frictionlens creates the tracer and meter
+providers (exporting over OTLP when an endpoint is configured, else to the local store).
+With an app's SDK tracer provider, the SignalPipeline goes in front of the app's own span
+processors, so whatever the app exports carries our signals.
+"""
+
+from __future__ import annotations
+
+import atexit
+import importlib.util
+import logging
+import threading
+import weakref
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry import metrics, trace
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+from opentelemetry.metrics import Meter
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanProcessor, SynchronousMultiSpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+
+from frictionlens import health, semconv
+from frictionlens.config import Options
+from frictionlens.exporters import otlp
+from frictionlens.exporters.filestore import FileMetricExporter, FileSpanExporter
+from frictionlens.instrumentation.invocation import Telemetry
+from frictionlens.processors.pipeline import SignalPipeline, Stage
+
+_log = logging.getLogger(__name__)
+
+#: provider name -> (module that must be importable, instrumentor "module:Class")
+SUPPORTED_PROVIDERS: dict[str, tuple[str, str]] = {
+    "openai": ("openai", "frictionlens.instrumentation.openai:OpenAIInstrumentor"),
+}
+
+
+@dataclass
+class _Installed:
+    options: Options
+    pipeline: SignalPipeline
+    tracer_provider: TracerProvider
+    meter: Meter
+    telemetry: Telemetry
+    owned_tracer_provider: bool
+    app_processors: tuple[SpanProcessor, ...] | None = None
+    owned_meter_provider: MeterProvider | None = None
+    instrumentors: list[BaseInstrumentor] = field(default_factory=list)
+
+
+_lock = threading.RLock()
+_state: _Installed | None = None
+_atexit_registered = False
+#: providers frictionlens created (and set globally): reused, not wrapped, on a later install
+_own_providers: "weakref.WeakSet[Any]" = weakref.WeakSet()
+
+
+def installed() -> _Installed | None:
+    return _state
+
+
+def install(**overrides: Any) -> None:
+    """See ``frictionlens.instrument``."""
+    global _state, _atexit_registered
+    tracer_provider = overrides.pop("tracer_provider", None)
+    meter_provider = overrides.pop("meter_provider", None)
+    options = Options.resolve(overrides)
+    if options.disabled:
+        return
+    with _lock:
+        if _state is not None:
+            return
+        salt = options.salt_bytes()
+        meter_provider_owned, meter = _meter(options, meter_provider)
+        health.bind_meter(meter)
+        pipeline = SignalPipeline(build_stages(options, meter, salt))
+        tp, owned_tp, app_processors = _attach_pipeline(options, pipeline, tracer_provider)
+        telemetry = Telemetry(
+            tp, meter, salt=salt, capture_content=options.capture_content, content_max_chars=options.content_max_chars
+        )
+        _state = _Installed(options, pipeline, tp, meter, telemetry, owned_tp, app_processors, meter_provider_owned)
+        _state.instrumentors = _instrument_providers(options, telemetry, tp)
+        if not _atexit_registered:
+            atexit.register(uninstall)
+            _atexit_registered = True
+
+
+def uninstall() -> None:
+    """Remove the wrappers, close open conversations and tasks, flush everything."""
+    global _state
+    with _lock:
+        state, _state = _state, None
+    if state is None:
+        return
+    for inst in state.instrumentors:
+        try:
+            inst.uninstrument()
+        except Exception:
+            _log.debug("uninstrumenting %s failed", type(inst).__name__, exc_info=True)
+    state.pipeline.close_stages()
+    if state.app_processors is not None:
+        state.pipeline.force_flush()
+        active = state.tracer_provider._active_span_processor  # pylint: disable=protected-access
+        active._span_processors = state.app_processors  # pylint: disable=protected-access
+    else:
+        state.pipeline.shutdown()
+        active = getattr(state.tracer_provider, "_active_span_processor", None)
+        if isinstance(active, SynchronousMultiSpanProcessor):
+            active._span_processors = ()  # pylint: disable=protected-access
+    if state.owned_meter_provider is not None:
+        try:
+            state.owned_meter_provider.shutdown()
+        except Exception:
+            _log.debug("meter provider shutdown failed", exc_info=True)
+    health.bind_meter(None)
+
+
+def tracer() -> trace.Tracer:
+    """The tracer frictionlens' own spans (tasks, tools, feedback) start from."""
+    from frictionlens import __version__
+
+    state = _state
+    provider = state.tracer_provider if state is not None else None
+    return trace.get_tracer(semconv.SCOPE_NAME, __version__, tracer_provider=provider)
+
+
+def telemetry_for_auto_instrumentation(tracer_provider: Any = None, meter_provider: Any = None) -> Telemetry:
+    """For ``opentelemetry-instrument``: install the pipeline (no wrappers of its own) and share it."""
+    install(providers=False, tracer_provider=tracer_provider, meter_provider=meter_provider)
+    state = _state
+    if state is None:  # disabled: instrument calls, but feed no pipeline
+        options = Options.resolve()
+        return Telemetry(tracer_provider, metrics.get_meter(semconv.SCOPE_NAME), salt=options.salt_bytes())
+    return state.telemetry
+
+
+def build_stages(options: Options, meter: Meter, salt: bytes) -> list[Stage]:
+    """friction -> trajectory -> drift, as DESIGN.md orders them."""
+    return []
+
+
+# -- wiring --------------------------------------------------------------------------------
+def _exporter_kind(options: Options) -> str:
+    kind = options.exporter
+    if kind == "auto":
+        return "otlp" if otlp.endpoint_configured() else "file"
+    if kind not in ("otlp", "file", "console", "none"):
+        raise ValueError(f"unknown exporter {kind!r}: use auto, otlp, file, console or none")
+    return kind
+
+
+def _span_exporter(options: Options) -> SpanExporter | None:
+    kind = _exporter_kind(options)
+    if kind == "otlp":
+        return otlp.span_exporter()
+    if kind == "file":
+        return FileSpanExporter(options.data_dir)
+    if kind == "console":
+        return ConsoleSpanExporter()
+    return None
+
+
+def _metric_reader(options: Options) -> MetricReader | None:
+    kind = _exporter_kind(options)
+    exporter = {
+        "otlp": otlp.metric_exporter,
+        "file": lambda: FileMetricExporter(options.data_dir),
+        "console": ConsoleMetricExporter,
+    }.get(kind)
+    return None if exporter is None else PeriodicExportingMetricReader(exporter())
+
+
+def _meter(options: Options, given: Any) -> tuple[MeterProvider | None, Meter]:
+    from frictionlens import __version__
+
+    if given is not None:
+        return None, given.get_meter(semconv.SCOPE_NAME, __version__)
+    current = metrics.get_meter_provider()
+    if isinstance(current, MeterProvider) and current not in _own_providers:
+        return None, current.get_meter(semconv.SCOPE_NAME, __version__)
+    reader = _metric_reader(options)
+    provider = MeterProvider(resource=Resource.create(), metric_readers=[reader] if reader else [])
+    _own_providers.add(provider)
+    if type(current).__name__ in ("_ProxyMeterProvider", "ProxyMeterProvider"):
+        metrics.set_meter_provider(provider)
+    return provider, provider.get_meter(semconv.SCOPE_NAME, __version__)
+
+
+def _attach_pipeline(
+    options: Options, pipeline: SignalPipeline, given: Any
+) -> tuple[TracerProvider, bool, tuple[SpanProcessor, ...] | None]:
+    """Put the pipeline in front of the app's processors, or build our own provider."""
+    provider = given if given is not None else trace.get_tracer_provider()
+    if provider in _own_providers:
+        pipeline.downstream = _export_stage(options)
+        provider.add_span_processor(pipeline)
+        return provider, True, None
+    if isinstance(provider, TracerProvider):
+        active = getattr(provider, "_active_span_processor", None)
+        existing = getattr(active, "_span_processors", None)
+        if isinstance(active, SynchronousMultiSpanProcessor) and isinstance(existing, tuple):
+            downstream = SynchronousMultiSpanProcessor()
+            for proc in existing:
+                downstream.add_span_processor(proc)
+            pipeline.downstream = downstream
+            active._span_processors = (pipeline,)  # pylint: disable=protected-access
+            return provider, False, existing
+        provider.add_span_processor(pipeline)  # an unusual SDK setup: export our own way beside it
+        pipeline.downstream = _export_stage(options)
+        return provider, False, None
+    own = TracerProvider(resource=Resource.create())
+    _own_providers.add(own)
+    pipeline.downstream = _export_stage(options)
+    own.add_span_processor(pipeline)
+    if type(provider).__name__ == "ProxyTracerProvider":
+        trace.set_tracer_provider(own)
+    return own, True, None
+
+
+def _export_stage(options: Options) -> SpanProcessor:
+    exporter = _span_exporter(options)
+    return BatchSpanProcessor(exporter) if exporter is not None else SpanProcessor()
+
+
+def _instrument_providers(options: Options, telemetry: Telemetry, tp: TracerProvider) -> list[BaseInstrumentor]:
+    wanted = options.providers
+    if wanted is False:
+        return []
+    names = list(SUPPORTED_PROVIDERS) if wanted is True else list(wanted)
+    unknown = [n for n in names if n not in SUPPORTED_PROVIDERS]
+    if unknown:
+        raise ValueError(f"unsupported provider(s) {unknown}; supported: {sorted(SUPPORTED_PROVIDERS)}")
+    done: list[BaseInstrumentor] = []
+    for name in names:
+        module, target = SUPPORTED_PROVIDERS[name]
+        if importlib.util.find_spec(module) is None:
+            continue
+        mod_name, cls_name = target.split(":")
+        inst = getattr(importlib.import_module(mod_name), cls_name)()
+        inst.instrument(telemetry=telemetry, tracer_provider=tp, skip_dep_check=wanted is not True)
+        done.append(inst)
+    return done

@@ -1,0 +1,337 @@
+"""One LLM call: what happened (``LLMInvocation``) apart from how it is emitted (``Telemetry``).
+
+Provider modules fill an invocation from the SDK's request and response objects; ``Telemetry``
+turns it into one GenAI client span, the per-call features the signal stages read, and the
+call metrics. Nothing here knows any SDK.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Mapping
+
+from opentelemetry import trace
+from opentelemetry.metrics import Meter
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+
+from frictionlens import semconv
+from frictionlens.context import CallRef, current_session, last_call
+from frictionlens.health import count_internal_error
+from frictionlens.instrumentation import output as fmt
+from frictionlens.instrumentation import text as textfeat
+from frictionlens.processors import features
+from frictionlens.processors.features import CallFeatures, MessageFeatures, TextFeatures
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass
+class LLMInvocation:
+    """Everything observed about one call, in provider-neutral terms."""
+
+    operation: str
+    provider: str
+    request_model: str | None = None
+    server_address: str | None = None
+    server_port: int | None = None
+    request_attributes: dict[str, Any] = field(default_factory=dict)
+    streaming: bool = False
+    # what the request asked for
+    expected_format: str = semconv.FORMAT_TEXT
+    schema: Mapping[str, Any] | None = None
+    tools_forced: bool = False
+    messages: list[tuple[str, str]] = field(default_factory=list)
+    """(role, text) of every input message, system prompt included"""
+    system_text: str | None = None
+    # what came back
+    response_id: str | None = None
+    response_model: str | None = None
+    finish_reasons: list[str] = field(default_factory=list)
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cache_read_tokens: int | None = None
+    cache_creation_tokens: int | None = None
+    response_attributes: dict[str, Any] = field(default_factory=dict)
+    outputs: list[str] = field(default_factory=list)
+    """text of each choice"""
+    tool_calls: list[tuple[str, str]] = field(default_factory=list)
+    """(name, arguments JSON text) requested by the model"""
+    refusal: bool = False
+    truncated: bool = False
+    error_type: str | None = None
+    retries: int = 0
+    abandoned: bool = False
+    chunks: int = 0
+    start_ns: int = field(default_factory=time.time_ns)
+    first_chunk_ns: int | None = None
+    span: Span | None = None
+    ended: bool = False
+
+
+#: the invocation whose SDK call is running in this context (retry counting, re-entrancy)
+current_invocation: contextvars.ContextVar[LLMInvocation | None] = contextvars.ContextVar(
+    "frictionlens_invocation", default=None
+)
+
+
+def stream_name(provider: str, model: str | None, route: str | None) -> str:
+    """The population that should behave alike: provider/model/route."""
+    return f"{provider}/{model or 'unknown'}/{route or 'default'}"
+
+
+def route_of(system_digest: int | None) -> str | None:
+    """A short, salted route id inferred from the system prompt."""
+    return None if system_digest is None else f"sys-{system_digest & 0xFFFFFFFF:08x}"
+
+
+class Telemetry:
+    """Emits invocations: span, in-process features, metrics. One per instrument() call."""
+
+    def __init__(
+        self,
+        tracer_provider: trace.TracerProvider | None,
+        meter: Meter,
+        *,
+        salt: bytes,
+        capture_content: bool = False,
+        content_max_chars: int = 4096,
+    ) -> None:
+        from frictionlens import __version__
+
+        self.tracer = trace.get_tracer(semconv.SCOPE_NAME, __version__, tracer_provider=tracer_provider)
+        self.salt = salt
+        self.capture_content = capture_content
+        self.content_max_chars = content_max_chars
+        self._text_features = lru_cache(maxsize=4096)(self._compute_text_features)
+        latest = semconv.SEMCONV_OPT_IN_LATEST in os.environ.get(semconv.SEMCONV_OPT_IN_ENV, "")
+        self._duration = meter.create_histogram(
+            semconv.METRIC_GEN_AI_INFERENCE_OPERATION_DURATION if latest else semconv.METRIC_GEN_AI_OPERATION_DURATION,
+            unit="s",
+            description="GenAI operation duration",
+            explicit_bucket_boundaries_advisory=semconv.DURATION_BUCKETS_S,
+        )
+        self._tokens = meter.create_histogram(
+            semconv.METRIC_GEN_AI_INFERENCE_TOKEN_USAGE if latest else semconv.METRIC_GEN_AI_TOKEN_USAGE,
+            unit="{token}",
+            description="Measures number of input and output tokens used",
+            explicit_bucket_boundaries_advisory=semconv.TOKEN_BUCKETS,
+        )
+        self._ttfc = meter.create_histogram(
+            semconv.METRIC_GEN_AI_TIME_TO_FIRST_CHUNK,
+            unit="s",
+            description="Time to receive the first chunk of a streamed response",
+            explicit_bucket_boundaries_advisory=semconv.DURATION_BUCKETS_S,
+        )
+        self._length = meter.create_histogram(
+            semconv.METRIC_OUTPUT_LENGTH,
+            unit="{char}",
+            description="Characters of output text per call",
+            explicit_bucket_boundaries_advisory=semconv.OUTPUT_LENGTH_BUCKETS,
+        )
+        self._format_failures = meter.create_counter(
+            semconv.METRIC_FORMAT_FAILURES, unit="{call}", description="Calls whose output broke the expected format"
+        )
+        self._retries = meter.create_counter(
+            semconv.METRIC_RETRIES, unit="{retry}", description="HTTP retries inside SDK calls"
+        )
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def start(self, inv: LLMInvocation) -> None:
+        """Open the span; the SDK call runs inside it (so HTTP spans become its children)."""
+        attrs: dict[str, Any] = {
+            semconv.GEN_AI_OPERATION_NAME: inv.operation,
+            semconv.GEN_AI_PROVIDER_NAME: inv.provider,
+        }
+        if inv.request_model:
+            attrs[semconv.GEN_AI_REQUEST_MODEL] = inv.request_model
+        if inv.server_address:
+            attrs[semconv.SERVER_ADDRESS] = inv.server_address
+        if inv.server_port:
+            attrs[semconv.SERVER_PORT] = inv.server_port
+        attrs.update(inv.request_attributes)
+        session = current_session.get()
+        if session is not None:
+            attrs[semconv.GEN_AI_CONVERSATION_ID] = session.conversation_id
+            if session.user_id:
+                attrs[semconv.USER_ID] = session.user_id
+            if session.route:
+                attrs[semconv.ROUTE] = session.route
+        name = f"{inv.operation} {inv.request_model}" if inv.request_model else inv.operation
+        inv.start_ns = time.time_ns()
+        inv.span = self.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attrs, start_time=inv.start_ns)
+
+    def finish(self, inv: LLMInvocation) -> None:
+        """Record the outcome and end the span. Idempotent: a span ends exactly once."""
+        if inv.ended or inv.span is None:
+            return
+        inv.ended = True
+        span = inv.span
+        end_ns = time.time_ns()
+        try:
+            attrs, feats, check = self._outcome(inv)
+            span.set_attributes(attrs)
+            if inv.error_type:
+                span.set_status(Status(StatusCode.ERROR, inv.error_type))
+            if feats is not None:
+                features.attach(span, feats)
+            self._record_metrics(inv, end_ns, check, attrs)
+            ctx = span.get_span_context()
+            last_call.set(
+                CallRef(ctx.trace_id, ctx.span_id, inv.response_id, attrs.get(semconv.GEN_AI_CONVERSATION_ID)
+                        or (span.attributes or {}).get(semconv.GEN_AI_CONVERSATION_ID))
+            )
+        except Exception:
+            count_internal_error("telemetry")
+            _log.debug("recording the call outcome failed", exc_info=True)
+        span.end(end_time=end_ns)
+
+    def fail(self, inv: LLMInvocation, exc: BaseException) -> None:
+        inv.error_type = type(exc).__qualname__
+        if inv.span is not None and not inv.ended:
+            try:
+                inv.span.record_exception(exc)
+            except Exception:
+                count_internal_error("telemetry")
+        self.finish(inv)
+
+    # -- what the span says ----------------------------------------------------------------
+    def _outcome(self, inv: LLMInvocation) -> tuple[dict[str, Any], CallFeatures | None, fmt.FormatCheck | None]:
+        a: dict[str, Any] = dict(inv.response_attributes)
+        if inv.response_id:
+            a[semconv.GEN_AI_RESPONSE_ID] = inv.response_id
+        if inv.response_model:
+            a[semconv.GEN_AI_RESPONSE_MODEL] = inv.response_model
+        if inv.finish_reasons:
+            a[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = tuple(inv.finish_reasons)
+        if inv.input_tokens is not None:
+            a[semconv.GEN_AI_USAGE_INPUT_TOKENS] = inv.input_tokens
+        if inv.output_tokens is not None:
+            a[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] = inv.output_tokens
+        if inv.cache_read_tokens is not None:
+            a[semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = inv.cache_read_tokens
+        if inv.cache_creation_tokens is not None:
+            a[semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] = inv.cache_creation_tokens
+        if inv.error_type:
+            a[semconv.ERROR_TYPE] = inv.error_type
+        a[semconv.RETRY_COUNT] = inv.retries
+        if inv.streaming:
+            a[semconv.STREAM_ABANDONED] = inv.abandoned
+            a[semconv.STREAM_CHUNKS] = inv.chunks
+            if inv.first_chunk_ns is not None:
+                a[semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = (inv.first_chunk_ns - inv.start_ns) / 1e9
+        if inv.operation not in semconv.LLM_OPERATIONS:
+            return a, None, None
+
+        out_text = "\n".join(inv.outputs)
+        a[semconv.OUTPUT_CHARS] = len(out_text) + sum(len(args or "") for _, args in inv.tool_calls)
+        check = self._check_format(inv)
+        a[semconv.OUTPUT_FORMAT_EXPECTED] = inv.expected_format if not (inv.tool_calls or inv.tools_forced) else semconv.FORMAT_TOOL_CALL
+        a[semconv.GEN_AI_OUTPUT_TYPE] = (
+            semconv.OUTPUT_TYPE_JSON if inv.expected_format in (semconv.FORMAT_JSON, semconv.FORMAT_JSON_SCHEMA) else semconv.OUTPUT_TYPE_TEXT
+        )
+        a[semconv.OUTPUT_FORMAT_VALID] = check.valid
+        if check.error:
+            a[semconv.OUTPUT_FORMAT_ERROR] = check.error
+        a[semconv.OUTPUT_PREAMBLE] = check.preamble
+        a[semconv.OUTPUT_CODE_FENCE] = check.code_fence
+        a[semconv.OUTPUT_TRUNCATED] = inv.truncated
+
+        feats = self._features(inv)
+        refusal = inv.refusal or any("refusal" in o.cues for o in feats.outputs)
+        a[semconv.OUTPUT_REFUSAL] = refusal
+        if self.capture_content:
+            self._content_attributes(inv, a)
+        return a, feats, check
+
+    def _check_format(self, inv: LLMInvocation) -> fmt.FormatCheck:
+        if inv.error_type and not inv.outputs and not inv.tool_calls:
+            return fmt.FormatCheck(False, semconv.FORMAT_ERROR_EMPTY)
+        if inv.tool_calls or inv.tools_forced:
+            if not inv.tool_calls:
+                return fmt.FormatCheck(False, semconv.FORMAT_ERROR_EMPTY)
+            return fmt.check_tool_arguments([args for _, args in inv.tool_calls])
+        text = inv.outputs[0] if inv.outputs else ""
+        if inv.expected_format in (semconv.FORMAT_JSON, semconv.FORMAT_JSON_SCHEMA):
+            checks = [fmt.check_json(t, inv.schema) for t in (inv.outputs or [""])]
+            return next((c for c in checks if not c.valid), checks[0])
+        return fmt.check_text(text)
+
+    def _features(self, inv: LLMInvocation) -> CallFeatures:
+        tf = self._text_features
+        messages = tuple(MessageFeatures(role, tf(text)) for role, text in inv.messages)
+        system = inv.system_text
+        if system is None:
+            system = "\n".join(t for r, t in inv.messages if r in ("system", "developer")) or None
+        outputs = tuple(tf(t) for t in inv.outputs)
+        tools = tuple((name, textfeat.digest(args or "", self.salt)) for name, args in inv.tool_calls)
+        vector = _content_vector(inv.outputs[0]) if inv.outputs and inv.outputs[0] else None
+        return CallFeatures(
+            messages=messages,
+            outputs=outputs,
+            system_digest=None if system is None else tf(system).digest,
+            tool_calls=tools,
+            output_vector=vector,
+        )
+
+    def _compute_text_features(self, text: str) -> TextFeatures:
+        return textfeat.text_features(text, self.salt)
+
+    def _content_attributes(self, inv: LLMInvocation, a: dict[str, Any]) -> None:
+        limit = self.content_max_chars
+        msgs = [{"role": r, "parts": [{"type": "text", "content": t[:limit]}]} for r, t in inv.messages if r not in ("system", "developer")]
+        a[semconv.GEN_AI_INPUT_MESSAGES] = json.dumps(msgs)
+        if inv.system_text or any(r in ("system", "developer") for r, _ in inv.messages):
+            system = inv.system_text or "\n".join(t for r, t in inv.messages if r in ("system", "developer"))
+            a[semconv.GEN_AI_SYSTEM_INSTRUCTIONS] = json.dumps([{"type": "text", "content": system[:limit]}])
+        outs = []
+        for i, text in enumerate(inv.outputs or [""]):
+            parts: list[dict[str, Any]] = [{"type": "text", "content": text[:limit]}] if text else []
+            if i == 0:
+                parts += [{"type": "tool_call", "name": n, "arguments": (args or "")[:limit]} for n, args in inv.tool_calls]
+            reason = inv.finish_reasons[i] if i < len(inv.finish_reasons) else None
+            outs.append({"role": "assistant", "parts": parts, "finish_reason": reason})
+        a[semconv.GEN_AI_OUTPUT_MESSAGES] = json.dumps(outs)
+
+    def _record_metrics(self, inv: LLMInvocation, end_ns: int, check: fmt.FormatCheck | None, attrs: Mapping[str, Any]) -> None:
+        base: dict[str, Any] = {semconv.GEN_AI_OPERATION_NAME: inv.operation, semconv.GEN_AI_PROVIDER_NAME: inv.provider}
+        if inv.request_model:
+            base[semconv.GEN_AI_REQUEST_MODEL] = inv.request_model
+        if inv.response_model:
+            base[semconv.GEN_AI_RESPONSE_MODEL] = inv.response_model
+        if inv.server_address:
+            base[semconv.SERVER_ADDRESS] = inv.server_address
+        duration_attrs = dict(base)
+        if inv.error_type:
+            duration_attrs[semconv.ERROR_TYPE] = inv.error_type
+        self._duration.record((end_ns - inv.start_ns) / 1e9, duration_attrs)
+        if inv.input_tokens is not None:
+            self._tokens.record(inv.input_tokens, {**base, semconv.GEN_AI_TOKEN_TYPE: "input"})
+        if inv.output_tokens is not None:
+            self._tokens.record(inv.output_tokens, {**base, semconv.GEN_AI_TOKEN_TYPE: "output"})
+        if inv.first_chunk_ns is not None:
+            self._ttfc.record((inv.first_chunk_ns - inv.start_ns) / 1e9, base)
+        if inv.retries:
+            self._retries.add(inv.retries, {semconv.METRIC_ATTR_PROVIDER: inv.provider, semconv.METRIC_ATTR_MODEL: inv.request_model or ""})
+        if check is None:
+            return
+        span_attrs = inv.span.attributes if inv.span is not None else {}
+        route = (span_attrs or {}).get(semconv.ROUTE)
+        stream = stream_name(inv.provider, inv.request_model, route if isinstance(route, str) else None)
+        self._length.record(attrs.get(semconv.OUTPUT_CHARS, 0), {semconv.METRIC_ATTR_STREAM: stream})
+        if not check.valid:
+            self._format_failures.add(1, {semconv.METRIC_ATTR_STREAM: stream, semconv.METRIC_ATTR_ERROR: check.error or "unknown"})
+
+
+def _content_vector(text: str) -> Any:
+    """The output's content sketch for drift, when that module is present."""
+    try:
+        from frictionlens.instrumentation.vectors import content_vector
+    except ImportError:
+        return None
+    return content_vector(text)

@@ -1,0 +1,432 @@
+"""OpenAI SDK instrumentation: chat completions, responses, embeddings; sync, async, streams.
+
+Wrapped with wrapt at the resource classes, so every client (including Azure and any
+OpenAI-compatible server reached through ``base_url``) is covered. ``.stream()`` helpers call
+``create(stream=True)`` internally and are covered by it. HTTP retries inside one SDK call are
+counted by hooking the SDK's retry sleep.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+from typing import Any, Collection, Mapping
+
+import wrapt
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+from opentelemetry.instrumentation.utils import unwrap
+
+from frictionlens import semconv
+from frictionlens.health import count_internal_error
+from frictionlens.instrumentation.invocation import LLMInvocation, Telemetry, current_invocation
+from frictionlens.instrumentation.streams import AsyncStreamProxy, SyncStreamProxy
+
+_log = logging.getLogger(__name__)
+
+#: gen_ai.provider.name for OpenAI-compatible hosts we recognise; anything else is "openai"
+PROVIDER_BY_HOST = {
+    "api.openai.com": "openai",
+    "api.groq.com": "groq",
+    "api.deepseek.com": "deepseek",
+    "openrouter.ai": "openrouter",
+    "api.mistral.ai": "mistral_ai",
+    "api.x.ai": "x_ai",
+    "api.perplexity.ai": "perplexity",
+    "generativelanguage.googleapis.com": "gcp.gemini",
+}
+
+_WRAPPED = (
+    ("openai.resources.chat.completions.completions", "Completions.create", "chat"),
+    ("openai.resources.chat.completions.completions", "AsyncCompletions.create", "chat"),
+    ("openai.resources.chat.completions.completions", "Completions.parse", "chat"),
+    ("openai.resources.chat.completions.completions", "AsyncCompletions.parse", "chat"),
+    ("openai.resources.responses.responses", "Responses.create", "responses"),
+    ("openai.resources.responses.responses", "AsyncResponses.create", "responses"),
+    ("openai.resources.responses.responses", "Responses.parse", "responses"),
+    ("openai.resources.responses.responses", "AsyncResponses.parse", "responses"),
+    ("openai.resources.embeddings", "Embeddings.create", "embeddings"),
+    ("openai.resources.embeddings", "AsyncEmbeddings.create", "embeddings"),
+)
+_RETRY_HOOKS = (
+    ("openai._base_client", "SyncAPIClient._sleep_for_retry"),
+    ("openai._base_client", "AsyncAPIClient._sleep_for_retry"),
+)
+
+
+def _get(obj: Any, key: str, default: Any = None) -> Any:
+    """Read a field from an SDK model or a plain dict (apps pass both in message lists)."""
+    if isinstance(obj, Mapping):
+        return obj.get(key, default)
+    return getattr(obj, key, default)
+
+
+def _given(value: Any) -> bool:
+    return value is not None and type(value).__name__ not in ("Omit", "NotGiven")
+
+
+# -- request -----------------------------------------------------------------------------
+def _content_text(content: Any) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    parts = []
+    for part in content if isinstance(content, (list, tuple)) else [content]:
+        if isinstance(part, str):
+            parts.append(part)
+            continue
+        text = _get(part, "text")
+        if text is None:
+            text = _get(part, "refusal")
+        if isinstance(text, str):
+            parts.append(text)
+    return "\n".join(parts)
+
+
+def _message_text(msg: Any) -> tuple[str, str]:
+    role = str(_get(msg, "role") or _get(msg, "type") or "user")
+    text = _content_text(_get(msg, "content"))
+    calls = _get(msg, "tool_calls") or ()
+    if calls:
+        text += "".join(f"\n{_get(_get(c, 'function'), 'name')}({_get(_get(c, 'function'), 'arguments')})" for c in calls)
+    if role == "function_call":  # responses API input item
+        text = f"{_get(msg, 'name')}({_get(msg, 'arguments')})"
+    elif role == "function_call_output":
+        role, text = "tool", str(_get(msg, "output") or "")
+    return role, text
+
+
+def _server(instance: Any) -> tuple[str | None, int | None, str]:
+    try:
+        url = instance._client.base_url
+        host = url.host
+        port = url.port
+    except Exception:
+        return None, None, "openai"
+    provider = PROVIDER_BY_HOST.get(host or "", "openai")
+    if host and host.endswith(".openai.azure.com"):
+        provider = "azure.ai.openai"
+    return host, port, provider
+
+
+@lru_cache(maxsize=256)
+def _pydantic_schema(model_type: type) -> Mapping[str, Any] | None:
+    try:
+        return model_type.model_json_schema()  # type: ignore[attr-defined]
+    except Exception:
+        return None
+
+
+def _format_request(fmt: Any) -> tuple[str, Mapping[str, Any] | None]:
+    """(expected format, schema) from chat ``response_format`` or responses ``text.format``."""
+    if isinstance(fmt, type):
+        return semconv.FORMAT_JSON_SCHEMA, _pydantic_schema(fmt)
+    kind = _get(fmt, "type")
+    if kind == "json_object":
+        return semconv.FORMAT_JSON, None
+    if kind == "json_schema":
+        schema = _get(fmt, "schema") or _get(_get(fmt, "json_schema"), "schema")
+        return semconv.FORMAT_JSON_SCHEMA, schema if isinstance(schema, Mapping) else None
+    return semconv.FORMAT_TEXT, None
+
+
+def _tools_forced(kwargs: Mapping[str, Any]) -> bool:
+    choice = kwargs.get("tool_choice")
+    if not _given(kwargs.get("tools")) or not _given(choice):
+        return False
+    return choice == "required" or isinstance(choice, Mapping)
+
+
+def _request(kind: str, instance: Any, kwargs: Mapping[str, Any]) -> LLMInvocation:
+    host, port, provider = _server(instance)
+    model = kwargs.get("model")
+    op = {"chat": semconv.OP_CHAT, "responses": semconv.OP_CHAT, "embeddings": semconv.OP_EMBEDDINGS}[kind]
+    inv = LLMInvocation(
+        operation=op,
+        provider=provider,
+        request_model=str(model) if _given(model) else None,
+        server_address=host,
+        server_port=port,
+        streaming=bool(kwargs.get("stream")) and _given(kwargs.get("stream")),
+    )
+    ra = inv.request_attributes
+    for key, attr in (
+        ("temperature", semconv.GEN_AI_REQUEST_TEMPERATURE),
+        ("top_p", semconv.GEN_AI_REQUEST_TOP_P),
+        ("seed", semconv.GEN_AI_REQUEST_SEED),
+        ("max_tokens", semconv.GEN_AI_REQUEST_MAX_TOKENS),
+        ("max_completion_tokens", semconv.GEN_AI_REQUEST_MAX_TOKENS),
+        ("max_output_tokens", semconv.GEN_AI_REQUEST_MAX_TOKENS),
+    ):
+        value = kwargs.get(key)
+        if _given(value) and isinstance(value, (int, float)) and not isinstance(value, bool):
+            ra[attr] = value
+    n = kwargs.get("n")
+    if _given(n) and isinstance(n, int) and n != 1:
+        ra[semconv.GEN_AI_REQUEST_CHOICE_COUNT] = n
+    if inv.streaming:
+        ra[semconv.GEN_AI_REQUEST_STREAM] = True
+    if kind == "embeddings":
+        return inv
+    if kind == "chat":
+        inv.expected_format, inv.schema = _format_request(kwargs.get("response_format"))
+        messages = kwargs.get("messages")
+        if _given(messages):
+            inv.messages = [_message_text(m) for m in messages]
+    else:
+        inv.expected_format, inv.schema = _format_request(_get(kwargs.get("text"), "format") if _given(kwargs.get("text")) else kwargs.get("text_format"))
+        instructions = kwargs.get("instructions")
+        if _given(instructions) and isinstance(instructions, str):
+            inv.system_text = instructions
+            inv.messages.append(("system", instructions))
+        items = kwargs.get("input")
+        if isinstance(items, str):
+            inv.messages.append(("user", items))
+        elif _given(items):
+            inv.messages.extend(_message_text(m) for m in items)
+    inv.tools_forced = _tools_forced(kwargs)
+    return inv
+
+
+# -- response ----------------------------------------------------------------------------
+def _usage(inv: LLMInvocation, usage: Any) -> None:
+    if usage is None:
+        return
+    inp = _get(usage, "prompt_tokens", _get(usage, "input_tokens"))
+    out = _get(usage, "completion_tokens", _get(usage, "output_tokens"))
+    if isinstance(inp, int):
+        inv.input_tokens = inp
+    if isinstance(out, int):
+        inv.output_tokens = out
+    details = _get(usage, "prompt_tokens_details") or _get(usage, "input_tokens_details")
+    cached = _get(details, "cached_tokens") if details is not None else None
+    if isinstance(cached, int):
+        inv.cache_read_tokens = cached
+
+
+def _response_common(inv: LLMInvocation, resp: Any) -> None:
+    inv.response_id = _get(resp, "id") or inv.response_id
+    inv.response_model = _get(resp, "model") or inv.response_model
+    fp = _get(resp, "system_fingerprint")
+    if fp:
+        inv.response_attributes[semconv.OPENAI_RESPONSE_SYSTEM_FINGERPRINT] = fp
+    tier = _get(resp, "service_tier")
+    if isinstance(tier, str):
+        inv.response_attributes[semconv.OPENAI_RESPONSE_SERVICE_TIER] = tier
+    _usage(inv, _get(resp, "usage"))
+
+
+def _chat_response(inv: LLMInvocation, resp: Any) -> None:
+    _response_common(inv, resp)
+    inv.outputs, inv.finish_reasons, inv.tool_calls = [], [], []
+    for choice in _get(resp, "choices") or ():
+        msg = _get(choice, "message")
+        inv.outputs.append(_content_text(_get(msg, "content")))
+        if _get(msg, "refusal"):
+            inv.refusal = True
+        for call in _get(msg, "tool_calls") or ():
+            fn = _get(call, "function")
+            if fn is not None:
+                inv.tool_calls.append((str(_get(fn, "name") or ""), str(_get(fn, "arguments") or "")))
+        reason = _get(choice, "finish_reason")
+        if reason:
+            inv.finish_reasons.append(str(reason))
+    inv.truncated = "length" in inv.finish_reasons
+
+
+def _chat_chunk(inv: LLMInvocation, chunk: Any) -> None:
+    _response_common(inv, chunk)
+    for choice in _get(chunk, "choices") or ():
+        i = _get(choice, "index", 0) or 0
+        while len(inv.outputs) <= i:
+            inv.outputs.append("")
+        delta = _get(choice, "delta")
+        content = _get(delta, "content")
+        if content:
+            inv.outputs[i] += content
+        if _get(delta, "refusal"):
+            inv.refusal = True
+        for call in _get(delta, "tool_calls") or ():
+            j = _get(call, "index", 0) or 0
+            while len(inv.tool_calls) <= j:
+                inv.tool_calls.append(("", ""))
+            name, args = inv.tool_calls[j]
+            fn = _get(call, "function")
+            inv.tool_calls[j] = (name or str(_get(fn, "name") or ""), args + str(_get(fn, "arguments") or ""))
+        reason = _get(choice, "finish_reason")
+        if reason:
+            inv.finish_reasons.append(str(reason))
+            inv.truncated = inv.truncated or reason == "length"
+
+
+def _responses_response(inv: LLMInvocation, resp: Any) -> None:
+    _response_common(inv, resp)
+    texts: list[str] = []
+    inv.tool_calls = []
+    for item in _get(resp, "output") or ():
+        kind = _get(item, "type")
+        if kind == "message":
+            for part in _get(item, "content") or ():
+                if _get(part, "type") == "refusal":
+                    inv.refusal = True
+                elif isinstance(_get(part, "text"), str):
+                    texts.append(_get(part, "text"))
+        elif kind == "function_call":
+            inv.tool_calls.append((str(_get(item, "name") or ""), str(_get(item, "arguments") or "")))
+    inv.outputs = ["".join(texts)] if texts or not inv.tool_calls else []
+    status = _get(resp, "status")
+    reason = _get(_get(resp, "incomplete_details"), "reason")
+    if status == "incomplete":
+        inv.truncated = reason == "max_output_tokens"
+        inv.finish_reasons = ["length" if inv.truncated else str(reason or "incomplete")]
+    elif status:
+        inv.finish_reasons = ["tool_calls" if inv.tool_calls else "stop"] if status == "completed" else [str(status)]
+
+
+def _responses_event(inv: LLMInvocation, event: Any) -> None:
+    kind = _get(event, "type")
+    if kind == "response.output_text.delta":
+        if not inv.outputs:
+            inv.outputs.append("")
+        inv.outputs[0] += _get(event, "delta") or ""
+    elif kind == "response.refusal.delta":
+        inv.refusal = True
+    elif kind in ("response.created", "response.completed", "response.incomplete", "response.failed"):
+        resp = _get(event, "response")
+        if resp is not None and kind != "response.created":
+            _responses_response(inv, resp)
+        elif resp is not None:
+            inv.response_id = _get(resp, "id")
+            inv.response_model = _get(resp, "model")
+
+
+def _embeddings_response(inv: LLMInvocation, resp: Any) -> None:
+    inv.response_model = _get(resp, "model")
+    _usage(inv, _get(resp, "usage"))
+
+
+_RESPONSE = {"chat": _chat_response, "responses": _responses_response, "embeddings": _embeddings_response}
+_CHUNK = {"chat": _chat_chunk, "responses": _responses_event}
+
+
+# -- wrappers ----------------------------------------------------------------------------
+def _begin(kind: str, telemetry: Telemetry, instance: Any, kwargs: Mapping[str, Any]) -> LLMInvocation | None:
+    """Start an invocation, or None when we must stay out (nested call, or our own failure)."""
+    outer = current_invocation.get()
+    if outer is not None and not outer.ended:
+        return None
+    try:
+        inv = _request(kind, instance, kwargs)
+        telemetry.start(inv)
+        return inv
+    except Exception:
+        count_internal_error("openai")
+        _log.debug("could not start the call span", exc_info=True)
+        return None
+
+
+def _complete(kind: str, telemetry: Telemetry, inv: LLMInvocation, result: Any) -> Any:
+    """Record a returned value: a stream gets a proxy, anything else is read and passed on."""
+    try:
+        if inv.streaming and kind in _CHUNK and hasattr(result, "__next__"):
+            return SyncStreamProxy(result, inv, telemetry, _CHUNK[kind])
+        if inv.streaming and kind in _CHUNK and hasattr(result, "__anext__"):
+            return AsyncStreamProxy(result, inv, telemetry, _CHUNK[kind])
+        _RESPONSE[kind](inv, result)
+    except Exception:
+        count_internal_error("openai")
+        _log.debug("could not read the response", exc_info=True)
+    telemetry.finish(inv)
+    return result
+
+
+def sync_wrapper(kind: str, telemetry: Telemetry):
+    def wrapper(wrapped, instance, args, kwargs):
+        inv = _begin(kind, telemetry, instance, kwargs)
+        if inv is None:
+            return wrapped(*args, **kwargs)
+        token = current_invocation.set(inv)
+        try:
+            result = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            telemetry.fail(inv, exc)
+            raise
+        finally:
+            current_invocation.reset(token)
+        return _complete(kind, telemetry, inv, result)
+
+    return wrapper
+
+
+def async_wrapper(kind: str, telemetry: Telemetry):
+    async def wrapper(wrapped, instance, args, kwargs):
+        inv = _begin(kind, telemetry, instance, kwargs)
+        if inv is None:
+            return await wrapped(*args, **kwargs)
+        token = current_invocation.set(inv)
+        try:
+            result = await wrapped(*args, **kwargs)
+        except BaseException as exc:
+            telemetry.fail(inv, exc)
+            raise
+        finally:
+            current_invocation.reset(token)
+        return _complete(kind, telemetry, inv, result)
+
+    return wrapper
+
+
+def _count_retry() -> None:
+    inv = current_invocation.get()
+    if inv is not None:
+        inv.retries += 1
+
+
+def _sync_retry_hook(wrapped, instance, args, kwargs):
+    _count_retry()
+    return wrapped(*args, **kwargs)
+
+
+async def _async_retry_hook(wrapped, instance, args, kwargs):
+    _count_retry()
+    return await wrapped(*args, **kwargs)
+
+
+class OpenAIInstrumentor(BaseInstrumentor):
+    """Instruments the ``openai`` SDK. Usually installed by ``frictionlens.instrument()``;
+    also found by ``opentelemetry-instrument`` through its entry point."""
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return ("openai >= 1.40",)
+
+    def _instrument(self, **kwargs: Any) -> None:
+        telemetry = kwargs.get("telemetry")
+        if telemetry is None:
+            from frictionlens import runtime
+
+            telemetry = runtime.telemetry_for_auto_instrumentation(kwargs.get("tracer_provider"), kwargs.get("meter_provider"))
+        for module, name, kind in _WRAPPED:
+            is_async = name.startswith("Async")
+            try:
+                wrapt.wrap_function_wrapper(
+                    module, name, (async_wrapper if is_async else sync_wrapper)(kind, telemetry)
+                )
+            except (AttributeError, ImportError):
+                _log.debug("openai has no %s.%s; not instrumented", module, name)
+        for module, name in _RETRY_HOOKS:
+            try:
+                wrapt.wrap_function_wrapper(
+                    module, name, _async_retry_hook if name.startswith("Async") else _sync_retry_hook
+                )
+            except (AttributeError, ImportError):
+                _log.debug("openai has no %s.%s; retries not counted", module, name)
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        import importlib
+
+        for module, name, *_ in (*_WRAPPED, *_RETRY_HOOKS):
+            cls_name, method = name.split(".")
+            try:
+                unwrap(getattr(importlib.import_module(module), cls_name), method)
+            except (AttributeError, ImportError):
+                pass
