@@ -10,10 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from frictionlens.context import SessionInfo, current_session
+from frictionlens.feedback import feedback
+from frictionlens.tasks import TaskHandle, task, tool
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "instrument", "uninstrument", "session"]
+__all__ = ["__version__", "instrument", "uninstrument", "session", "task", "tool", "TaskHandle", "feedback"]
 
 
 def instrument(**options: Any) -> None:

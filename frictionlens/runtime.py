@@ -79,7 +79,7 @@ def install(**overrides: Any) -> None:
         meter_provider_owned, meter = _meter(options, meter_provider)
         health.bind_meter(meter)
         pipeline = SignalPipeline(build_stages(options, meter, salt))
-        tp, owned_tp, app_processors = _attach_pipeline(options, pipeline, tracer_provider)
+        tp, owned_tp, app_processors = _attach_pipeline(options, pipeline, tracer_provider, meter)
         telemetry = Telemetry(
             tp, meter, salt=salt, capture_content=options.capture_content, content_max_chars=options.content_max_chars
         )
@@ -141,7 +141,15 @@ def telemetry_for_auto_instrumentation(tracer_provider: Any = None, meter_provid
 
 def build_stages(options: Options, meter: Meter, salt: bytes) -> list[Stage]:
     """friction -> trajectory -> drift, as DESIGN.md orders them."""
-    return []
+    from frictionlens.processors.drift import DriftStage
+    from frictionlens.processors.friction import FrictionStage
+    from frictionlens.processors.trajectory import TrajectoryStage
+
+    return [
+        FrictionStage(idle_timeout_s=options.conversation_timeout_s, meter=meter),
+        TrajectoryStage(meter=meter),
+        DriftStage(arl=options.drift_arl, meter=meter),
+    ]
 
 
 # -- wiring --------------------------------------------------------------------------------
@@ -192,12 +200,12 @@ def _meter(options: Options, given: Any) -> tuple[MeterProvider | None, Meter]:
 
 
 def _attach_pipeline(
-    options: Options, pipeline: SignalPipeline, given: Any
+    options: Options, pipeline: SignalPipeline, given: Any, meter: Meter
 ) -> tuple[TracerProvider, bool, tuple[SpanProcessor, ...] | None]:
     """Put the pipeline in front of the app's processors, or build our own provider."""
     provider = given if given is not None else trace.get_tracer_provider()
     if provider in _own_providers:
-        pipeline.downstream = _export_stage(options)
+        pipeline.downstream = _export_stage(options, meter)
         provider.add_span_processor(pipeline)
         return provider, True, None
     if isinstance(provider, TracerProvider):
@@ -211,20 +219,28 @@ def _attach_pipeline(
             active._span_processors = (pipeline,)  # pylint: disable=protected-access
             return provider, False, existing
         provider.add_span_processor(pipeline)  # an unusual SDK setup: export our own way beside it
-        pipeline.downstream = _export_stage(options)
+        pipeline.downstream = _export_stage(options, meter)
         return provider, False, None
     own = TracerProvider(resource=Resource.create())
     _own_providers.add(own)
-    pipeline.downstream = _export_stage(options)
+    pipeline.downstream = _export_stage(options, meter)
     own.add_span_processor(pipeline)
     if type(provider).__name__ == "ProxyTracerProvider":
         trace.set_tracer_provider(own)
     return own, True, None
 
 
-def _export_stage(options: Options) -> SpanProcessor:
+def _export_stage(options: Options, meter: Meter) -> SpanProcessor:
+    """Signal-based sampling in front of the batch exporter (all spans kept at rate 1)."""
     exporter = _span_exporter(options)
-    return BatchSpanProcessor(exporter) if exporter is not None else SpanProcessor()
+    if exporter is None:
+        return SpanProcessor()
+    batch = BatchSpanProcessor(exporter)
+    if options.sample_rate >= 1.0:
+        return batch
+    from frictionlens.exporters.sampling import SignalSampler
+
+    return SignalSampler(batch, rate=options.sample_rate, meter=meter)
 
 
 def _instrument_providers(options: Options, telemetry: Telemetry, tp: TracerProvider) -> list[BaseInstrumentor]:

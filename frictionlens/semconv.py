@@ -174,3 +174,100 @@ METRIC_ATTR_COMPONENT = "component"
 
 # --- instrumentation scope --------------------------------------------------------------
 SCOPE_NAME = "frictionlens"
+
+# --- trajectory: task roots, agent metrics, compounding ----------------------------------
+TRAJECTORY_TASK = "frictionlens.trajectory.task"  # brief: agent name, or the implicit root's span name
+TRAJECTORY_BUDGET_SOURCE = "frictionlens.trajectory.budget_source"  # brief: declared | learned
+TRAJECTORY_INPUT_TOKENS = "frictionlens.trajectory.input_tokens"  # brief: summed over the task's LLM calls
+TRAJECTORY_OUTPUT_TOKENS = "frictionlens.trajectory.output_tokens"
+TRAJECTORY_DURATION = "frictionlens.trajectory.duration"  # brief: seconds, root start to end
+TRAJECTORY_STEP_SUCCESS_RATE = "frictionlens.trajectory.step_success_rate"  # brief: recent, per task name
+TRAJECTORY_TASK_SUCCESS_RATE = "frictionlens.trajectory.task_success_rate"  # brief: recent, end to end
+TRAJECTORY_COMPOUNDING = "frictionlens.trajectory.compounding"  # brief: bool, see processors/trajectory
+
+# frictionlens.trajectory.outcome values, budget sources, evaluation label
+TRAJECTORY_OUTCOME_SUCCESS = "success"
+TRAJECTORY_OUTCOME_FAILURE = "failure"
+TRAJECTORY_OUTCOME_ABANDONED = "abandoned"
+TRAJECTORY_OUTCOME_UNKNOWN = "unknown"
+TRAJECTORY_BUDGET_DECLARED = "declared"
+TRAJECTORY_BUDGET_LEARNED = "learned"
+TRAJECTORY_LABEL_BRUTE_FORCE = "brute_force"
+#: error.type of a task failed without a reason (the conventions' fallback value)
+ERROR_TYPE_OTHER = "_OTHER"
+
+# conventions (semantic-conventions-genai, gen-ai-metrics.md): agent grain, no double count
+METRIC_GEN_AI_INVOKE_AGENT_INFERENCE_CALLS = "gen_ai.invoke_agent.inference_calls"
+METRIC_GEN_AI_INVOKE_AGENT_TOOL_CALLS = "gen_ai.invoke_agent.tool_calls"
+METRIC_TRAJECTORY_STEP_SUCCESS_RATE = "frictionlens.trajectory.step_success_rate"
+METRIC_TRAJECTORY_TASK_SUCCESS_RATE = "frictionlens.trajectory.task_success_rate"
+#: bucket boundaries for step / call counts per task and for efficiency (budget / steps)
+TRAJECTORY_STEP_BUCKETS = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 25, 32, 50, 64, 100)
+TRAJECTORY_EFFICIENCY_BUCKETS = (0.1, 0.2, 0.25, 0.33, 0.5, 0.67, 0.8, 0.9, 1.0, 1.25, 1.5, 2.0, 4.0)
+
+# --- friction: kinds, categories, conversation summary, feedback, sampling ---------------
+# frictionlens.friction.kind values (DESIGN.md) plus ``silence`` (a conversation that stops
+# right after friction; found when it ends, reported on its summary span)
+FRICTION_RETRY = "retry"
+FRICTION_REGENERATE = "regenerate"
+FRICTION_EDIT = "edit"
+FRICTION_REPHRASE = "rephrase"
+FRICTION_CORRECTION = "correction"
+FRICTION_NEGATIVE_FEEDBACK = "negative_feedback"
+FRICTION_REPEAT = "repeat"
+FRICTION_LOOP = "loop"
+FRICTION_STREAM_ABANDON = "stream_abandon"
+FRICTION_GIVE_UP = "give_up"
+FRICTION_SILENCE = "silence"  # brief
+# frictionlens.friction.category values
+CATEGORY_MISALIGNMENT = "misalignment"
+CATEGORY_STAGNATION = "stagnation"
+CATEGORY_DISENGAGEMENT = "disengagement"
+
+# summary span (CONVERSATION_SPAN) attributes; all brief
+CONVERSATION_TURNS = "frictionlens.conversation.turns"
+CONVERSATION_CALLS = "frictionlens.conversation.calls"
+CONVERSATION_OUTCOME = "frictionlens.conversation.outcome"
+CONVERSATION_END_REASON = "frictionlens.conversation.end_reason"
+CONVERSATION_FEEDBACK_POSITIVE = "frictionlens.conversation.feedback.positive"
+#: + kind: friction findings of that kind in the conversation
+CONVERSATION_FRICTION_PREFIX = "frictionlens.conversation.friction."
+# frictionlens.conversation.outcome values
+CONVERSATION_OUTCOME_SMOOTH = "smooth"  # no friction
+CONVERSATION_OUTCOME_RECOVERED = "recovered"  # friction, then friction-free turns or an open end
+CONVERSATION_OUTCOME_ABANDONED = "abandoned"  # ended in disengagement
+# frictionlens.conversation.end_reason values
+CONVERSATION_END_IDLE = "idle"
+CONVERSATION_END_SHUTDOWN = "shutdown"
+CONVERSATION_END_EVICTED = "evicted"
+
+# frictionlens.feedback(): one small span per call; all brief
+FEEDBACK_SPAN = "frictionlens.feedback"
+FEEDBACK_KIND = "frictionlens.feedback.kind"
+FEEDBACK_VALUE = "frictionlens.feedback.value"
+FEEDBACK_CONVERSATION_ID = "frictionlens.feedback.conversation_id"
+FEEDBACK_RESPONSE_ID = "frictionlens.feedback.response_id"
+# frictionlens.feedback.kind values
+FEEDBACK_THUMBS_DOWN = "thumbs_down"
+FEEDBACK_THUMBS_UP = "thumbs_up"
+FEEDBACK_COPY = "copy"
+FEEDBACK_EDIT = "edit"
+FEEDBACK_REGENERATE = "regenerate"
+FEEDBACK_ABANDON = "abandon"
+FEEDBACK_RATING = "rating"
+
+# signal-based sampling (exporters/sampling.py); all brief
+METRIC_SAMPLING_SPANS = "frictionlens.sampling.spans"
+METRIC_ATTR_DECISION = "decision"
+SAMPLING_KEPT_FLAGGED = "kept_flagged"  # span of a flagged trace / conversation, passed at once
+SAMPLING_KEPT_SAMPLED = "kept_sampled"  # span of a trace inside the sampled fraction
+SAMPLING_RELEASED = "released"  # buffered span released when its trace / conversation got flagged
+SAMPLING_DROPPED = "dropped"  # buffered span whose hold time ran out unflagged
+SAMPLING_DROPPED_OVERFLOW = "dropped_overflow"  # buffered span dropped early: buffer full
+
+# --- drift: suspected causes (frictionlens.drift.suspected_cause values) -----------------
+# The stream name also goes on every LLM call span, under DRIFT_STREAM: `frictionlens.stream`
+# is taken as a namespace (frictionlens.stream.abandoned), and a name cannot be both.
+DRIFT_CAUSE_PROVIDER_CHANGE = "provider_change"  # response model or fingerprint changed in the window
+DRIFT_CAUSE_PROMPT_CHANGE = "prompt_change"  # the route's system prompt hash changed in the window
+DRIFT_CAUSE_TRAFFIC_OR_UNKNOWN = "traffic_or_unknown"

@@ -62,6 +62,12 @@ class LLMInvocation:
     """text of each choice"""
     tool_calls: list[tuple[str, str]] = field(default_factory=list)
     """(name, arguments JSON text) requested by the model"""
+    tool_call_ids: list[str | None] = field(default_factory=list)
+    """the provider's id of each ``tool_calls`` entry (same order)"""
+    output_parts: list[list[str]] = field(default_factory=list)
+    """streamed text pieces per choice; joined into ``outputs`` when the call ends"""
+    tool_call_parts: list[list[str]] = field(default_factory=list)
+    """streamed tool calls: [name, argument pieces...]; joined into ``tool_calls`` at the end"""
     refusal: bool = False
     truncated: bool = False
     error_type: str | None = None
@@ -174,6 +180,10 @@ class Telemetry:
         span = inv.span
         end_ns = time.time_ns()
         try:
+            if inv.output_parts:
+                inv.outputs = ["".join(p) for p in inv.output_parts]
+            if inv.tool_call_parts:
+                inv.tool_calls = [(p[0], "".join(p[1:])) for p in inv.tool_call_parts]
             attrs, feats, check = self._outcome(inv)
             span.set_attributes(attrs)
             if inv.error_type:
@@ -276,6 +286,7 @@ class Telemetry:
             outputs=outputs,
             system_digest=None if system is None else tf(system).digest,
             tool_calls=tools,
+            tool_call_ids=tuple(None if i is None else str(i) for i in inv.tool_call_ids),
             output_vector=vector,
         )
 
@@ -328,10 +339,24 @@ class Telemetry:
             self._format_failures.add(1, {semconv.METRIC_ATTR_STREAM: stream, semconv.METRIC_ATTR_ERROR: check.error or "unknown"})
 
 
+_content_vector_fn: Any = None
+
+
 def _content_vector(text: str) -> Any:
-    """The output's content sketch for drift, when that module is present."""
-    try:
-        from frictionlens.instrumentation.vectors import content_vector
-    except ImportError:
-        return None
-    return content_vector(text)
+    """The output's content sketch for drift, when that module is present.
+
+    The import is resolved once: a failed import is not cached by Python and costs a
+    file-system search on every call."""
+    global _content_vector_fn
+    fn = _content_vector_fn
+    if fn is None:
+        try:
+            from frictionlens.instrumentation.vectors import content_vector as fn
+        except ImportError:
+            fn = _no_vector
+        _content_vector_fn = fn
+    return fn(text)
+
+
+def _no_vector(text: str) -> None:
+    return None

@@ -54,7 +54,18 @@ _RETRY_HOOKS = (
 
 
 def _get(obj: Any, key: str, default: Any = None) -> Any:
-    """Read a field from an SDK model or a plain dict (apps pass both in message lists)."""
+    """Read a field from an SDK model or a plain dict (apps pass both in message lists).
+
+    Hot path (every chunk of every stream): plain dicts and the fields SDK models keep in
+    ``__dict__`` are read directly; ``isinstance(x, typing.Mapping)`` and a missing
+    attribute of a pydantic model (which raises inside ``getattr``) are slow."""
+    if obj is None:
+        return default
+    if type(obj) is dict:
+        return obj.get(key, default)
+    fields = getattr(obj, "__dict__", None)
+    if fields is not None and key in fields:
+        return fields[key]
     if isinstance(obj, Mapping):
         return obj.get(key, default)
     return getattr(obj, key, default)
@@ -192,13 +203,20 @@ def _request(kind: str, instance: Any, kwargs: Mapping[str, Any]) -> LLMInvocati
 def _usage(inv: LLMInvocation, usage: Any) -> None:
     if usage is None:
         return
-    inp = _get(usage, "prompt_tokens", _get(usage, "input_tokens"))
-    out = _get(usage, "completion_tokens", _get(usage, "output_tokens"))
+    # chat names first; the responses-API names only when those are absent (no eager lookups)
+    inp = _get(usage, "prompt_tokens")
+    if inp is None:
+        inp = _get(usage, "input_tokens")
+    out = _get(usage, "completion_tokens")
+    if out is None:
+        out = _get(usage, "output_tokens")
     if isinstance(inp, int):
         inv.input_tokens = inp
     if isinstance(out, int):
         inv.output_tokens = out
-    details = _get(usage, "prompt_tokens_details") or _get(usage, "input_tokens_details")
+    details = _get(usage, "prompt_tokens_details")
+    if details is None:
+        details = _get(usage, "input_tokens_details")
     cached = _get(details, "cached_tokens") if details is not None else None
     if isinstance(cached, int):
         inv.cache_read_tokens = cached
@@ -218,7 +236,7 @@ def _response_common(inv: LLMInvocation, resp: Any) -> None:
 
 def _chat_response(inv: LLMInvocation, resp: Any) -> None:
     _response_common(inv, resp)
-    inv.outputs, inv.finish_reasons, inv.tool_calls = [], [], []
+    inv.outputs, inv.finish_reasons, inv.tool_calls, inv.tool_call_ids = [], [], [], []
     for choice in _get(resp, "choices") or ():
         msg = _get(choice, "message")
         inv.outputs.append(_content_text(_get(msg, "content")))
@@ -228,6 +246,7 @@ def _chat_response(inv: LLMInvocation, resp: Any) -> None:
             fn = _get(call, "function")
             if fn is not None:
                 inv.tool_calls.append((str(_get(fn, "name") or ""), str(_get(fn, "arguments") or "")))
+                inv.tool_call_ids.append(_get(call, "id"))
         reason = _get(choice, "finish_reason")
         if reason:
             inv.finish_reasons.append(str(reason))
@@ -235,24 +254,36 @@ def _chat_response(inv: LLMInvocation, resp: Any) -> None:
 
 
 def _chat_chunk(inv: LLMInvocation, chunk: Any) -> None:
-    _response_common(inv, chunk)
+    if inv.response_id is None:  # id, model, fingerprint, tier repeat on every chunk: read them once
+        _response_common(inv, chunk)
+    else:
+        usage = _get(chunk, "usage")
+        if usage is not None:
+            _usage(inv, usage)
     for choice in _get(chunk, "choices") or ():
         i = _get(choice, "index", 0) or 0
-        while len(inv.outputs) <= i:
-            inv.outputs.append("")
+        parts = inv.output_parts
+        while len(parts) <= i:
+            parts.append([])
         delta = _get(choice, "delta")
         content = _get(delta, "content")
         if content:
-            inv.outputs[i] += content
+            parts[i].append(content)  # joined once when the span ends: O(length), not O(length²)
         if _get(delta, "refusal"):
             inv.refusal = True
         for call in _get(delta, "tool_calls") or ():
             j = _get(call, "index", 0) or 0
-            while len(inv.tool_calls) <= j:
-                inv.tool_calls.append(("", ""))
-            name, args = inv.tool_calls[j]
+            calls = inv.tool_call_parts
+            while len(calls) <= j:
+                calls.append([""])
+                inv.tool_call_ids.append(None)
+            inv.tool_call_ids[j] = inv.tool_call_ids[j] or _get(call, "id")
             fn = _get(call, "function")
-            inv.tool_calls[j] = (name or str(_get(fn, "name") or ""), args + str(_get(fn, "arguments") or ""))
+            if not calls[j][0]:
+                calls[j][0] = str(_get(fn, "name") or "")
+            args = _get(fn, "arguments")
+            if args:
+                calls[j].append(str(args))
         reason = _get(choice, "finish_reason")
         if reason:
             inv.finish_reasons.append(str(reason))
@@ -262,7 +293,7 @@ def _chat_chunk(inv: LLMInvocation, chunk: Any) -> None:
 def _responses_response(inv: LLMInvocation, resp: Any) -> None:
     _response_common(inv, resp)
     texts: list[str] = []
-    inv.tool_calls = []
+    inv.tool_calls, inv.tool_call_ids = [], []
     for item in _get(resp, "output") or ():
         kind = _get(item, "type")
         if kind == "message":
@@ -273,7 +304,9 @@ def _responses_response(inv: LLMInvocation, resp: Any) -> None:
                     texts.append(_get(part, "text"))
         elif kind == "function_call":
             inv.tool_calls.append((str(_get(item, "name") or ""), str(_get(item, "arguments") or "")))
+            inv.tool_call_ids.append(_get(item, "call_id"))
     inv.outputs = ["".join(texts)] if texts or not inv.tool_calls else []
+    inv.output_parts = []  # the final response supersedes the streamed deltas
     status = _get(resp, "status")
     reason = _get(_get(resp, "incomplete_details"), "reason")
     if status == "incomplete":
@@ -286,9 +319,9 @@ def _responses_response(inv: LLMInvocation, resp: Any) -> None:
 def _responses_event(inv: LLMInvocation, event: Any) -> None:
     kind = _get(event, "type")
     if kind == "response.output_text.delta":
-        if not inv.outputs:
-            inv.outputs.append("")
-        inv.outputs[0] += _get(event, "delta") or ""
+        if not inv.output_parts:
+            inv.output_parts.append([])
+        inv.output_parts[0].append(_get(event, "delta") or "")
     elif kind == "response.refusal.delta":
         inv.refusal = True
     elif kind in ("response.created", "response.completed", "response.incomplete", "response.failed"):

@@ -11,9 +11,13 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import Span
+
+if TYPE_CHECKING:
+    import numpy as np
 
 #: spans whose features wait for the span to end, at most
 MAX_PENDING = 10_000
@@ -30,6 +34,9 @@ class TextFeatures:
     """similarity sketch (MinHash of character n-grams); empty when not computed"""
     cues: frozenset[str] = frozenset()
     """phrase cues found in the text, e.g. ``correction``, ``give_up``"""
+    embedding: np.ndarray | None = field(default=None, compare=False, repr=False)
+    """unit-length float32 vector from an optional semantic embedder; None without one.
+    Left out of equality and hashing (arrays are neither); like the rest, never exported"""
 
 
 @dataclass(slots=True, frozen=True)
@@ -53,6 +60,9 @@ class CallFeatures:
     output_vector: object | None = None
     """hashed character n-gram vector of the output (numpy array) for content drift"""
     extra: dict[str, object] = field(default_factory=dict)
+    tool_call_ids: tuple[str | None, ...] = ()
+    """the provider's id of each ``tool_calls`` entry, same order (None where it has none);
+    lets the trajectory stage pair a request with the ``execute_tool`` span that ran it"""
 
 
 _lock = threading.Lock()

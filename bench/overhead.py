@@ -1,0 +1,546 @@
+"""Per-call overhead of OpenAI instrumentation: frictionlens against its peers.
+
+Measures a non-streaming chat call and a 50-chunk stream (optionally their async forms)
+through the real ``openai`` SDK over an in-process mock transport, for:
+
+* none          -- the SDK alone (each process measures its own)
+* frictionlens  -- ``frictionlens.instrument(exporter="none", tracer_provider=tp, meter_provider=mp)``
+* bare span     -- reference: one SDK span with a dozen attributes around the SDK call
+* official      -- ``opentelemetry-instrumentation-openai-v2``
+* traceloop     -- Traceloop's ``opentelemetry-instrumentation-openai``
+
+Every instrumented variant gets the same providers: an SDK TracerProvider whose spans go to a
+SimpleSpanProcessor with an exporter that drops them, and an SDK MeterProvider with an
+in-memory reader that is never collected; so rows compare instrumentation, not export.
+
+Instrumentations that patch the same SDK methods cannot share an interpreter, so each group
+runs in its own worker process, and each worker also measures the uninstrumented SDK by
+calling the original ``create`` (captured before instrumenting) in the same rounds. The
+coordinator runs one worker at a time, round by round, rotating the order of workers and of
+variants within a worker, so machine noise hits all variants alike. A row's overhead is the
+median over rounds of (variant statistic - baseline statistic) of the same worker and round.
+
+    python bench/overhead.py                                  # ~2-3 minutes
+    python bench/overhead.py --quick                          # a few seconds, smoke test
+    python bench/overhead.py --peer-python <venv>/bin/python  # peer rows from another venv
+
+The frictionlens rows run in the interpreter that runs this script; peers that are not
+importable by the interpreter running them print "not installed".
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import gc
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common  # noqa: E402
+
+GROUPS: dict[str, dict[str, Any]] = {
+    # group -> the variants it measures (besides "none"), the distributions it needs and reports
+    "frictionlens": {"variants": ["frictionlens", "bare span"], "dists": ["frictionlens"], "peer": False},
+    "official": {"variants": ["official"], "dists": ["opentelemetry-instrumentation-openai-v2", "opentelemetry-util-genai"], "peer": True},
+    "traceloop": {"variants": ["traceloop"], "dists": ["opentelemetry-instrumentation-openai"], "peer": True},
+}
+LABELS = {
+    "frictionlens": "**frictionlens**",
+    "bare span": "bare SDK span, 12 attributes (reference)",
+    "official": "opentelemetry-instrumentation-openai-v2 (official)",
+    "traceloop": "opentelemetry-instrumentation-openai (Traceloop)",
+}
+SYNC_MODES = ("chat", "stream")
+ASYNC_MODES = ("achat", "astream")
+
+
+# ======================================================================================
+# worker: one process, one group of variants
+# ======================================================================================
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+class _DropExporter:
+    """A span exporter that drops everything, counting spans and their attributes."""
+
+    def __init__(self) -> None:
+        self.spans = 0
+        self.attributes = 0
+
+    def export(self, spans: Any) -> Any:
+        from opentelemetry.sdk.trace.export import SpanExportResult
+
+        for span in spans:
+            self.spans += 1
+            self.attributes += len(span.attributes or ())
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+def _providers(exporter: _DropExporter) -> tuple[Any, Any]:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    tp = TracerProvider()
+    tp.add_span_processor(SimpleSpanProcessor(exporter))
+    return tp, MeterProvider(metric_readers=[InMemoryMetricReader()])
+
+
+def _instrument(name: str, tp: Any, mp: Any) -> Any:
+    """Turn variant ``name`` on; returns what the bare-span variant needs (its tracer)."""
+    if name == "frictionlens":
+        import frictionlens
+
+        frictionlens.instrument(exporter="none", tracer_provider=tp, meter_provider=mp, salt="bench")
+    elif name == "official":
+        from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
+
+        OpenAIInstrumentor().instrument(tracer_provider=tp, meter_provider=mp)
+    elif name == "traceloop":
+        from opentelemetry.instrumentation.openai import OpenAIInstrumentor
+
+        OpenAIInstrumentor().instrument(tracer_provider=tp, meter_provider=mp)
+    elif name == "bare span":
+        return tp.get_tracer("bench.bare_span")
+    return None
+
+
+def _bare_span(tracer: Any, raw: Callable[..., Any], stream: bool) -> Callable[..., Any]:
+    """Reference: what one span with a dozen attributes costs around the SDK call."""
+    from opentelemetry.trace import SpanKind
+
+    request = {
+        "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": _common.MODEL,
+        "server.address": "api.openai.com", "server.port": 443, "gen_ai.request.temperature": 0.2,
+        "gen_ai.request.max_tokens": 512, "gen_ai.request.stream": stream,
+    }
+
+    def respond(span: Any, rid: str, model: str, reason: str) -> None:
+        span.set_attributes({"gen_ai.response.id": rid, "gen_ai.response.model": model,
+                             "gen_ai.response.finish_reasons": (reason,), "gen_ai.usage.output_tokens": 88})
+
+    if stream:
+        def call(self: Any, **kw: Any) -> Any:
+            span = tracer.start_span(f"chat {_common.MODEL}", kind=SpanKind.CLIENT, attributes=request)
+            last = None
+            for last in raw(self, **kw):
+                pass
+            respond(span, last.id, last.model, last.choices[0].finish_reason)
+            span.end()
+            return None  # consumed here, inside the span
+    else:
+        def call(self: Any, **kw: Any) -> Any:
+            span = tracer.start_span(f"chat {_common.MODEL}", kind=SpanKind.CLIENT, attributes=request)
+            resp = raw(self, **kw)
+            respond(span, resp.id, resp.model, resp.choices[0].finish_reason)
+            span.end()
+            return resp
+    return call
+
+
+def _abare_span(tracer: Any, raw: Callable[..., Any], stream: bool) -> Callable[..., Any]:
+    from opentelemetry.trace import SpanKind
+
+    async def call(self: Any, **kw: Any) -> Any:
+        span = tracer.start_span(f"chat {_common.MODEL}", kind=SpanKind.CLIENT, attributes={
+            "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": _common.MODEL,
+            "server.address": "api.openai.com", "server.port": 443, "gen_ai.request.temperature": 0.2,
+            "gen_ai.request.max_tokens": 512, "gen_ai.request.stream": stream})
+        result = await raw(self, **kw)
+        last = result
+        if stream:
+            async for last in result:
+                pass
+        span.set_attributes({"gen_ai.response.id": last.id, "gen_ai.response.model": last.model,
+                             "gen_ai.response.finish_reasons": (last.choices[0].finish_reason,),
+                             "gen_ai.usage.output_tokens": 88})
+        span.end()
+        return None if stream else result  # a stream is consumed here, inside the span
+    return call
+
+
+class _Worker:
+    def __init__(self, group: str, calls: int, asynchronous: bool) -> None:
+        from openai.resources.chat.completions import AsyncCompletions, Completions
+
+        self.calls = calls
+        self.modes = SYNC_MODES + (ASYNC_MODES if asynchronous else ())
+        self.exporter = _DropExporter()
+        # the SDK's own methods, captured before any instrumentation patches the class
+        raw, araw = Completions.create, AsyncCompletions.create
+        tp, mp = _providers(self.exporter)
+        self.clients = {
+            "chat": _common.openai_client(stream=False), "stream": _common.openai_client(stream=True),
+            "achat": _common.openai_client(stream=False, asynchronous=True),
+            "astream": _common.openai_client(stream=True, asynchronous=True),
+        }
+        self.calls_by_variant: dict[str, dict[str, Callable[..., Any]]] = {
+            "none": {"chat": raw, "stream": raw, "achat": araw, "astream": araw}
+        }
+        for name in GROUPS[group]["variants"]:
+            if name == "bare span":
+                btp, _ = _providers(self.exporter)  # its own provider: no other processor in its way
+                tracer = _instrument(name, btp, mp)
+                self.calls_by_variant[name] = {
+                    "chat": _bare_span(tracer, raw, False), "stream": _bare_span(tracer, raw, True),
+                    "achat": _abare_span(tracer, araw, False), "astream": _abare_span(tracer, araw, True),
+                }
+            else:
+                _instrument(name, tp, mp)
+                self.calls_by_variant[name] = {m: None for m in (*SYNC_MODES, *ASYNC_MODES)}  # via the client
+        self.loop = asyncio.new_event_loop() if asynchronous else None
+        self.seq = 0
+
+    def _kwargs(self, stream: bool) -> dict[str, Any]:
+        self.seq += 1
+        kw: dict[str, Any] = {"model": _common.MODEL, "messages": _common.messages(self.seq),
+                              "temperature": 0.2, "max_tokens": 512}
+        if stream:
+            kw["stream"] = True
+        return kw
+
+    def _targets(self, mode: str) -> dict[str, Callable[..., Any]]:
+        resource = self.clients[mode].chat.completions
+        out = {}
+        for name, fns in self.calls_by_variant.items():
+            fn = fns[mode]
+            out[name] = resource.create if fn is None else functools.partial(fn, resource)
+        return out
+
+    def round(self, number: int) -> dict[str, Any]:
+        """``calls`` calls per variant and mode, alternating variants call by call (the order
+        rotating every call), so that slow machine drift hits every variant alike."""
+        names = list(self.calls_by_variant)
+        out: dict[str, Any] = {n: {} for n in names}
+        perf, cpu = time.perf_counter_ns, time.process_time_ns
+        for mode in self.modes:
+            stream = mode in ("stream", "astream")
+            targets = self._targets(mode)
+            schedule = []
+            for j in range(self.calls):
+                k = (number + j) % len(names)
+                for name in names[k:] + names[:k]:
+                    schedule.append((name, self._kwargs(stream)))
+            times: dict[str, list[int]] = {n: [] for n in names}
+            cpus: dict[str, list[int]] = {n: [] for n in names}
+            spans: dict[str, int] = dict.fromkeys(names, 0)
+            attrs: dict[str, int] = dict.fromkeys(names, 0)
+            exporter = self.exporter
+            gc.collect()
+            if mode in SYNC_MODES:
+                for name, kw in schedule:
+                    s0, a0 = exporter.spans, exporter.attributes
+                    c0 = cpu()
+                    t0 = perf()
+                    result = targets[name](**kw)
+                    if stream and result is not None:
+                        for _ in result:
+                            pass
+                    t1 = perf()
+                    cpus[name].append(cpu() - c0)
+                    times[name].append(t1 - t0)
+                    spans[name] += exporter.spans - s0
+                    attrs[name] += exporter.attributes - a0
+            else:
+                async def run() -> None:
+                    for name, kw in schedule:
+                        s0, a0 = exporter.spans, exporter.attributes
+                        c0 = cpu()
+                        t0 = perf()
+                        result = await targets[name](**kw)
+                        if stream and result is not None:
+                            async for _ in result:
+                                pass
+                        t1 = perf()
+                        cpus[name].append(cpu() - c0)
+                        times[name].append(t1 - t0)
+                        spans[name] += exporter.spans - s0
+                        attrs[name] += exporter.attributes - a0
+
+                assert self.loop is not None
+                self.loop.run_until_complete(run())
+            for name in names:
+                out[name][mode] = {"times": times[name], "cpu": sum(cpus[name]), "spans": spans[name],
+                                   "attrs": attrs[name]}
+        return out
+
+
+def _worker_main(group: str, calls: int, warmup: int, asynchronous: bool) -> int:
+    proto = os.fdopen(os.dup(1), "w", buffering=1)  # our protocol; anything printed goes to stderr
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+
+    def send(obj: Any) -> None:
+        proto.write(json.dumps(obj) + "\n")
+
+    env = {
+        "python": platform.python_version(), "implementation": platform.python_implementation(),
+        "openai": _version("openai"), "httpx2": _version("httpx2"), "opentelemetry-sdk": _version("opentelemetry-sdk"),
+        "wrapt": _version("wrapt"), **{d: _version(d) for d in GROUPS[group]["dists"]},
+    }
+    missing = [d for d in GROUPS[group]["dists"] if env.get(d) is None]
+    if missing or env["openai"] is None:
+        send({"status": "not installed", "env": env, "detail": ", ".join(missing or ["openai"])})
+        return 0
+    if group == "frictionlens":
+        import frictionlens
+
+        if not hasattr(frictionlens, "instrument"):  # e.g. an editable install older than the tree
+            send({"status": "error", "env": env, "detail": "`import frictionlens` found no package here: "
+                  "reinstall it (pip install -e .)"})
+            return 0
+    try:
+        worker = _Worker(group, warmup, asynchronous)
+        worker.round(0)  # warm caches, lazy imports, pydantic validators
+        worker.calls = calls
+    except Exception as exc:  # a peer that does not work with this SDK: say so, keep the others
+        import traceback
+
+        traceback.print_exc()
+        send({"status": "error", "env": env, "detail": f"{type(exc).__name__}: {exc}"[:200]})
+        return 0
+    send({"status": "ready", "env": env})
+    for line in sys.stdin:
+        cmd = line.strip()
+        if cmd == "quit":
+            break
+        send({"round": worker.round(int(cmd))})
+    return 0
+
+
+# ======================================================================================
+# coordinator
+# ======================================================================================
+class _Proc:
+    def __init__(self, group: str, python: str, args: argparse.Namespace, warmup: int) -> None:
+        self.group = group
+        self.stderr = tempfile.TemporaryFile()
+        cmd = [python, str(Path(__file__).resolve()), "--worker", group, "--calls", str(args.calls),
+               "--warmup", str(warmup)] + (["--async"] if args.asynchronous else [])
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
+                                     text=True, bufsize=1)
+        self.hello: dict[str, Any] = {}
+        self.rounds: list[dict[str, Any]] = []
+
+    def read(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            self.stderr.seek(0)
+            tail = self.stderr.read().decode(errors="replace").strip().splitlines()[-3:]
+            return {"status": "error", "detail": " | ".join(tail) or f"worker exited ({self.proc.wait()})"}
+        return json.loads(line)
+
+    def send(self, text: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(text + "\n")
+        self.proc.stdin.flush()
+
+    def close(self) -> None:
+        try:
+            self.send("quit")
+        except (BrokenPipeError, OSError):
+            pass
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def _us(ns: float) -> str:
+    us = ns / 1000.0
+    if us != us:  # NaN
+        return "–"
+    return f"{us:.0f}" if abs(us) >= 10 else f"{us:.1f}"
+
+
+def _stats(proc: _Proc, variant: str, mode: str, calls: int) -> dict[str, float]:
+    """Overheads against this process' own baseline, measured in the same rounds."""
+    med, pct = _common.median, _common.percentile
+    d_med, d_cpu, pooled, base, spans, attrs = [], [], [], [], 0, 0
+    for rnd in proc.rounds:
+        v, b = rnd[variant][mode], rnd["none"][mode]
+        d_med.append(med(v["times"]) - med(b["times"]))
+        d_cpu.append((v["cpu"] - b["cpu"]) / max(1, len(v["times"])))
+        pooled.extend(v["times"])
+        base.extend(b["times"])
+        spans += v["spans"]
+        attrs += v["attrs"]
+    n = len(pooled)
+    # standard error of the median of the per-round differences (robust: IQR-based sigma)
+    spread = (pct(d_med, 75) - pct(d_med, 25)) / 1.349 * 1.2533 / max(1, len(d_med)) ** 0.5
+    return {"median": med(d_med), "err": spread, "p95": pct(pooled, 95) - pct(base, 95), "cpu": med(d_cpu),
+            "raw": med(pooled), "spans": spans / n if n else float("nan"), "attrs": attrs / spans if spans else 0.0}
+
+
+def _table(procs: list[_Proc], modes: tuple[str, str], calls: int) -> list[str]:
+    a, s = modes
+    pre = "async " if a.startswith("a") else ""
+    lines = [
+        f"| variant | {pre}chat median µs | {pre}chat p95 µs | {pre}stream median µs | {pre}stream p95 µs "
+        f"| CPU µs/call (chat / stream) | raw median µs (chat / stream) | spans/call, attrs/span |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for proc in procs:
+        status = proc.hello.get("status")
+        if status != "ready":
+            for name in GROUPS[proc.group]["variants"]:
+                detail = proc.hello.get("detail", "")
+                lines.append(f"| {LABELS[name]} | {status}{': ' + detail if detail and status != 'not installed' else ''} "
+                             "| | | | | | |")
+            continue
+        base = {m: _common.median([t for r in proc.rounds for t in r["none"][m]["times"]]) for m in modes}
+        lines.append(f"| none (baseline of the {proc.group} process) | 0 | 0 | 0 | 0 | 0 "
+                     f"| {_us(base[a])} / {_us(base[s])} | 0 |")
+        for name in GROUPS[proc.group]["variants"]:
+            c, st = _stats(proc, name, a, calls), _stats(proc, name, s, calls)
+            lines.append(
+                f"| {LABELS[name]} | {_us(c['median'])} ±{_us(c['err'])} | {_us(c['p95'])} "
+                f"| {_us(st['median'])} ±{_us(st['err'])} | {_us(st['p95'])} "
+                f"| {_us(c['cpu'])} / {_us(st['cpu'])} | {_us(c['raw'])} / {_us(st['raw'])} "
+                f"| {c['spans']:.2f}, {c['attrs']:.0f} |"
+            )
+    return lines
+
+
+def _environment(procs: list[_Proc], args: argparse.Namespace, calibration: str) -> list[str]:
+    envs = [p.hello.get("env", {}) for p in sorted(procs, key=lambda p: p.group != "frictionlens")]
+    ours = next((e for e in envs if e), {})
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    lines = [
+        f"- python {ours.get('python', platform.python_version())} "
+        f"({ours.get('implementation', platform.python_implementation())}), "
+        f"{platform.system()} {platform.machine()}, {cpu}, {os.cpu_count()} CPUs",
+        f"- openai {ours.get('openai')}, httpx2 {ours.get('httpx2')}, opentelemetry-sdk {ours.get('opentelemetry-sdk')}, "
+        f"wrapt {ours.get('wrapt')}, frictionlens {ours.get('frictionlens')}",
+    ]
+    for p in procs:
+        if p.group == "frictionlens":
+            continue
+        env = p.hello.get("env", {})
+        dists = ", ".join(f"{d} {env.get(d) or 'not installed'}" for d in GROUPS[p.group]["dists"])
+        where = "peer interpreter" if args.peer_python else "this interpreter"
+        extra = ""
+        for key in ("python", "openai", "opentelemetry-sdk", "wrapt"):
+            if env.get(key) and env.get(key) != ours.get(key):
+                extra += f", {key} {env[key]}"
+        lines.append(f"- {dists} ({where}{extra})")
+    chars_in = sum(len(m["content"]) for m in _common.messages(0))
+    lines.append(
+        f"- {args.rounds} rounds × {args.calls} calls per variant and mode; in-process mock transport "
+        f"(httpx2.MockTransport); request: 4 messages, ~{chars_in} chars, the last one new on every call; "
+        f"answer: ~{len(_common.ANSWER)} chars, as one completion or a 50-chunk stream"
+    )
+    lines.append(f"- machine speed, for scaling to other machines: {calibration}")
+    return lines
+
+
+def _calibration() -> str:
+    """Two tiny timings that say how fast this machine runs interpreter code and locks."""
+    import threading
+    import timeit
+
+    lock = threading.Lock()
+
+    def locked() -> None:
+        with lock:
+            pass
+
+    loop = min(timeit.repeat("sum((1, 2, 3))", number=200_000, repeat=5)) / 200_000
+    held = min(timeit.repeat(locked, number=200_000, repeat=5)) / 200_000
+    return f"`sum((1, 2, 3))` {loop * 1e9:.0f} ns, uncontended `with lock:` call {held * 1e9:.0f} ns"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 30; --quick: 2)")
+    ap.add_argument("--calls", type=int, default=None, help="calls per variant, mode and round (default 20; --quick: 8)")
+    ap.add_argument("--quick", action="store_true", help="a few seconds: a smoke test, not a measurement")
+    ap.add_argument("--async", dest="asynchronous", action="store_true", help="also measure AsyncOpenAI (second table)")
+    ap.add_argument("--peer-python", default=None,
+                    help="interpreter for the peer rows (a venv with the peer instrumentations); default: this one")
+    ap.add_argument("--only", default=None, help="comma-separated groups: frictionlens,official,traceloop")
+    ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--warmup", type=int, default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.rounds is None:
+        args.rounds = 2 if args.quick else 30
+    if args.calls is None:
+        args.calls = 8 if args.quick else 20
+    warmup = args.warmup if args.warmup is not None else (3 if args.quick else 10)
+    if args.worker:
+        return _worker_main(args.worker, args.calls, warmup, args.asynchronous)
+
+    calibration = _calibration()  # before the workers start, on a quiet machine
+    groups = list(GROUPS) if not args.only else [g.strip() for g in args.only.split(",") if g.strip()]
+    procs = [_Proc(g, (args.peer_python or sys.executable) if GROUPS[g]["peer"] else sys.executable, args, warmup)
+             for g in groups]
+    started = time.monotonic()
+    try:
+        for p in procs:
+            p.hello = p.read()
+        live = [p for p in procs if p.hello.get("status") == "ready"]
+        for r in range(args.rounds):
+            k = r % max(1, len(live))
+            for p in live[k:] + live[:k]:  # one worker measures at a time
+                p.send(str(r))
+                reply = p.read()
+                if "round" not in reply:
+                    p.hello = reply
+                    live.remove(p)
+                    continue
+                p.rounds.append(reply["round"])
+            print(f"round {r + 1}/{args.rounds} done ({time.monotonic() - started:.0f} s)", file=sys.stderr)
+    finally:
+        for p in procs:
+            p.close()
+
+    out = ["## Instrumentation overhead per call (µs, relative to each process' own uninstrumented SDK)", ""]
+    out += _environment(procs, args, calibration) + [""]
+    out += _table(procs, SYNC_MODES, args.calls)
+    if args.asynchronous:
+        out += [""] + _table(procs, ASYNC_MODES, args.calls)
+    out += [
+        "",
+        "Overhead: median over rounds of (variant − baseline) per-round median call time, ± its standard "
+        "error; p95: variant p95 − baseline p95 over all calls; CPU: process CPU time per call, differenced "
+        "per round like the median; raw: the variant's own median call time. Variants alternate call by "
+        "call within a round. "
+        "Peers run at their defaults (no logger provider given).",
+    ]
+    if args.quick:
+        out.append("(--quick: a smoke test; the numbers are not a measurement)")
+    print("\n".join(out))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
