@@ -11,13 +11,56 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="frictionlens", description=__doc__)
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command")
+    demo = sub.add_parser("demo", help="run a scripted, instrumented LLM app and report on it")
+    demo.add_argument("--calls", type=int, default=900, help="approximate LLM calls (default 900)")
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--out", default=".frictionlens/demo", help="store folder (default .frictionlens/demo)")
+    report = sub.add_parser("report", help="summarise a local store or an OTLP-JSON traces file")
+    report.add_argument("path", nargs="?", default=None, help="data dir or traces file (default: the data dir)")
+    report.add_argument("--json", action="store_true", help="machine-readable output")
     args = parser.parse_args(argv)
     if args.version:
         from frictionlens import __version__
 
         print(__version__)
         return 0
+    if args.command == "demo":
+        return _demo(args)
+    if args.command == "report":
+        return _report(args)
     parser.print_help()
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    import shutil
+    from pathlib import Path
+
+    from frictionlens import demo
+    from frictionlens.exporters import report
+
+    out = Path(args.out)
+    shutil.rmtree(out, ignore_errors=True)
+    try:
+        from rich.progress import track
+
+        def progress(it, total):
+            return track(it, total=total, description="simulated users, JSON route, agent")
+    except ImportError:
+        progress = None
+    demo.run(out, calls=args.calls, seed=args.seed, progress=progress)
+    print(report.render(report.load(out)))
+    print(f"\nstore: {out / 'traces.jsonl'}  (read it again with: frictionlens report {out})")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from frictionlens.config import Options
+    from frictionlens.exporters import report
+
+    path = args.path or Options.resolve().data_dir
+    rep = report.load(path)
+    print(rep.to_json() if args.json else report.render(rep))
     return 0
 
 

@@ -240,17 +240,19 @@ class Telemetry:
 
         out_text = "\n".join(inv.outputs)
         a[semconv.OUTPUT_CHARS] = len(out_text) + sum(len(args or "") for _, args in inv.tool_calls)
-        check = self._check_format(inv)
         a[semconv.OUTPUT_FORMAT_EXPECTED] = inv.expected_format if not (inv.tool_calls or inv.tools_forced) else semconv.FORMAT_TOOL_CALL
         a[semconv.GEN_AI_OUTPUT_TYPE] = (
             semconv.OUTPUT_TYPE_JSON if inv.expected_format in (semconv.FORMAT_JSON, semconv.FORMAT_JSON_SCHEMA) else semconv.OUTPUT_TYPE_TEXT
         )
-        a[semconv.OUTPUT_FORMAT_VALID] = check.valid
-        if check.error:
-            a[semconv.OUTPUT_FORMAT_ERROR] = check.error
-        a[semconv.OUTPUT_PREAMBLE] = check.preamble
-        a[semconv.OUTPUT_CODE_FENCE] = check.code_fence
         a[semconv.OUTPUT_TRUNCATED] = inv.truncated
+        # a stream the caller stopped holds part of an answer: its format is not judged
+        check = None if inv.abandoned else self._check_format(inv)
+        if check is not None:
+            a[semconv.OUTPUT_FORMAT_VALID] = check.valid
+            if check.error:
+                a[semconv.OUTPUT_FORMAT_ERROR] = check.error
+            a[semconv.OUTPUT_PREAMBLE] = check.preamble
+            a[semconv.OUTPUT_CODE_FENCE] = check.code_fence
 
         feats = self._features(inv)
         refusal = inv.refusal or any("refusal" in o.cues for o in feats.outputs)
