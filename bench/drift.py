@@ -26,8 +26,8 @@ Also: the family-wise false-alarm rate of a whole stream (every feature at once)
 stage's cost per span against the SDK's own span in the same run, the content vector's
 cost, and memory per stream.
 
-    python bench/drift.py              # the full table, ~10 minutes on 2 cores
-    python bench/drift.py --quick      # fewer trials, a smoke test (~2 minutes)
+    python bench/drift.py              # the full table, ~13 minutes on 2 cores
+    python bench/drift.py --quick      # fewer trials, a smoke test (~5 minutes)
     python bench/drift.py --calibrate  # re-run the threshold calibration (~6 minutes)
 """
 

@@ -37,17 +37,21 @@ def run(question: str, max_steps: int = 6) -> str:
     client = openai.OpenAI()
     model = os.environ.get("OPENAI_MODEL", "gpt-4o-mini")
     messages: list[dict[str, object]] = [{"role": "user", "content": question}]
-    for _ in range(max_steps):
-        reply = client.chat.completions.create(model=model, messages=messages, tools=TOOLS)
-        msg = reply.choices[0].message
-        if not msg.tool_calls:
-            return msg.content or ""
-        messages.append(msg.model_dump(exclude_none=True))
-        for call in msg.tool_calls:
-            args = json.loads(call.function.arguments or "{}")
-            result = get_weather(**args) if call.function.name == "get_weather" else {"error": "unknown tool"}
-            messages.append({"role": "tool", "tool_call_id": call.id, "content": json.dumps(result)})
-    return "(gave up after too many steps)"
+    # the task span is the trajectory's root: steps, tool calls and budget are measured on it
+    with frictionlens.task("weather_agent", expected_steps=2) as task:
+        for _ in range(max_steps):
+            reply = client.chat.completions.create(model=model, messages=messages, tools=TOOLS)
+            msg = reply.choices[0].message
+            if not msg.tool_calls:
+                return msg.content or ""
+            messages.append(msg.model_dump(exclude_none=True))
+            for call in msg.tool_calls:
+                with frictionlens.tool(call.function.name, call_id=call.id):
+                    args = json.loads(call.function.arguments or "{}")
+                    result = get_weather(**args) if call.function.name == "get_weather" else {"error": "unknown tool"}
+                messages.append({"role": "tool", "tool_call_id": call.id, "content": json.dumps(result)})
+        task.abandon()
+        return "(gave up after too many steps)"
 
 
 if __name__ == "__main__":

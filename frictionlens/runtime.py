@@ -30,6 +30,8 @@ from frictionlens.config import Options
 from frictionlens.exporters import otlp
 from frictionlens.exporters.filestore import FileMetricExporter, FileSpanExporter
 from frictionlens.instrumentation.invocation import Telemetry
+from frictionlens.processors.persistence import FILE_NAME as STATE_FILE
+from frictionlens.processors.persistence import StateFile
 from frictionlens.processors.pipeline import SignalPipeline, Stage
 
 _log = logging.getLogger(__name__)
@@ -51,7 +53,12 @@ class _Installed:
     app_processors: tuple[SpanProcessor, ...] | None = None
     owned_meter_provider: MeterProvider | None = None
     instrumentors: list[BaseInstrumentor] = field(default_factory=list)
+    persistent: dict[str, Any] = field(default_factory=dict)
+    """stages whose learned state (drift baselines, step budgets) survives restarts"""
 
+
+#: stage class -> its section in the state file
+_STATE_SECTIONS = {"DriftStage": "drift", "TrajectoryStage": "trajectory"}
 
 _lock = threading.RLock()
 _state: _Installed | None = None
@@ -78,12 +85,16 @@ def install(**overrides: Any) -> None:
         salt = options.salt_bytes()
         meter_provider_owned, meter = _meter(options, meter_provider)
         health.bind_meter(meter)
-        pipeline = SignalPipeline(build_stages(options, meter, salt))
+        stages = build_stages(options, meter, salt)
+        persistent = {name: st for st in stages for name in [_STATE_SECTIONS.get(type(st).__name__)] if name}
+        StateFile(options.data_dir / STATE_FILE).restore_stages(persistent)
+        pipeline = SignalPipeline(stages)
         tp, owned_tp, app_processors = _attach_pipeline(options, pipeline, tracer_provider, meter)
         telemetry = Telemetry(
             tp, meter, salt=salt, capture_content=options.capture_content, content_max_chars=options.content_max_chars
         )
-        _state = _Installed(options, pipeline, tp, meter, telemetry, owned_tp, app_processors, meter_provider_owned)
+        _state = _Installed(options, pipeline, tp, meter, telemetry, owned_tp, app_processors, meter_provider_owned,
+                            persistent=persistent)
         _state.instrumentors = _instrument_providers(options, telemetry, tp)
         if not _atexit_registered:
             atexit.register(uninstall)
@@ -103,6 +114,8 @@ def uninstall() -> None:
         except Exception:
             _log.debug("uninstrumenting %s failed", type(inst).__name__, exc_info=True)
     state.pipeline.close_stages()
+    if state.persistent:
+        StateFile(state.options.data_dir / STATE_FILE).save_stages(state.persistent)
     if state.app_processors is not None:
         state.pipeline.force_flush()
         active = state.tracer_provider._active_span_processor  # pylint: disable=protected-access

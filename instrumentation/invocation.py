@@ -150,14 +150,7 @@ class Telemetry:
     # -- lifecycle -----------------------------------------------------------------------
     def start(self, inv: LLMInvocation) -> None:
         """Open the span; the SDK call runs inside it (so HTTP spans become its children)."""
-        attrs: dict[str, Any] = {
-            semconv.GEN_AI_OPERATION_NAME: inv.operation,
-            semconv.GEN_AI_PROVIDER_NAME: inv.provider,
-        }
-        if inv.request_model:
-            attrs[semconv.GEN_AI_REQUEST_MODEL] = inv.request_model
-        if inv.server_address:
-            attrs[semconv.SERVER_ADDRESS] = inv.server_address
+        attrs = _identity(inv)
         if inv.server_port:
             attrs[semconv.SERVER_PORT] = inv.server_port
         attrs.update(inv.request_attributes)
@@ -312,13 +305,9 @@ class Telemetry:
         a[semconv.GEN_AI_OUTPUT_MESSAGES] = json.dumps(outs)
 
     def _record_metrics(self, inv: LLMInvocation, end_ns: int, check: fmt.FormatCheck | None, attrs: Mapping[str, Any]) -> None:
-        base: dict[str, Any] = {semconv.GEN_AI_OPERATION_NAME: inv.operation, semconv.GEN_AI_PROVIDER_NAME: inv.provider}
-        if inv.request_model:
-            base[semconv.GEN_AI_REQUEST_MODEL] = inv.request_model
+        base = _identity(inv)
         if inv.response_model:
             base[semconv.GEN_AI_RESPONSE_MODEL] = inv.response_model
-        if inv.server_address:
-            base[semconv.SERVER_ADDRESS] = inv.server_address
         duration_attrs = dict(base)
         if inv.error_type:
             duration_attrs[semconv.ERROR_TYPE] = inv.error_type
@@ -339,6 +328,16 @@ class Telemetry:
         self._length.record(attrs.get(semconv.OUTPUT_CHARS, 0), {semconv.METRIC_ATTR_STREAM: stream})
         if not check.valid:
             self._format_failures.add(1, {semconv.METRIC_ATTR_STREAM: stream, semconv.METRIC_ATTR_ERROR: check.error or "unknown"})
+
+
+def _identity(inv: LLMInvocation) -> dict[str, Any]:
+    """Operation, provider, model and server: on the span and on every call metric."""
+    attrs: dict[str, Any] = {semconv.GEN_AI_OPERATION_NAME: inv.operation, semconv.GEN_AI_PROVIDER_NAME: inv.provider}
+    if inv.request_model:
+        attrs[semconv.GEN_AI_REQUEST_MODEL] = inv.request_model
+    if inv.server_address:
+        attrs[semconv.SERVER_ADDRESS] = inv.server_address
+    return attrs
 
 
 _content_vector_fn: Any = None

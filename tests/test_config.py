@@ -30,3 +30,21 @@ def test_salt_is_generated_once_and_kept(tmp_path: Path):
     first = o.salt_bytes()
     assert first and Options.resolve({"data_dir": tmp_path}, environ={}).salt_bytes() == first
     assert Options.resolve({"data_dir": tmp_path, "salt": "s"}, environ={}).salt_bytes() == b"s"
+
+
+def test_learned_state_survives_a_restart(tmp_path):
+    import json
+
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.trace import TracerProvider
+
+    import frictionlens
+    from frictionlens import runtime
+
+    frictionlens.instrument(data_dir=tmp_path, tracer_provider=TracerProvider(), meter_provider=MeterProvider(), providers=False)
+    frictionlens.uninstrument()
+    saved = json.loads((tmp_path / "state.json").read_text())
+    assert {"drift", "trajectory"} <= set(saved["sections"])
+    (tmp_path / "state.json").write_text("{corrupt")
+    frictionlens.instrument(data_dir=tmp_path, tracer_provider=TracerProvider(), meter_provider=MeterProvider(), providers=False)
+    assert runtime.installed() is not None  # a corrupt file is a warning, never a crash
