@@ -39,6 +39,7 @@ _log = logging.getLogger(__name__)
 #: provider name -> (module that must be importable, instrumentor "module:Class")
 SUPPORTED_PROVIDERS: dict[str, tuple[str, str]] = {
     "openai": ("openai", "frictionlens.instrumentation.openai:OpenAIInstrumentor"),
+    "anthropic": ("anthropic", "frictionlens.instrumentation.anthropic:AnthropicInstrumentor"),
 }
 
 

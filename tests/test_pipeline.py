@@ -51,7 +51,7 @@ def test_stages_enrich_a_copy_and_see_features():
     assert out.attributes["test.tag"] == 5 and out.attributes["test.n"] == 4
     assert [e.name for e in out.events] == ["test.event"]
     assert span.attributes.get("test.tag") is None  # the app's span is untouched
-    assert tag.seen == [feats] and features.pending_count() == 0
+    assert tag.seen == [feats] and features.pop(span) is None  # handed over once, then gone
 
 
 def test_a_failing_stage_is_skipped_and_counted():

@@ -1,0 +1,407 @@
+"""Anthropic SDK instrumentation: ``messages.create`` (sync, async, ``stream=True``) and
+``messages.stream``.
+
+Wrapped with wrapt at the resource classes, like the OpenAI instrumentation. ``messages.stream``
+posts the request itself (not through ``create``), so its manager's request is wrapped: the call
+span starts when the stream is entered and ends when it is exhausted, fails or is closed. HTTP
+retries inside one SDK call are counted by hooking the SDK's retry sleep.
+
+The SDK's own call span: current ``anthropic`` releases start an ``anthropic.messages.create``
+CLIENT span (``anthropic._tracing``) whenever a tracer provider is reachable, with the same
+``gen_ai.*`` attributes ours carries. Two GenAI spans for one call would double every count
+downstream (steps, tokens, friction), so for the calls we instrument the SDK's span is not
+started: ``start_api_call_span`` returns ``None`` while one of our invocations runs, which is
+the SDK's own "no span" path (the request is sent unchanged). We keep ours rather than enrich
+the SDK's because ours is the one the signal pipeline reads (features travel beside it), it
+exists whether or not the SDK's tracing is on, and it behaves the same for every provider.
+SDK calls we do not instrument (token counting, batches, ...) keep the SDK's span.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Collection, Mapping
+
+import wrapt
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+from opentelemetry.instrumentation.utils import unwrap
+
+from frictionlens import semconv
+from frictionlens.health import count_internal_error
+from frictionlens.instrumentation.invocation import LLMInvocation, Telemetry, current_invocation
+from frictionlens.instrumentation.openai import _async_retry_hook, _get, _given, _sync_retry_hook
+from frictionlens.instrumentation.streams import AsyncStreamProxy, SyncStreamProxy
+
+_log = logging.getLogger(__name__)
+
+PROVIDER = "anthropic"
+
+_MESSAGES = "anthropic.resources.messages.messages"
+_WRAPPED = (
+    (_MESSAGES, "Messages.create"),
+    (_MESSAGES, "AsyncMessages.create"),
+    (_MESSAGES, "Messages.stream"),
+    (_MESSAGES, "AsyncMessages.stream"),
+)
+_RETRY_HOOKS = (
+    ("anthropic._base_client", "SyncAPIClient._sleep_for_retry"),
+    ("anthropic._base_client", "AsyncAPIClient._sleep_for_retry"),
+)
+_SDK_SPAN = ("anthropic._base_client", "start_api_call_span")
+
+
+# -- request -----------------------------------------------------------------------------
+def _block_text(block: Any) -> str:
+    kind = _get(block, "type")
+    if kind == "text":
+        return str(_get(block, "text") or "")
+    if kind == "tool_use":
+        return f"{_get(block, 'name')}({json.dumps(_get(block, 'input') or {}, default=str)})"
+    if kind == "tool_result":
+        return _content_text(_get(block, "content"))
+    return ""
+
+
+def _content_text(content: Any) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    parts = []
+    for block in content if isinstance(content, (list, tuple)) else [content]:
+        text = block if isinstance(block, str) else _block_text(block)
+        if text:
+            parts.append(text)
+    return "\n".join(parts)
+
+
+def _message(msg: Any) -> tuple[str, str]:
+    role = str(_get(msg, "role") or "user")
+    content = _get(msg, "content")
+    if role == "user" and isinstance(content, (list, tuple)) and content and all(
+        _get(b, "type") == "tool_result" for b in content if not isinstance(b, str)
+    ) and not any(isinstance(b, str) for b in content):
+        role = "tool"
+    return role, _content_text(content)
+
+
+def _server(instance: Any) -> tuple[str | None, int | None]:
+    try:
+        url = instance._client.base_url
+        return url.host, url.port
+    except Exception:
+        return None, None
+
+
+def _expected_format(kwargs: Mapping[str, Any]) -> tuple[str, Mapping[str, Any] | None]:
+    fmt = None
+    config = kwargs.get("output_config")
+    if _given(config):
+        fmt = _get(config, "format")
+    if not _given(fmt):
+        fmt = kwargs.get("output_format")
+    if isinstance(fmt, type):
+        from frictionlens.instrumentation.openai import _pydantic_schema
+
+        return semconv.FORMAT_JSON_SCHEMA, _pydantic_schema(fmt)
+    if _given(fmt) and _get(fmt, "type") == "json_schema":
+        schema = _get(fmt, "schema")
+        return semconv.FORMAT_JSON_SCHEMA, schema if isinstance(schema, Mapping) else None
+    return semconv.FORMAT_TEXT, None
+
+
+def _tools_forced(kwargs: Mapping[str, Any]) -> bool:
+    choice = kwargs.get("tool_choice")
+    if not _given(kwargs.get("tools")) or not _given(choice):
+        return False
+    return choice == "any" or _get(choice, "type") in ("tool", "any")
+
+
+def _request(instance: Any, kwargs: Mapping[str, Any], streaming: bool) -> LLMInvocation:
+    host, port = _server(instance)
+    model = kwargs.get("model")
+    inv = LLMInvocation(
+        operation=semconv.OP_CHAT,
+        provider=PROVIDER,
+        request_model=str(model) if _given(model) else None,
+        server_address=host,
+        server_port=port,
+        streaming=streaming,
+    )
+    ra = inv.request_attributes
+    for key, attr in (
+        ("temperature", semconv.GEN_AI_REQUEST_TEMPERATURE),
+        ("top_p", semconv.GEN_AI_REQUEST_TOP_P),
+        ("max_tokens", semconv.GEN_AI_REQUEST_MAX_TOKENS),
+    ):
+        value = kwargs.get(key)
+        if _given(value) and isinstance(value, (int, float)) and not isinstance(value, bool):
+            ra[attr] = value
+    if streaming:
+        ra[semconv.GEN_AI_REQUEST_STREAM] = True
+    system = kwargs.get("system")
+    if _given(system):
+        text = _content_text(system)
+        inv.system_text = text
+        inv.messages.append(("system", text))
+    messages = kwargs.get("messages")
+    if _given(messages):
+        inv.messages.extend(_message(m) for m in messages)
+    inv.expected_format, inv.schema = _expected_format(kwargs)
+    inv.tools_forced = _tools_forced(kwargs)
+    return inv
+
+
+# -- response ----------------------------------------------------------------------------
+def _usage(inv: LLMInvocation, usage: Any) -> None:
+    if usage is None:
+        return
+    inp = _get(usage, "input_tokens")
+    read = _get(usage, "cache_read_input_tokens")
+    created = _get(usage, "cache_creation_input_tokens")
+    if isinstance(read, int):
+        inv.cache_read_tokens = read
+    if isinstance(created, int):
+        inv.cache_creation_tokens = created
+    if isinstance(inp, int):  # the conventions count cached input as input
+        inv.input_tokens = inp + (inv.cache_read_tokens or 0) + (inv.cache_creation_tokens or 0)
+    out = _get(usage, "output_tokens")
+    if isinstance(out, int):
+        inv.output_tokens = out
+
+
+def _stop(inv: LLMInvocation, reason: Any) -> None:
+    if not reason:
+        return
+    inv.finish_reasons = [str(reason)]
+    inv.truncated = reason == "max_tokens"
+    if reason == "refusal":
+        inv.refusal = True
+
+
+def _response(inv: LLMInvocation, resp: Any) -> None:
+    inv.response_id = _get(resp, "id") or inv.response_id
+    inv.response_model = _get(resp, "model") or inv.response_model
+    _usage(inv, _get(resp, "usage"))
+    texts: list[str] = []
+    inv.tool_calls, inv.tool_call_ids = [], []
+    for block in _get(resp, "content") or ():
+        kind = _get(block, "type")
+        if kind == "text":
+            texts.append(str(_get(block, "text") or ""))
+        elif kind == "tool_use":
+            inv.tool_calls.append((str(_get(block, "name") or ""), json.dumps(_get(block, "input") or {}, default=str)))
+            inv.tool_call_ids.append(_get(block, "id"))
+    inv.outputs = ["".join(texts)] if texts or not inv.tool_calls else []
+    _stop(inv, _get(resp, "stop_reason"))
+
+
+def _event(inv: LLMInvocation, event: Any) -> None:
+    kind = _get(event, "type")
+    if kind == "content_block_delta":
+        delta = _get(event, "delta")
+        dkind = _get(delta, "type")
+        if dkind == "text_delta":
+            if not inv.output_parts:
+                inv.output_parts.append([])
+            inv.output_parts[0].append(_get(delta, "text") or "")  # joined once when the span ends
+        elif dkind == "input_json_delta" and inv.tool_call_parts:
+            inv.tool_call_parts[-1].append(_get(delta, "partial_json") or "")
+    elif kind == "content_block_start":
+        block = _get(event, "content_block")
+        if _get(block, "type") == "tool_use":
+            inv.tool_call_parts.append([str(_get(block, "name") or "")])
+            inv.tool_call_ids.append(_get(block, "id"))
+    elif kind == "message_start":
+        msg = _get(event, "message")
+        inv.response_id = _get(msg, "id") or inv.response_id
+        inv.response_model = _get(msg, "model") or inv.response_model
+        _usage(inv, _get(msg, "usage"))
+    elif kind == "message_delta":
+        _stop(inv, _get(_get(event, "delta"), "stop_reason"))
+        out = _get(_get(event, "usage"), "output_tokens")
+        if isinstance(out, int):
+            inv.output_tokens = out
+
+
+# -- wrappers ----------------------------------------------------------------------------
+def _begin(telemetry: Telemetry, instance: Any, kwargs: Mapping[str, Any], streaming: bool) -> LLMInvocation | None:
+    """Start an invocation, or None when we must stay out (nested call, or our own failure)."""
+    outer = current_invocation.get()
+    if outer is not None and not outer.ended:
+        return None
+    try:
+        inv = _request(instance, kwargs, streaming)
+        telemetry.start(inv)
+        return inv
+    except Exception:
+        count_internal_error(PROVIDER)
+        _log.debug("could not start the call span", exc_info=True)
+        return None
+
+
+def _complete(telemetry: Telemetry, inv: LLMInvocation, result: Any) -> Any:
+    """Record a returned value: a stream gets a proxy, anything else is read and passed on."""
+    try:
+        if inv.streaming and hasattr(result, "__next__"):
+            return SyncStreamProxy(result, inv, telemetry, _event)
+        if inv.streaming and hasattr(result, "__anext__"):
+            return AsyncStreamProxy(result, inv, telemetry, _event)
+        _response(inv, result)
+    except Exception:
+        count_internal_error(PROVIDER)
+        _log.debug("could not read the response", exc_info=True)
+    telemetry.finish(inv)
+    return result
+
+
+def _is_stream(kwargs: Mapping[str, Any]) -> bool:
+    return bool(kwargs.get("stream")) and _given(kwargs.get("stream"))
+
+
+def sync_wrapper(telemetry: Telemetry):
+    def wrapper(wrapped, instance, args, kwargs):
+        inv = _begin(telemetry, instance, kwargs, _is_stream(kwargs))
+        if inv is None:
+            return wrapped(*args, **kwargs)
+        token = current_invocation.set(inv)
+        try:
+            result = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            telemetry.fail(inv, exc)
+            raise
+        finally:
+            current_invocation.reset(token)
+        return _complete(telemetry, inv, result)
+
+    return wrapper
+
+
+def async_wrapper(telemetry: Telemetry):
+    async def wrapper(wrapped, instance, args, kwargs):
+        inv = _begin(telemetry, instance, kwargs, _is_stream(kwargs))
+        if inv is None:
+            return await wrapped(*args, **kwargs)
+        token = current_invocation.set(inv)
+        try:
+            result = await wrapped(*args, **kwargs)
+        except BaseException as exc:
+            telemetry.fail(inv, exc)
+            raise
+        finally:
+            current_invocation.reset(token)
+        return _complete(telemetry, inv, result)
+
+    return wrapper
+
+
+def stream_wrapper(telemetry: Telemetry):
+    """``messages.stream``: the request runs when the manager is entered; wrap that request."""
+
+    def wrapper(wrapped, instance, args, kwargs):
+        manager = wrapped(*args, **kwargs)
+        sync = not type(manager).__name__.startswith("Async")
+        attr = "_MessageStreamManager__api_request" if sync else "_AsyncMessageStreamManager__api_request"
+        request = getattr(manager, attr, None)
+        if request is None:
+            return manager
+
+        if sync:
+            def api_request():
+                inv = _begin(telemetry, instance, kwargs, True)
+                if inv is None:
+                    return request()
+                token = current_invocation.set(inv)
+                try:
+                    result = request()
+                except BaseException as exc:
+                    telemetry.fail(inv, exc)
+                    raise
+                finally:
+                    current_invocation.reset(token)
+                return _complete(telemetry, inv, result)
+
+            replacement: Any = api_request
+        else:
+            async def api_request_async():
+                inv = _begin(telemetry, instance, kwargs, True)
+                if inv is None:
+                    return await request
+                token = current_invocation.set(inv)
+                try:
+                    result = await request
+                except BaseException as exc:
+                    telemetry.fail(inv, exc)
+                    raise
+                finally:
+                    current_invocation.reset(token)
+                return _complete(telemetry, inv, result)
+
+            replacement = api_request_async()
+        try:
+            setattr(manager, attr, replacement)
+        except Exception:
+            if not sync:
+                replacement.close()
+            count_internal_error(PROVIDER)
+        return manager
+
+    return wrapper
+
+
+def _sdk_span_hook(wrapped, instance, args, kwargs):
+    """No SDK call span while one of ours runs: one GenAI span per call."""
+    inv = current_invocation.get()
+    if inv is not None and not inv.ended and inv.provider == PROVIDER:
+        return None
+    return wrapped(*args, **kwargs)
+
+
+class AnthropicInstrumentor(BaseInstrumentor):
+    """Instruments the ``anthropic`` SDK. Usually installed by ``frictionlens.instrument()``;
+    also found by ``opentelemetry-instrument`` through its entry point."""
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return ("anthropic >= 0.40",)
+
+    def _instrument(self, **kwargs: Any) -> None:
+        telemetry = kwargs.get("telemetry")
+        if telemetry is None:
+            from frictionlens import runtime
+
+            telemetry = runtime.telemetry_for_auto_instrumentation(kwargs.get("tracer_provider"), kwargs.get("meter_provider"))
+        for module, name in _WRAPPED:
+            if name.endswith(".stream"):
+                factory = stream_wrapper(telemetry)
+            else:
+                factory = (async_wrapper if name.startswith("Async") else sync_wrapper)(telemetry)
+            try:
+                wrapt.wrap_function_wrapper(module, name, factory)
+            except (AttributeError, ImportError):
+                _log.debug("anthropic has no %s.%s; not instrumented", module, name)
+        for module, name in _RETRY_HOOKS:
+            try:
+                wrapt.wrap_function_wrapper(
+                    module, name, _async_retry_hook if name.startswith("Async") else _sync_retry_hook
+                )
+            except (AttributeError, ImportError):
+                _log.debug("anthropic has no %s.%s; retries not counted", module, name)
+        try:
+            wrapt.wrap_function_wrapper(*_SDK_SPAN, _sdk_span_hook)
+        except (AttributeError, ImportError):
+            _log.debug("anthropic has no own call span; nothing to switch off")
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        import importlib
+
+        for module, name in (*_WRAPPED, *_RETRY_HOOKS):
+            cls_name, method = name.split(".")
+            try:
+                unwrap(getattr(importlib.import_module(module), cls_name), method)
+            except (AttributeError, ImportError):
+                pass
+        try:
+            unwrap(importlib.import_module(_SDK_SPAN[0]), _SDK_SPAN[1])
+        except (AttributeError, ImportError):
+            pass
