@@ -23,15 +23,14 @@ import json
 import logging
 from typing import Any, Collection, Mapping
 
-import wrapt
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
-from opentelemetry.instrumentation.utils import unwrap
 
 from frictionlens import semconv
 from frictionlens.health import count_internal_error
+from frictionlens.instrumentation import calls
+from frictionlens.instrumentation.calls import CallSpec
 from frictionlens.instrumentation.invocation import LLMInvocation, Telemetry, current_invocation
-from frictionlens.instrumentation.openai import _async_retry_hook, _get, _given, _sync_retry_hook
-from frictionlens.instrumentation.streams import AsyncStreamProxy, SyncStreamProxy
+from frictionlens.instrumentation.openai import _get, _given
 
 _log = logging.getLogger(__name__)
 
@@ -44,11 +43,8 @@ _WRAPPED = (
     (_MESSAGES, "Messages.stream"),
     (_MESSAGES, "AsyncMessages.stream"),
 )
-_RETRY_HOOKS = (
-    ("anthropic._base_client", "SyncAPIClient._sleep_for_retry"),
-    ("anthropic._base_client", "AsyncAPIClient._sleep_for_retry"),
-)
-_SDK_SPAN = ("anthropic._base_client", "start_api_call_span")
+_BASE_CLIENT = "anthropic._base_client"
+_SDK_SPAN = (_BASE_CLIENT, "start_api_call_span")
 
 
 # -- request -----------------------------------------------------------------------------
@@ -226,74 +222,13 @@ def _event(inv: LLMInvocation, event: Any) -> None:
 
 
 # -- wrappers ----------------------------------------------------------------------------
-def _begin(telemetry: Telemetry, instance: Any, kwargs: Mapping[str, Any], streaming: bool) -> LLMInvocation | None:
-    """Start an invocation, or None when we must stay out (nested call, or our own failure)."""
-    outer = current_invocation.get()
-    if outer is not None and not outer.ended:
-        return None
-    try:
-        inv = _request(instance, kwargs, streaming)
-        telemetry.start(inv)
-        return inv
-    except Exception:
-        count_internal_error(PROVIDER)
-        _log.debug("could not start the call span", exc_info=True)
-        return None
-
-
-def _complete(telemetry: Telemetry, inv: LLMInvocation, result: Any) -> Any:
-    """Record a returned value: a stream gets a proxy, anything else is read and passed on."""
-    try:
-        if inv.streaming and hasattr(result, "__next__"):
-            return SyncStreamProxy(result, inv, telemetry, _event)
-        if inv.streaming and hasattr(result, "__anext__"):
-            return AsyncStreamProxy(result, inv, telemetry, _event)
-        _response(inv, result)
-    except Exception:
-        count_internal_error(PROVIDER)
-        _log.debug("could not read the response", exc_info=True)
-    telemetry.finish(inv)
-    return result
-
-
 def _is_stream(kwargs: Mapping[str, Any]) -> bool:
     return bool(kwargs.get("stream")) and _given(kwargs.get("stream"))
 
 
-def sync_wrapper(telemetry: Telemetry):
-    def wrapper(wrapped, instance, args, kwargs):
-        inv = _begin(telemetry, instance, kwargs, _is_stream(kwargs))
-        if inv is None:
-            return wrapped(*args, **kwargs)
-        token = current_invocation.set(inv)
-        try:
-            result = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            telemetry.fail(inv, exc)
-            raise
-        finally:
-            current_invocation.reset(token)
-        return _complete(telemetry, inv, result)
-
-    return wrapper
-
-
-def async_wrapper(telemetry: Telemetry):
-    async def wrapper(wrapped, instance, args, kwargs):
-        inv = _begin(telemetry, instance, kwargs, _is_stream(kwargs))
-        if inv is None:
-            return await wrapped(*args, **kwargs)
-        token = current_invocation.set(inv)
-        try:
-            result = await wrapped(*args, **kwargs)
-        except BaseException as exc:
-            telemetry.fail(inv, exc)
-            raise
-        finally:
-            current_invocation.reset(token)
-        return _complete(telemetry, inv, result)
-
-    return wrapper
+#: ``create``: streams when asked to; ``stream``: always a stream
+CREATE = CallSpec(PROVIDER, lambda instance, kwargs: _request(instance, kwargs, _is_stream(kwargs)), _response, _event)
+STREAM = CallSpec(PROVIDER, lambda instance, kwargs: _request(instance, kwargs, True), _response, _event)
 
 
 def stream_wrapper(telemetry: Telemetry):
@@ -306,44 +241,19 @@ def stream_wrapper(telemetry: Telemetry):
         request = getattr(manager, attr, None)
         if request is None:
             return manager
-
         if sync:
-            def api_request():
-                inv = _begin(telemetry, instance, kwargs, True)
-                if inv is None:
-                    return request()
-                token = current_invocation.set(inv)
-                try:
-                    result = request()
-                except BaseException as exc:
-                    telemetry.fail(inv, exc)
-                    raise
-                finally:
-                    current_invocation.reset(token)
-                return _complete(telemetry, inv, result)
-
-            replacement: Any = api_request
+            def replacement() -> Any:
+                return calls.run(STREAM, telemetry, instance, kwargs, request)
         else:
-            async def api_request_async():
-                inv = _begin(telemetry, instance, kwargs, True)
-                if inv is None:
-                    return await request
-                token = current_invocation.set(inv)
-                try:
-                    result = await request
-                except BaseException as exc:
-                    telemetry.fail(inv, exc)
-                    raise
-                finally:
-                    current_invocation.reset(token)
-                return _complete(telemetry, inv, result)
+            async def awaited() -> Any:
+                return await request
 
-            replacement = api_request_async()
+            replacement = calls.run_async(STREAM, telemetry, instance, kwargs, awaited)  # type: ignore[assignment]
         try:
             setattr(manager, attr, replacement)
         except Exception:
             if not sync:
-                replacement.close()
+                replacement.close()  # type: ignore[attr-defined]
             count_internal_error(PROVIDER)
         return manager
 
@@ -366,42 +276,18 @@ class AnthropicInstrumentor(BaseInstrumentor):
         return ("anthropic >= 0.40",)
 
     def _instrument(self, **kwargs: Any) -> None:
-        telemetry = kwargs.get("telemetry")
-        if telemetry is None:
-            from frictionlens import runtime
-
-            telemetry = runtime.telemetry_for_auto_instrumentation(kwargs.get("tracer_provider"), kwargs.get("meter_provider"))
-        for module, name in _WRAPPED:
-            if name.endswith(".stream"):
-                factory = stream_wrapper(telemetry)
-            else:
-                factory = (async_wrapper if name.startswith("Async") else sync_wrapper)(telemetry)
-            try:
-                wrapt.wrap_function_wrapper(module, name, factory)
-            except (AttributeError, ImportError):
-                _log.debug("anthropic has no %s.%s; not instrumented", module, name)
-        for module, name in _RETRY_HOOKS:
-            try:
-                wrapt.wrap_function_wrapper(
-                    module, name, _async_retry_hook if name.startswith("Async") else _sync_retry_hook
-                )
-            except (AttributeError, ImportError):
-                _log.debug("anthropic has no %s.%s; retries not counted", module, name)
-        try:
-            wrapt.wrap_function_wrapper(*_SDK_SPAN, _sdk_span_hook)
-        except (AttributeError, ImportError):
-            _log.debug("anthropic has no own call span; nothing to switch off")
+        telemetry = calls.telemetry_from(kwargs)
+        calls.wrap_all(
+            [
+                (_MESSAGES, "Messages.create", calls.sync_wrapper(CREATE, telemetry)),
+                (_MESSAGES, "AsyncMessages.create", calls.async_wrapper(CREATE, telemetry)),
+                (_MESSAGES, "Messages.stream", stream_wrapper(telemetry)),
+                (_MESSAGES, "AsyncMessages.stream", stream_wrapper(telemetry)),
+                (*_SDK_SPAN, _sdk_span_hook),
+            ]
+            + calls.retry_hooks(_BASE_CLIENT),
+            "anthropic",
+        )
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        import importlib
-
-        for module, name in (*_WRAPPED, *_RETRY_HOOKS):
-            cls_name, method = name.split(".")
-            try:
-                unwrap(getattr(importlib.import_module(module), cls_name), method)
-            except (AttributeError, ImportError):
-                pass
-        try:
-            unwrap(importlib.import_module(_SDK_SPAN[0]), _SDK_SPAN[1])
-        except (AttributeError, ImportError):
-            pass
+        calls.unwrap_all([*_WRAPPED, _SDK_SPAN] + [(m, n) for m, n, _ in calls.retry_hooks(_BASE_CLIENT)])

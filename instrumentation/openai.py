@@ -8,20 +8,15 @@ counted by hooking the SDK's retry sleep.
 
 from __future__ import annotations
 
-import logging
 from functools import lru_cache
 from typing import Any, Collection, Mapping
 
-import wrapt
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
-from opentelemetry.instrumentation.utils import unwrap
 
 from frictionlens import semconv
-from frictionlens.health import count_internal_error
-from frictionlens.instrumentation.invocation import LLMInvocation, Telemetry, current_invocation
-from frictionlens.instrumentation.streams import AsyncStreamProxy, SyncStreamProxy
-
-_log = logging.getLogger(__name__)
+from frictionlens.instrumentation import calls
+from frictionlens.instrumentation.calls import CallSpec
+from frictionlens.instrumentation.invocation import LLMInvocation
 
 #: gen_ai.provider.name for OpenAI-compatible hosts we recognise; anything else is "openai"
 PROVIDER_BY_HOST = {
@@ -47,10 +42,7 @@ _WRAPPED = (
     ("openai.resources.embeddings", "Embeddings.create", "embeddings"),
     ("openai.resources.embeddings", "AsyncEmbeddings.create", "embeddings"),
 )
-_RETRY_HOOKS = (
-    ("openai._base_client", "SyncAPIClient._sleep_for_retry"),
-    ("openai._base_client", "AsyncAPIClient._sleep_for_retry"),
-)
+_BASE_CLIENT = "openai._base_client"
 
 
 def _get(obj: Any, key: str, default: Any = None) -> Any:
@@ -343,86 +335,13 @@ _CHUNK = {"chat": _chat_chunk, "responses": _responses_event}
 
 
 # -- wrappers ----------------------------------------------------------------------------
-def _begin(kind: str, telemetry: Telemetry, instance: Any, kwargs: Mapping[str, Any]) -> LLMInvocation | None:
-    """Start an invocation, or None when we must stay out (nested call, or our own failure)."""
-    outer = current_invocation.get()
-    if outer is not None and not outer.ended:
-        return None
-    try:
-        inv = _request(kind, instance, kwargs)
-        telemetry.start(inv)
-        return inv
-    except Exception:
-        count_internal_error("openai")
-        _log.debug("could not start the call span", exc_info=True)
-        return None
-
-
-def _complete(kind: str, telemetry: Telemetry, inv: LLMInvocation, result: Any) -> Any:
-    """Record a returned value: a stream gets a proxy, anything else is read and passed on."""
-    try:
-        if inv.streaming and kind in _CHUNK and hasattr(result, "__next__"):
-            return SyncStreamProxy(result, inv, telemetry, _CHUNK[kind])
-        if inv.streaming and kind in _CHUNK and hasattr(result, "__anext__"):
-            return AsyncStreamProxy(result, inv, telemetry, _CHUNK[kind])
-        _RESPONSE[kind](inv, result)
-    except Exception:
-        count_internal_error("openai")
-        _log.debug("could not read the response", exc_info=True)
-    telemetry.finish(inv)
-    return result
-
-
-def sync_wrapper(kind: str, telemetry: Telemetry):
-    def wrapper(wrapped, instance, args, kwargs):
-        inv = _begin(kind, telemetry, instance, kwargs)
-        if inv is None:
-            return wrapped(*args, **kwargs)
-        token = current_invocation.set(inv)
-        try:
-            result = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            telemetry.fail(inv, exc)
-            raise
-        finally:
-            current_invocation.reset(token)
-        return _complete(kind, telemetry, inv, result)
-
-    return wrapper
-
-
-def async_wrapper(kind: str, telemetry: Telemetry):
-    async def wrapper(wrapped, instance, args, kwargs):
-        inv = _begin(kind, telemetry, instance, kwargs)
-        if inv is None:
-            return await wrapped(*args, **kwargs)
-        token = current_invocation.set(inv)
-        try:
-            result = await wrapped(*args, **kwargs)
-        except BaseException as exc:
-            telemetry.fail(inv, exc)
-            raise
-        finally:
-            current_invocation.reset(token)
-        return _complete(kind, telemetry, inv, result)
-
-    return wrapper
-
-
-def _count_retry() -> None:
-    inv = current_invocation.get()
-    if inv is not None:
-        inv.retries += 1
-
-
-def _sync_retry_hook(wrapped, instance, args, kwargs):
-    _count_retry()
-    return wrapped(*args, **kwargs)
-
-
-async def _async_retry_hook(wrapped, instance, args, kwargs):
-    _count_retry()
-    return await wrapped(*args, **kwargs)
+def _spec(kind: str) -> CallSpec:
+    return CallSpec(
+        provider="openai",
+        request=lambda instance, kwargs: _request(kind, instance, kwargs),
+        response=_RESPONSE[kind],
+        chunk=_CHUNK.get(kind),
+    )
 
 
 class OpenAIInstrumentor(BaseInstrumentor):
@@ -433,33 +352,16 @@ class OpenAIInstrumentor(BaseInstrumentor):
         return ("openai >= 1.40",)
 
     def _instrument(self, **kwargs: Any) -> None:
-        telemetry = kwargs.get("telemetry")
-        if telemetry is None:
-            from frictionlens import runtime
-
-            telemetry = runtime.telemetry_for_auto_instrumentation(kwargs.get("tracer_provider"), kwargs.get("meter_provider"))
-        for module, name, kind in _WRAPPED:
-            is_async = name.startswith("Async")
-            try:
-                wrapt.wrap_function_wrapper(
-                    module, name, (async_wrapper if is_async else sync_wrapper)(kind, telemetry)
-                )
-            except (AttributeError, ImportError):
-                _log.debug("openai has no %s.%s; not instrumented", module, name)
-        for module, name in _RETRY_HOOKS:
-            try:
-                wrapt.wrap_function_wrapper(
-                    module, name, _async_retry_hook if name.startswith("Async") else _sync_retry_hook
-                )
-            except (AttributeError, ImportError):
-                _log.debug("openai has no %s.%s; retries not counted", module, name)
+        telemetry = calls.telemetry_from(kwargs)
+        specs = {kind: _spec(kind) for kind in _RESPONSE}
+        calls.wrap_all(
+            [
+                (module, name, (calls.async_wrapper if name.startswith("Async") else calls.sync_wrapper)(specs[kind], telemetry))
+                for module, name, kind in _WRAPPED
+            ]
+            + calls.retry_hooks(_BASE_CLIENT),
+            "openai",
+        )
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        import importlib
-
-        for module, name, *_ in (*_WRAPPED, *_RETRY_HOOKS):
-            cls_name, method = name.split(".")
-            try:
-                unwrap(getattr(importlib.import_module(module), cls_name), method)
-            except (AttributeError, ImportError):
-                pass
+        calls.unwrap_all([(m, n) for m, n, _ in _WRAPPED] + [(m, n) for m, n, _ in calls.retry_hooks(_BASE_CLIENT)])
