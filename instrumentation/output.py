@@ -53,14 +53,14 @@ def check_json(text: str, schema: Mapping[str, Any] | None = None) -> FormatChec
     stripped = text.strip()
     if not stripped:
         return FormatCheck(False, semconv.FORMAT_ERROR_EMPTY)
-    body, preamble, fence = _unwrap(stripped)
-    if preamble:
-        return FormatCheck(False, semconv.FORMAT_ERROR_PREAMBLE, preamble=True, code_fence=fence)
-    if fence:
-        return FormatCheck(False, semconv.FORMAT_ERROR_CODE_FENCE, code_fence=True)
-    try:
-        value = json.loads(body)
+    try:  # a whole output that parses is JSON, whatever it contains ('"{"' is a string)
+        value = json.loads(stripped)
     except (ValueError, RecursionError):
+        body, preamble, fence = _unwrap(stripped)
+        if preamble:
+            return FormatCheck(False, semconv.FORMAT_ERROR_PREAMBLE, preamble=True, code_fence=fence)
+        if fence:
+            return FormatCheck(False, semconv.FORMAT_ERROR_CODE_FENCE, code_fence=True)
         return FormatCheck(False, semconv.FORMAT_ERROR_JSON_DECODE)
     if schema is not None and not schema_holds(value, schema):
         return FormatCheck(False, semconv.FORMAT_ERROR_SCHEMA)
