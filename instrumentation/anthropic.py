@@ -28,15 +28,19 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 from frictionlens import semconv
 from frictionlens.health import count_internal_error
 from frictionlens.instrumentation import calls
-from frictionlens.instrumentation.calls import CallSpec
+from frictionlens.instrumentation.calls import CallSpec, _get, _given
 from frictionlens.instrumentation.invocation import LLMInvocation, Telemetry, current_invocation
-from frictionlens.instrumentation.openai import _get, _given
 
 _log = logging.getLogger(__name__)
 
 PROVIDER = "anthropic"
 
 _MESSAGES = "anthropic.resources.messages.messages"
+_PARAMS = {
+    "temperature": semconv.GEN_AI_REQUEST_TEMPERATURE,
+    "top_p": semconv.GEN_AI_REQUEST_TOP_P,
+    "max_tokens": semconv.GEN_AI_REQUEST_MAX_TOKENS,
+}
 _WRAPPED = (
     (_MESSAGES, "Messages.create"),
     (_MESSAGES, "AsyncMessages.create"),
@@ -126,14 +130,7 @@ def _request(instance: Any, kwargs: Mapping[str, Any], streaming: bool) -> LLMIn
         streaming=streaming,
     )
     ra = inv.request_attributes
-    for key, attr in (
-        ("temperature", semconv.GEN_AI_REQUEST_TEMPERATURE),
-        ("top_p", semconv.GEN_AI_REQUEST_TOP_P),
-        ("max_tokens", semconv.GEN_AI_REQUEST_MAX_TOKENS),
-    ):
-        value = kwargs.get(key)
-        if _given(value) and isinstance(value, (int, float)) and not isinstance(value, bool):
-            ra[attr] = value
+    ra.update(calls.numeric_params(kwargs, _PARAMS))
     if streaming:
         ra[semconv.GEN_AI_REQUEST_STREAM] = True
     system = kwargs.get("system")

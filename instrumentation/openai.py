@@ -15,7 +15,17 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 
 from frictionlens import semconv
 from frictionlens.instrumentation import calls
-from frictionlens.instrumentation.calls import CallSpec
+from frictionlens.instrumentation.calls import CallSpec, _get, _given
+
+#: request keyword -> GenAI attribute, for the numeric sampling parameters
+_PARAMS = {
+    "temperature": semconv.GEN_AI_REQUEST_TEMPERATURE,
+    "top_p": semconv.GEN_AI_REQUEST_TOP_P,
+    "seed": semconv.GEN_AI_REQUEST_SEED,
+    "max_tokens": semconv.GEN_AI_REQUEST_MAX_TOKENS,
+    "max_completion_tokens": semconv.GEN_AI_REQUEST_MAX_TOKENS,
+    "max_output_tokens": semconv.GEN_AI_REQUEST_MAX_TOKENS,
+}
 from frictionlens.instrumentation.invocation import LLMInvocation
 
 #: gen_ai.provider.name for OpenAI-compatible hosts we recognise; anything else is "openai"
@@ -43,28 +53,6 @@ _WRAPPED = (
     ("openai.resources.embeddings", "AsyncEmbeddings.create", "embeddings"),
 )
 _BASE_CLIENT = "openai._base_client"
-
-
-def _get(obj: Any, key: str, default: Any = None) -> Any:
-    """Read a field from an SDK model or a plain dict (apps pass both in message lists).
-
-    Hot path (every chunk of every stream): plain dicts and the fields SDK models keep in
-    ``__dict__`` are read directly; ``isinstance(x, typing.Mapping)`` and a missing
-    attribute of a pydantic model (which raises inside ``getattr``) are slow."""
-    if obj is None:
-        return default
-    if type(obj) is dict:
-        return obj.get(key, default)
-    fields = getattr(obj, "__dict__", None)
-    if fields is not None and key in fields:
-        return fields[key]
-    if isinstance(obj, Mapping):
-        return obj.get(key, default)
-    return getattr(obj, key, default)
-
-
-def _given(value: Any) -> bool:
-    return value is not None and type(value).__name__ not in ("Omit", "NotGiven")
 
 
 # -- request -----------------------------------------------------------------------------
@@ -153,17 +141,7 @@ def _request(kind: str, instance: Any, kwargs: Mapping[str, Any]) -> LLMInvocati
         streaming=bool(kwargs.get("stream")) and _given(kwargs.get("stream")),
     )
     ra = inv.request_attributes
-    for key, attr in (
-        ("temperature", semconv.GEN_AI_REQUEST_TEMPERATURE),
-        ("top_p", semconv.GEN_AI_REQUEST_TOP_P),
-        ("seed", semconv.GEN_AI_REQUEST_SEED),
-        ("max_tokens", semconv.GEN_AI_REQUEST_MAX_TOKENS),
-        ("max_completion_tokens", semconv.GEN_AI_REQUEST_MAX_TOKENS),
-        ("max_output_tokens", semconv.GEN_AI_REQUEST_MAX_TOKENS),
-    ):
-        value = kwargs.get(key)
-        if _given(value) and isinstance(value, (int, float)) and not isinstance(value, bool):
-            ra[attr] = value
+    ra.update(calls.numeric_params(kwargs, _PARAMS))
     n = kwargs.get("n")
     if _given(n) and isinstance(n, int) and n != 1:
         ra[semconv.GEN_AI_REQUEST_CHOICE_COUNT] = n
