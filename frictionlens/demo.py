@@ -10,7 +10,9 @@ and brute-force tasks. The ground truth is returned so tests can check the repor
 from __future__ import annotations
 
 import json
+import os
 import random
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -32,6 +34,8 @@ REPHRASES = {
     "How do I activate my new card?": "How can I activate the new card I got?",
     "What is the fee for a transfer abroad?": "What fee do you charge for a transfer abroad?",
 }
+#: the demo exports metrics this often (ms) so the drift-score gauge has a timeline to chart
+METRIC_EXPORT_INTERVAL_MS = "100"
 BEHAVIOURS = ("happy", "regenerate", "correction", "rephrase", "give_up", "stream_abandon")
 
 
@@ -115,6 +119,18 @@ def _agent(client: Any, server: LocalLLMServer, brute_force: bool) -> None:
                 messages.append({"role": "tool", "tool_call_id": call.id, "content": json.dumps(result)})
 
 
+@contextmanager
+def _env_default(name: str, value: str) -> Iterator[None]:
+    """``name`` set to ``value`` unless the user set it, for the duration of the block."""
+    given = os.environ.get(name)
+    os.environ[name] = given or value
+    try:
+        yield
+    finally:
+        if given is None:
+            os.environ.pop(name, None)
+
+
 def plan(calls: int, seed: int) -> tuple[list[tuple[str, str]], int, int]:
     """The workload: (kind, detail) steps, the JSON route's size and its change point."""
     rng = random.Random(seed)
@@ -124,9 +140,10 @@ def plan(calls: int, seed: int) -> tuple[list[tuple[str, str]], int, int]:
     steps: list[tuple[str, str]] = [("json", "")] * json_calls
     steps += [("user", BEHAVIOURS[0] if rng.random() < 0.6 else rng.choice(BEHAVIOURS[1:])) for _ in range(users)]
     steps += [("agent", "brute" if k % 3 == 0 else "efficient") for k in range(6)]
-    head, tail = steps[:change_at], steps[change_at:]
-    rng.shuffle(head)  # users and agents interleave with the JSON route; the change stays at change_at
-    return head + tail, json_calls, change_at
+    # users and agents interleave with the JSON route over the whole run; the provider counts
+    # its own JSON calls, so its change still comes after change_at of them
+    rng.shuffle(steps)
+    return steps, json_calls, change_at
 
 
 def run(out: Path, *, calls: int = 900, seed: int = 7, progress: Callable[[Iterator[Any], int], Iterator[Any]] | None = None) -> GroundTruth:
@@ -136,7 +153,7 @@ def run(out: Path, *, calls: int = 900, seed: int = 7, progress: Callable[[Itera
     steps, _, change_at = plan(calls, seed)
     truth.drift_route_change_at = change_at
     rng = random.Random(seed + 1)
-    with LocalLLMServer() as server:
+    with _env_default("OTEL_METRIC_EXPORT_INTERVAL", METRIC_EXPORT_INTERVAL_MS), LocalLLMServer() as server:
         provider = _Provider(change_at, seed)
         server.responder = provider
         frictionlens.instrument(data_dir=out, exporter="file", sample_rate=1.0, salt=f"demo-{seed}", providers=["openai"])

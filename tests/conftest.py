@@ -28,3 +28,22 @@ def shared_dir() -> Path:
     if not SHARED.is_dir():
         pytest.skip("the shared corpus folder (../shared beside the repo) is absent")
     return SHARED
+
+
+@pytest.fixture(scope="session")
+def demo_cli_run(tmp_path_factory) -> tuple[Path, str]:
+    """One ``frictionlens demo`` run through the CLI, shared by the report tests: (out dir, stdout).
+
+    Small (``--calls 200``) but past the drift warm-up, so the alert, the provider change and
+    every chart exist. Run without the caller's OTEL_* / FRICTIONLENS_* settings.
+    """
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("demo") / "out"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "FRICTIONLENS_"))}
+    proc = subprocess.run([sys.executable, "-m", "frictionlens.cli", "demo", "--calls", "200", "--out", str(out)],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    return out, proc.stdout

@@ -25,11 +25,10 @@ def test_report_matches_the_scripted_ground_truth(tmp_path):
     assert all(t["steps"] > t["expected"] for t in brute)
 
 
-def test_cli_demo_and_report(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "frictionlens.cli", "demo", "--calls", "200", "--out", str(tmp_path / "d")],
-                         capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr
-    assert "Conversations needing review" in out.stdout and "Agent tasks: 6" in out.stdout
-    js = subprocess.run([sys.executable, "-m", "frictionlens.cli", "report", str(tmp_path / "d"), "--json"],
+def test_cli_demo_and_report(demo_cli_run):
+    out, stdout = demo_cli_run
+    assert "Conversations needing review" in stdout and "Agent tasks: 6" in stdout
+    assert f"HTML report: {(out / 'report.html').resolve()}" in stdout and (out / "report.html").stat().st_size > 0
+    js = subprocess.run([sys.executable, "-m", "frictionlens.cli", "report", str(out), "--json"],
                         capture_output=True, text=True, timeout=120)
     assert js.returncode == 0 and '"review"' in js.stdout
