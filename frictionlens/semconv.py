@@ -271,3 +271,8 @@ SAMPLING_DROPPED_OVERFLOW = "dropped_overflow"  # buffered span dropped early: b
 DRIFT_CAUSE_PROVIDER_CHANGE = "provider_change"  # response model or fingerprint changed in the window
 DRIFT_CAUSE_PROMPT_CHANGE = "prompt_change"  # the route's system prompt hash changed in the window
 DRIFT_CAUSE_TRAFFIC_OR_UNKNOWN = "traffic_or_unknown"
+
+# --- trace viewers ---------------------------------------------------------------------------
+#: resource attribute (OpenInference) naming the Arize Phoenix project that receives the spans;
+#: Phoenix ignores service.name for this and files spans without it under ``default``
+OPENINFERENCE_PROJECT_NAME = "openinference.project.name"
