@@ -1,4 +1,4 @@
-"""The ``frictionlens`` command: ``demo`` and ``report``."""
+"""The ``frictionlens`` command: ``demo``, ``report`` and ``rules``."""
 
 from __future__ import annotations
 
@@ -18,6 +18,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = sub.add_parser("report", help="summarise a local store or an OTLP-JSON traces file")
     report.add_argument("path", nargs="?", default=None, help="data dir or traces file (default: the data dir)")
     report.add_argument("--json", action="store_true", help="machine-readable output")
+    rules = sub.add_parser("rules", help="generate alert rules (Prometheus rule file or Honeycomb triggers)")
+    rules.add_argument("--target", choices=("prometheus", "honeycomb"), required=True)
+    rules.add_argument("--config", default=None, help="TOML alert config (default: built-in defaults)")
+    rules.add_argument("-o", "--out", default=None, help="output file (default: stdout)")
     args = parser.parse_args(argv)
     if args.version:
         from frictionlens import __version__
@@ -28,6 +32,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _demo(args)
     if args.command == "report":
         return _report(args)
+    if args.command == "rules":
+        return _rules(args)
     parser.print_help()
     return 0
 
@@ -61,6 +67,19 @@ def _report(args: argparse.Namespace) -> int:
     path = args.path or Options.resolve().data_dir
     rep = report.load(path)
     print(rep.to_json() if args.json else report.render(rep))
+    return 0
+
+
+def _rules(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from frictionlens.exporters import rules
+
+    text = rules.generate(args.target, rules.RulesConfig.load(args.config))
+    if args.out:
+        Path(args.out).write_text(text, "utf-8")
+    else:
+        sys.stdout.write(text)
     return 0
 
 

@@ -271,3 +271,12 @@ SAMPLING_DROPPED_OVERFLOW = "dropped_overflow"  # buffered span dropped early: b
 DRIFT_CAUSE_PROVIDER_CHANGE = "provider_change"  # response model or fingerprint changed in the window
 DRIFT_CAUSE_PROMPT_CHANGE = "prompt_change"  # the route's system prompt hash changed in the window
 DRIFT_CAUSE_TRAFFIC_OR_UNKNOWN = "traffic_or_unknown"
+
+# --- Prometheus endpoint and alert rules (exporters/rules) ---------------------------------
+# standard OpenTelemetry SDK variables honoured for the Prometheus endpoint
+OTEL_METRICS_EXPORTER_ENV = "OTEL_METRICS_EXPORTER"
+OTEL_METRICS_EXPORTER_PROMETHEUS = "prometheus"
+OTEL_PROMETHEUS_HOST_ENV = "OTEL_EXPORTER_PROMETHEUS_HOST"
+OTEL_PROMETHEUS_PORT_ENV = "OTEL_EXPORTER_PROMETHEUS_PORT"
+#: brief: low-cardinality attribute of frictionlens.trajectory.outcomes ("true" / "false")
+METRIC_ATTR_BRUTE_FORCE = "brute_force"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -28,3 +29,10 @@ def shared_dir() -> Path:
     if not SHARED.is_dir():
         pytest.skip("the shared corpus folder (../shared beside the repo) is absent")
     return SHARED
+
+
+def free_port() -> int:
+    """A loopback TCP port free right now, for servers that must be told their port."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
