@@ -1,4 +1,4 @@
-"""The ``frictionlens`` command: ``demo`` and ``report``."""
+"""The ``frictionlens`` command: ``demo``, ``report`` and ``rules``."""
 
 from __future__ import annotations
 
@@ -32,6 +32,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     report.add_argument("--since", metavar="T", help="only spans starting, and metric points taken, at or after T: "
                         "an ISO-8601 time (2026-11-26T14:00:00Z; UTC unless an offset is given) or a duration "
                         "back from now: a number and s, m, h, d or w (90s, 30m, 2h, 1d, 1.5w)")
+    rules = sub.add_parser("rules", help="generate alert rules (Prometheus rule file or Honeycomb triggers)")
+    rules.add_argument("--target", choices=("prometheus", "honeycomb"), required=True)
+    rules.add_argument("--config", default=None, help="TOML alert config (default: built-in defaults)")
+    rules.add_argument("-o", "--out", default=None, help="output file (default: stdout)")
     args = parser.parse_args(argv)
     if args.version:
         from frictionlens import __version__
@@ -42,6 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _demo(args)
     if args.command == "report":
         return _report(args)
+    if args.command == "rules":
+        return _rules(args)
     parser.print_help()
     return 0
 
@@ -97,6 +103,19 @@ def _report(args: argparse.Namespace) -> int:
     rep = report.load(path, since_ns=since, metrics=bool(args.html))
     print(rep.to_json() if args.json else report.render(rep))
     return _html(rep, args.html, quiet_stdout=args.json) if args.html else 0
+
+
+def _rules(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from frictionlens.exporters import rules
+
+    text = rules.generate(args.target, rules.RulesConfig.load(args.config))
+    if args.out:
+        Path(args.out).write_text(text, "utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
 
 
 if __name__ == "__main__":

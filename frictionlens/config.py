@@ -56,8 +56,18 @@ class Options:
     """fraction of unflagged traces kept by signal-based sampling (1.0 keeps everything)"""
     drift_arl: float = 10_000.0
     """expected calls between false drift alarms on an unchanged stream"""
+    drift_features: list[str] | bool = True
+    """drift features to watch: True = all; e.g. leave out ``latency`` and ``tokens_per_second``
+    where the host's load, not the provider, moves them (fewer features also share the
+    false-alarm budget among fewer detectors)"""
     disabled: bool = False
     """turn frictionlens off entirely (instrument() does nothing)"""
+    prometheus_port: int | None = None
+    """serve metrics for Prometheus to scrape on this port (beside any other exporter).
+    Also on with the standard ``OTEL_METRICS_EXPORTER=prometheus`` (port
+    ``OTEL_EXPORTER_PROMETHEUS_PORT``, default 9464)"""
+    prometheus_host: str = "localhost"
+    """address the Prometheus endpoint listens on. Env also: OTEL_EXPORTER_PROMETHEUS_HOST"""
 
     @classmethod
     def resolve(cls, overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> "Options":
@@ -76,6 +86,8 @@ class Options:
             raw = env.get(ENV_PREFIX + name.upper())
             if name == "capture_content" and raw is None:
                 raw = env.get(semconv.CAPTURE_CONTENT_ENV)
+            if raw is None and name in _PROMETHEUS_OTEL_ENV:
+                raw = _otel_prometheus(name, env)
             if raw is None:
                 continue
             values[name] = _parse(name, raw)
@@ -105,15 +117,33 @@ class Options:
         return value.encode("ascii")
 
 
+#: option -> (standard OpenTelemetry variable, its default when OTEL_METRICS_EXPORTER has prometheus)
+_PROMETHEUS_OTEL_ENV = {
+    "prometheus_port": (semconv.OTEL_PROMETHEUS_PORT_ENV, "9464"),
+    "prometheus_host": (semconv.OTEL_PROMETHEUS_HOST_ENV, None),
+}
+
+
+def _otel_prometheus(name: str, env: Mapping[str, str]) -> str | None:
+    """The standard variables, honoured only when they ask for the Prometheus exporter."""
+    wanted = {p.strip().lower() for p in env.get(semconv.OTEL_METRICS_EXPORTER_ENV, "").split(",")}
+    if semconv.OTEL_METRICS_EXPORTER_PROMETHEUS not in wanted:
+        return None
+    var, default = _PROMETHEUS_OTEL_ENV[name]
+    return env.get(var, default)
+
+
 def _parse(name: str, raw: str) -> Any:
     if name in {"capture_content", "disabled"}:
         return _env_bool(raw)
-    if name == "providers":
+    if name in {"providers", "drift_features"}:
         return _env_list(raw)
     if name in {"conversation_timeout_s", "sample_rate", "drift_arl"}:
         return float(raw)
     if name == "content_max_chars":
         return int(raw)
+    if name == "prometheus_port":
+        return int(raw) if raw.strip() else None
     if name == "exporter":
         return raw.strip().lower()
     return raw

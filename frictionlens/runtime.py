@@ -162,8 +162,13 @@ def build_stages(options: Options, meter: Meter, salt: bytes) -> list[Stage]:
     return [
         FrictionStage(idle_timeout_s=options.conversation_timeout_s, meter=meter),
         TrajectoryStage(meter=meter),
-        DriftStage(arl=options.drift_arl, meter=meter),
+        DriftStage(arl=options.drift_arl, meter=meter, features=_drift_features(options)),
     ]
+
+
+def _drift_features(options: Options) -> list[str] | None:
+    chosen = options.drift_features
+    return None if chosen is True else list(chosen or ())
 
 
 # -- wiring --------------------------------------------------------------------------------
@@ -206,7 +211,19 @@ def _meter(options: Options, given: Any) -> tuple[MeterProvider | None, Meter]:
     if isinstance(current, MeterProvider) and current not in _own_providers:
         return None, current.get_meter(semconv.SCOPE_NAME, __version__)
     reader = _metric_reader(options)
-    provider = MeterProvider(resource=Resource.create(), metric_readers=[reader] if reader else [])
+    readers = [reader] if reader else []
+    views = []
+    if options.prometheus_port is not None:
+        try:
+            from frictionlens.exporters import prometheus
+
+            readers.append(prometheus.ServedPrometheusReader(options.prometheus_host, options.prometheus_port))
+            views = prometheus.views()
+        except (ImportError, OSError):  # extra missing or port taken: the app runs on, without the endpoint
+            _log.warning("frictionlens: no Prometheus endpoint on %s:%s", options.prometheus_host,
+                         options.prometheus_port, exc_info=True)
+            health.count_internal_error("prometheus")
+    provider = MeterProvider(resource=Resource.create(), metric_readers=readers, views=views)
     _own_providers.add(provider)
     if type(current).__name__ in ("_ProxyMeterProvider", "ProxyMeterProvider"):
         metrics.set_meter_provider(provider)

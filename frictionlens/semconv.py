@@ -276,3 +276,11 @@ DRIFT_CAUSE_TRAFFIC_OR_UNKNOWN = "traffic_or_unknown"
 #: resource attribute (OpenInference) naming the Arize Phoenix project that receives the spans;
 #: Phoenix ignores service.name for this and files spans without it under ``default``
 OPENINFERENCE_PROJECT_NAME = "openinference.project.name"
+# --- Prometheus endpoint and alert rules (exporters/rules) ---------------------------------
+# standard OpenTelemetry SDK variables honoured for the Prometheus endpoint
+OTEL_METRICS_EXPORTER_ENV = "OTEL_METRICS_EXPORTER"
+OTEL_METRICS_EXPORTER_PROMETHEUS = "prometheus"
+OTEL_PROMETHEUS_HOST_ENV = "OTEL_EXPORTER_PROMETHEUS_HOST"
+OTEL_PROMETHEUS_PORT_ENV = "OTEL_EXPORTER_PROMETHEUS_PORT"
+#: brief: low-cardinality attribute of frictionlens.trajectory.outcomes ("true" / "false")
+METRIC_ATTR_BRUTE_FORCE = "brute_force"

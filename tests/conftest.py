@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -47,3 +48,10 @@ def demo_cli_run(tmp_path_factory) -> tuple[Path, str]:
                           capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr
     return out, proc.stdout
+
+
+def free_port() -> int:
+    """A loopback TCP port free right now, for servers that must be told their port."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

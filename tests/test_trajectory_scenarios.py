@@ -60,6 +60,7 @@ def test_nested_agents_metrics_follow_the_agent_grain():
     assert points[(semconv.METRIC_TRAJECTORY_STEPS, "planner")].sum == 6
     assert points[(semconv.METRIC_TRAJECTORY_STEPS, "planner")].explicit_bounds == semconv.TRAJECTORY_STEP_BUCKETS
     assert points[(semconv.METRIC_TRAJECTORY_OUTCOMES, "researcher")].value == 1
+    assert points[(semconv.METRIC_TRAJECTORY_OUTCOMES, "researcher")].attributes[semconv.METRIC_ATTR_BRUTE_FORCE] == "true"
     assert points[(semconv.METRIC_TRAJECTORY_EFFICIENCY, "planner")].sum == pytest.approx(4 / 6)
     assert points[(semconv.METRIC_TRAJECTORY_STEP_SUCCESS_RATE, "planner")].value == 1.0
     assert points[(semconv.METRIC_TRAJECTORY_TASK_SUCCESS_RATE, "planner")].value == 1.0

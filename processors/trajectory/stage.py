@@ -356,7 +356,7 @@ class TrajectoryStage:
         self._steps.record(acc.steps, task_attrs)
         if efficiency is not None:
             self._efficiency.record(efficiency, task_attrs)
-        self._outcomes.add(1, task_attrs)
+        self._outcomes.add(1, {**task_attrs, semconv.METRIC_ATTR_BRUTE_FORCE: "true" if brute_force else "false"})
         if agent:
             self._record_agent_grain(record, attrs, acc, name, tool_calls)
 
