@@ -154,12 +154,15 @@ def telemetry_for_auto_instrumentation(tracer_provider: Any = None, meter_provid
 
 
 def build_stages(options: Options, meter: Meter, salt: bytes) -> list[Stage]:
-    """friction -> trajectory -> drift, as DESIGN.md orders them."""
+    """friction -> trajectory -> drift, as DESIGN.md orders them, behind the normalizer of
+    spans that other GenAI instrumentations made."""
     from frictionlens.processors.drift import DriftStage
     from frictionlens.processors.friction import FrictionStage
+    from frictionlens.processors.normalize import Normalizer
     from frictionlens.processors.trajectory import TrajectoryStage
 
     return [
+        Normalizer(salt),
         FrictionStage(idle_timeout_s=options.conversation_timeout_s, meter=meter),
         TrajectoryStage(meter=meter),
         DriftStage(arl=options.drift_arl, meter=meter, features=_drift_features(options)),

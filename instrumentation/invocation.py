@@ -14,7 +14,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from opentelemetry import trace
 from opentelemetry.metrics import Meter
@@ -230,60 +230,11 @@ class Telemetry:
                 a[semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = (inv.first_chunk_ns - inv.start_ns) / 1e9
         if inv.operation not in semconv.LLM_OPERATIONS:
             return a, None, None
-
-        out_text = "\n".join(inv.outputs)
-        a[semconv.OUTPUT_CHARS] = len(out_text) + sum(len(args or "") for _, args in inv.tool_calls)
-        a[semconv.OUTPUT_FORMAT_EXPECTED] = inv.expected_format if not (inv.tool_calls or inv.tools_forced) else semconv.FORMAT_TOOL_CALL
-        a[semconv.GEN_AI_OUTPUT_TYPE] = (
-            semconv.OUTPUT_TYPE_JSON if inv.expected_format in (semconv.FORMAT_JSON, semconv.FORMAT_JSON_SCHEMA) else semconv.OUTPUT_TYPE_TEXT
-        )
-        a[semconv.OUTPUT_TRUNCATED] = inv.truncated
-        # a stream the caller stopped holds part of an answer: its format is not judged
-        check = None if inv.abandoned else self._check_format(inv)
-        if check is not None:
-            a[semconv.OUTPUT_FORMAT_VALID] = check.valid
-            if check.error:
-                a[semconv.OUTPUT_FORMAT_ERROR] = check.error
-            a[semconv.OUTPUT_PREAMBLE] = check.preamble
-            a[semconv.OUTPUT_CODE_FENCE] = check.code_fence
-
-        feats = self._features(inv)
-        refusal = inv.refusal or any("refusal" in o.cues for o in feats.outputs)
-        a[semconv.OUTPUT_REFUSAL] = refusal
+        signals, feats, check = output_signals(inv, self._text_features, self.salt)
+        a.update(signals)
         if self.capture_content:
             self._content_attributes(inv, a)
         return a, feats, check
-
-    def _check_format(self, inv: LLMInvocation) -> fmt.FormatCheck:
-        if inv.error_type and not inv.outputs and not inv.tool_calls:
-            return fmt.FormatCheck(False, semconv.FORMAT_ERROR_EMPTY)
-        if inv.tool_calls or inv.tools_forced:
-            if not inv.tool_calls:
-                return fmt.FormatCheck(False, semconv.FORMAT_ERROR_EMPTY)
-            return fmt.check_tool_arguments([args for _, args in inv.tool_calls])
-        text = inv.outputs[0] if inv.outputs else ""
-        if inv.expected_format in (semconv.FORMAT_JSON, semconv.FORMAT_JSON_SCHEMA):
-            checks = [fmt.check_json(t, inv.schema) for t in (inv.outputs or [""])]
-            return next((c for c in checks if not c.valid), checks[0])
-        return fmt.check_text(text)
-
-    def _features(self, inv: LLMInvocation) -> CallFeatures:
-        tf = self._text_features
-        messages = tuple(MessageFeatures(role, tf(text)) for role, text in inv.messages)
-        system = inv.system_text
-        if system is None:
-            system = "\n".join(t for r, t in inv.messages if r in ("system", "developer")) or None
-        outputs = tuple(tf(t) for t in inv.outputs)
-        tools = tuple((name, textfeat.digest(args or "", self.salt)) for name, args in inv.tool_calls)
-        vector = _content_vector(inv.outputs[0]) if inv.outputs and inv.outputs[0] else None
-        return CallFeatures(
-            messages=messages,
-            outputs=outputs,
-            system_digest=None if system is None else tf(system).digest,
-            tool_calls=tools,
-            tool_call_ids=tuple(None if i is None else str(i) for i in inv.tool_call_ids),
-            output_vector=vector,
-        )
 
     def _compute_text_features(self, text: str) -> TextFeatures:
         return textfeat.text_features(text, self.salt)
@@ -338,6 +289,68 @@ def _identity(inv: LLMInvocation) -> dict[str, Any]:
     if inv.server_address:
         attrs[semconv.SERVER_ADDRESS] = inv.server_address
     return attrs
+
+
+def output_signals(
+    inv: LLMInvocation, text_features: Callable[[str], TextFeatures], salt: bytes
+) -> tuple[dict[str, Any], CallFeatures, fmt.FormatCheck | None]:
+    """The output attributes and in-process features of one LLM call.
+
+    Shared by our wrappers and by the normalizer of spans other instrumentations made
+    (processors/normalize.py), so a call gets the same signals whoever traced it."""
+    a: dict[str, Any] = {}
+    out_text = "\n".join(inv.outputs)
+    a[semconv.OUTPUT_CHARS] = len(out_text) + sum(len(args or "") for _, args in inv.tool_calls)
+    a[semconv.OUTPUT_FORMAT_EXPECTED] = inv.expected_format if not (inv.tool_calls or inv.tools_forced) else semconv.FORMAT_TOOL_CALL
+    a[semconv.GEN_AI_OUTPUT_TYPE] = (
+        semconv.OUTPUT_TYPE_JSON if inv.expected_format in (semconv.FORMAT_JSON, semconv.FORMAT_JSON_SCHEMA) else semconv.OUTPUT_TYPE_TEXT
+    )
+    a[semconv.OUTPUT_TRUNCATED] = inv.truncated
+    # a stream the caller stopped holds part of an answer: its format is not judged
+    check = None if inv.abandoned else _check_format(inv)
+    if check is not None:
+        a[semconv.OUTPUT_FORMAT_VALID] = check.valid
+        if check.error:
+            a[semconv.OUTPUT_FORMAT_ERROR] = check.error
+        a[semconv.OUTPUT_PREAMBLE] = check.preamble
+        a[semconv.OUTPUT_CODE_FENCE] = check.code_fence
+    feats = call_features(inv, text_features, salt)
+    a[semconv.OUTPUT_REFUSAL] = inv.refusal or any("refusal" in o.cues for o in feats.outputs)
+    return a, feats, check
+
+
+def _check_format(inv: LLMInvocation) -> fmt.FormatCheck:
+    if inv.error_type and not inv.outputs and not inv.tool_calls:
+        return fmt.FormatCheck(False, semconv.FORMAT_ERROR_EMPTY)
+    if inv.tool_calls or inv.tools_forced:
+        if not inv.tool_calls:
+            return fmt.FormatCheck(False, semconv.FORMAT_ERROR_EMPTY)
+        return fmt.check_tool_arguments([args for _, args in inv.tool_calls])
+    text = inv.outputs[0] if inv.outputs else ""
+    if inv.expected_format in (semconv.FORMAT_JSON, semconv.FORMAT_JSON_SCHEMA):
+        checks = [fmt.check_json(t, inv.schema) for t in (inv.outputs or [""])]
+        return next((c for c in checks if not c.valid), checks[0])
+    return fmt.check_text(text)
+
+
+def call_features(inv: LLMInvocation, text_features: Callable[[str], TextFeatures], salt: bytes) -> CallFeatures:
+    """What the stages read besides attributes: salted digests, sketches, cue flags, vectors."""
+    tf = text_features
+    messages = tuple(MessageFeatures(role, tf(text)) for role, text in inv.messages)
+    system = inv.system_text
+    if system is None:
+        system = "\n".join(t for r, t in inv.messages if r in ("system", "developer")) or None
+    outputs = tuple(tf(t) for t in inv.outputs)
+    tools = tuple((name, textfeat.digest(args or "", salt)) for name, args in inv.tool_calls)
+    vector = _content_vector(inv.outputs[0]) if inv.outputs and inv.outputs[0] else None
+    return CallFeatures(
+        messages=messages,
+        outputs=outputs,
+        system_digest=None if system is None else tf(system).digest,
+        tool_calls=tools,
+        tool_call_ids=tuple(None if i is None else str(i) for i in inv.tool_call_ids),
+        output_vector=vector,
+    )
 
 
 _content_vector_fn: Any = None
