@@ -83,13 +83,18 @@ def begin(spec: CallSpec, telemetry: Telemetry, instance: Any, kwargs: Mapping[s
         return None
 
 
-def complete(spec: CallSpec, telemetry: Telemetry, inv: LLMInvocation, result: Any) -> Any:
-    """Record a returned value: a stream gets a proxy, anything else is read and passed on."""
+def complete(spec: CallSpec, telemetry: Telemetry, inv: LLMInvocation, result: Any, asynchronous: bool = False) -> Any:
+    """Record a returned value: a stream gets a proxy, anything else is read and passed on.
+
+    An async call's stream is proxied as async even when the object also looks iterable
+    (another instrumentation's stream wrapper may define both ``__next__`` and ``__anext__``).
+    """
     try:
-        if inv.streaming and spec.chunk is not None and hasattr(result, "__next__"):
-            return SyncStreamProxy(result, inv, telemetry, spec.chunk)
-        if inv.streaming and spec.chunk is not None and hasattr(result, "__anext__"):
-            return AsyncStreamProxy(result, inv, telemetry, spec.chunk)
+        if inv.streaming and spec.chunk is not None:
+            if asynchronous and hasattr(result, "__anext__"):
+                return AsyncStreamProxy(result, inv, telemetry, spec.chunk)
+            if not asynchronous and hasattr(result, "__next__"):
+                return SyncStreamProxy(result, inv, telemetry, spec.chunk)
         spec.response(inv, result)
     except Exception:
         count_internal_error(spec.provider)
@@ -127,7 +132,7 @@ async def run_async(
         raise
     finally:
         current_invocation.reset(token)
-    return complete(spec, telemetry, inv, result)
+    return complete(spec, telemetry, inv, result, asynchronous=True)
 
 
 def sync_wrapper(spec: CallSpec, telemetry: Telemetry):
