@@ -7,12 +7,13 @@ for arrays). Every AnyValue, id and enum conversion lives here, once.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope as PBScope, KeyValue
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, InstrumentationScope as PBScope
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue, KeyValueList
 from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource as PBResource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as PBSpan
@@ -25,11 +26,14 @@ from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode,
 __all__ = [
     "any_value",
     "attributes",
+    "key_values",
     "log_records",
     "metric_points",
+    "pb_spans",
     "readable_spans",
     "span_dict",
     "span_dicts",
+    "to_any_value",
 ]
 
 # OTLP numbers span kinds from SPAN_KIND_UNSPECIFIED = 0; the SDK from INTERNAL = 0.
@@ -71,6 +75,29 @@ def any_value(value: AnyValue) -> Any:
 
 def attributes(key_values: Iterable[KeyValue]) -> dict[str, Any]:
     return {kv.key: any_value(kv.value) for kv in key_values}
+
+
+def to_any_value(value: Any) -> AnyValue:
+    """The OTLP AnyValue of a Python attribute value (the inverse of ``any_value``)."""
+    if isinstance(value, bool):
+        return AnyValue(bool_value=value)
+    if isinstance(value, int):
+        return AnyValue(int_value=value)
+    if isinstance(value, float):
+        return AnyValue(double_value=value)
+    if isinstance(value, str):
+        return AnyValue(string_value=value)
+    if isinstance(value, bytes):
+        return AnyValue(bytes_value=value)
+    if isinstance(value, Mapping):
+        return AnyValue(kvlist_value=KeyValueList(values=key_values(value)))
+    if value is None:
+        return AnyValue()
+    return AnyValue(array_value=ArrayValue(values=[to_any_value(v) for v in value]))
+
+
+def key_values(attrs: Mapping[str, Any]) -> list[KeyValue]:
+    return [KeyValue(key=k, value=to_any_value(v)) for k, v in attrs.items()]
 
 
 def _hex(raw: bytes) -> str | None:
@@ -146,6 +173,11 @@ def readable_spans(request: ExportTraceServiceRequest) -> list[ReadableSpan]:
             scope = _scope(ss.scope, ss.schema_url)
             spans.extend(_span(pb, resource, scope) for pb in ss.spans)
     return spans
+
+
+def pb_spans(request: ExportTraceServiceRequest) -> list[PBSpan]:
+    """Every protobuf span of ``request``, in the order ``readable_spans`` returns them."""
+    return [pb for rs in request.resource_spans for ss in rs.scope_spans for pb in ss.spans]
 
 
 def span_dict(span: ReadableSpan) -> dict[str, Any]:

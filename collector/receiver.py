@@ -3,41 +3,58 @@
 Anything that speaks OTLP (an SDK exporter, a collector, a non-Python app) can send here;
 each accepted request goes to a ``sink`` as the protobuf message it is. Bad input is
 refused with a clear message (HTTP 400 / gRPC INVALID_ARGUMENT) and never takes the
-server down. Requests are bounded in size, compressed or not.
+server down. Requests are bounded in size, compressed or not. Optional: a bearer token
+(401 / UNAUTHENTICATED without it), TLS, and a sink that refuses work it has no room for
+by raising ``Overloaded`` (429 + Retry-After / RESOURCE_EXHAUSTED + RetryInfo, which OTLP
+exporters retry).
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
 import socket
 import socketserver
+import ssl
 import threading
 import zlib
 from concurrent import futures
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Callable, Literal
+from typing import Callable, Collection, Literal
 
 import grpc
-from google.protobuf import json_format
+from google.protobuf import any_pb2, duration_pb2, json_format
 from google.protobuf.message import DecodeError, Message
-from google.rpc import status_pb2
+from google.rpc import error_details_pb2, status_pb2
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from frictionlens.exporters import otlp_json
 
-__all__ = ["DEFAULT_MAX_REQUEST_BYTES", "OTLPReceiver", "Signal", "Sink"]
+__all__ = ["DEFAULT_MAX_REQUEST_BYTES", "OTLPReceiver", "Overloaded", "Signal", "Sink", "TLSFiles"]
 
 _log = logging.getLogger(__name__)
 
 Signal = Literal["traces", "metrics", "logs"]
 Sink = Callable[[Signal, Message], None]
 """Receives each accepted request: (signal, Export*ServiceRequest). Called from server
-threads, concurrently: it must be thread-safe. If it raises, the sender gets HTTP 500 /
+threads, concurrently: it must be thread-safe. If it raises ``Overloaded``, the sender gets
+HTTP 429 / gRPC RESOURCE_EXHAUSTED and retries later; any other exception, HTTP 500 /
 gRPC INTERNAL."""
+
+TLSFiles = tuple[str, str]
+"""(certificate chain PEM file, private key PEM file)"""
+
+
+class Overloaded(Exception):
+    """Raised by a sink with no room for a request: the sender should retry after ``retry_after_s``."""
+
+    def __init__(self, message: str, retry_after_s: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 #: largest request accepted, before and after decompression (the gRPC default is 4 MiB)
 DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024
@@ -84,11 +101,37 @@ _BY_PATH = {k.path: k for k in _KINDS}
 class _Refused(Exception):
     """A request we answer with an error status instead of passing on."""
 
-    def __init__(self, http_status: int, grpc_code: grpc.StatusCode, message: str) -> None:
+    def __init__(
+        self, http_status: int, grpc_code: grpc.StatusCode, message: str, retry_after_s: float | None = None
+    ) -> None:
         super().__init__(message)
         self.http_status = http_status
         self.grpc_code = grpc_code
         self.message = message
+        self.retry_after_s = retry_after_s
+
+    def http_headers(self) -> dict[str, str]:
+        headers = {}
+        if self.retry_after_s is not None:
+            headers["Retry-After"] = str(max(1, round(self.retry_after_s)))
+        if self.http_status == 401:
+            headers["WWW-Authenticate"] = "Bearer"
+        return headers
+
+    def abort(self, context: grpc.ServicerContext) -> None:
+        """End the gRPC call with this status (and a RetryInfo when the sender should retry)."""
+        if self.retry_after_s is not None:
+            delay = duration_pb2.Duration()
+            delay.FromNanoseconds(int(self.retry_after_s * 1e9))
+            info = error_details_pb2.RetryInfo(retry_delay=delay)
+            detail = any_pb2.Any()
+            detail.Pack(info)
+            status = status_pb2.Status(code=self.grpc_code.value[0], message=self.message, details=[detail])
+            context.set_trailing_metadata((
+                ("google.rpc.retryinfo-bin", info.SerializeToString()),  # what the Python exporter reads
+                ("grpc-status-details-bin", status.SerializeToString()),  # the gRPC standard (Go collector)
+            ))
+        context.abort(self.grpc_code, self.message)
 
 
 def _invalid(message: str) -> _Refused:
@@ -140,8 +183,17 @@ class OTLPReceiver:
         grpc_endpoint: str | None = "127.0.0.1:0",
         http_endpoint: str | None = "127.0.0.1:0",
         max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+        signals: Collection[Signal] = ("traces", "metrics", "logs"),
+        bearer_token: str | None = None,
+        tls: TLSFiles | None = None,
     ) -> None:
+        """``signals``: the services offered (others answer 404 / UNIMPLEMENTED).
+        ``bearer_token``: required as ``Authorization: Bearer <token>`` (HTTP header or gRPC
+        metadata) when set. ``tls``: serve gRPC and HTTPS with this certificate and key."""
         self._sink = sink
+        self._kinds = tuple(k for k in _KINDS if k.signal in signals)
+        self._authorization = None if bearer_token is None else f"Bearer {bearer_token}".encode()
+        self._tls = tls
         self._grpc_address = None if grpc_endpoint is None else _split_endpoint(grpc_endpoint)
         self._http_address = None if http_endpoint is None else _split_endpoint(http_endpoint)
         self.max_request_bytes = max_request_bytes
@@ -203,12 +255,20 @@ class OTLPReceiver:
         """Base URL of the HTTP server (append /v1/traces etc.); None when off."""
         if self.http_port is None or self._http_address is None:
             return None
-        return f"http://{_url_host(self._http_address[0])}:{self.http_port}"
+        return f"{'https' if self._tls else 'http'}://{_url_host(self._http_address[0])}:{self.http_port}"
 
     # -- the one path every request takes -----------------------------------------------
+    def _check_auth(self, authorization: str | None) -> None:
+        if self._authorization is None:
+            return
+        if authorization is None or not hmac.compare_digest(authorization.encode(), self._authorization):
+            raise _Refused(401, grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token (Authorization: Bearer ...)")
+
     def _accept(self, kind: _Kind, message: Message) -> None:
         try:
             self._sink(kind.signal, message)
+        except Overloaded as exc:
+            raise _Refused(429, grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc), exc.retry_after_s) from None
         except Exception as exc:
             _log.warning("OTLP sink failed on %s", kind.signal, exc_info=True)
             raise _Refused(500, grpc.StatusCode.INTERNAL, f"could not accept {kind.signal}: {exc}") from None
@@ -221,30 +281,36 @@ class OTLPReceiver:
             # no SO_REUSEPORT: a second receiver on a busy port must fail, not share it
             options=[("grpc.max_receive_message_length", self.max_request_bytes), ("grpc.so_reuseport", 0)],
         )
-        for kind in _KINDS:
+        for kind in self._kinds:
             # Raw bytes in (no request_deserializer): grpc would answer a body that does not
             # parse with INTERNAL; it is the sender's error, so it gets INVALID_ARGUMENT.
             handler = grpc.unary_unary_rpc_method_handler(
                 self._grpc_export(kind), response_serializer=kind.response.SerializeToString
             )
             server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(kind.service, {"Export": handler}),))
-        self.grpc_port = server.add_insecure_port(f"{_url_host(address[0])}:{address[1]}")
+        where = f"{_url_host(address[0])}:{address[1]}"
+        if self._tls is None:
+            self.grpc_port = server.add_insecure_port(where)
+        else:
+            cert, key = (_read(path) for path in self._tls)
+            self.grpc_port = server.add_secure_port(where, grpc.ssl_server_credentials([(key, cert)]))
         server.start()
         self._grpc = server
 
     def _grpc_export(self, kind: _Kind) -> Callable[[bytes, grpc.ServicerContext], Message]:
         def export(body: bytes, context: grpc.ServicerContext) -> Message:
             try:
+                self._check_auth(dict(context.invocation_metadata()).get("authorization"))
                 self._accept(kind, _parse_protobuf(kind, body))
             except _Refused as refused:
-                context.abort(refused.grpc_code, refused.message)
+                refused.abort(context)
             return kind.response()
 
         return export
 
     # -- HTTP ----------------------------------------------------------------------------
     def _start_http(self, address: tuple[str, int]) -> None:
-        server = _HTTPServer(address, self)
+        server = _HTTPServer(address, self, _server_context(self._tls) if self._tls else None)
         self.http_port = server.server_address[1]
         self._http = server
         self._http_thread = threading.Thread(
@@ -252,22 +318,29 @@ class OTLPReceiver:
         )
         self._http_thread.start()
 
-    def _http_export(self, path: str, content_type: str, encoding: str, body: bytes) -> tuple[int, str, bytes]:
-        """(status, content type, body) of the answer to one POST."""
+    def _http_export(
+        self, path: str, content_type: str, encoding: str, body: bytes, authorization: str | None = None
+    ) -> tuple[int, str, bytes, dict[str, str]]:
+        """(status, content type, body, extra headers) of the answer to one POST."""
+        try:
+            self._check_auth(authorization)
+        except _Refused as refused:
+            return refused.http_status, "text/plain", refused.message.encode(), refused.http_headers()
         kind = _BY_PATH.get(path)
-        if kind is None:
-            return 404, "text/plain", f"no OTLP endpoint at {path}; use /v1/traces, /v1/metrics or /v1/logs".encode()
+        if kind not in self._kinds:
+            paths = " or ".join(k.path for k in self._kinds)
+            return 404, "text/plain", f"no OTLP endpoint at {path}; use {paths}".encode(), {}
         media = content_type.split(";", 1)[0].strip().lower()
         if media not in (_PROTOBUF, _JSON):
-            return 415, "text/plain", f"unsupported Content-Type {content_type!r}; use {_PROTOBUF} or {_JSON}".encode()
+            return 415, "text/plain", f"unsupported Content-Type {content_type!r}; use {_PROTOBUF} or {_JSON}".encode(), {}
         try:
             body = self._decompress(encoding, body)
             parse = _parse_json if media == _JSON else _parse_protobuf
             self._accept(kind, parse(kind, body))
         except _Refused as refused:
             status = status_pb2.Status(code=refused.grpc_code.value[0], message=refused.message)
-            return refused.http_status, media, _encode(status, media)
-        return 200, media, _encode(kind.response(), media)
+            return refused.http_status, media, _encode(status, media), refused.http_headers()
+        return 200, media, _encode(kind.response(), media), {}
 
     def _decompress(self, encoding: str, body: bytes) -> bytes:
         encoding = encoding.strip().lower()
@@ -291,6 +364,17 @@ def _too_large(limit: int) -> _Refused:
     return _Refused(413, grpc.StatusCode.RESOURCE_EXHAUSTED, f"request larger than {limit} bytes")
 
 
+def _read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _server_context(tls: TLSFiles) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*tls)
+    return context
+
+
 def _encode(message: Message, media: str) -> bytes:
     if media == _JSON:
         return json_format.MessageToJson(message, indent=None).encode()
@@ -300,9 +384,10 @@ def _encode(message: Message, media: str) -> bytes:
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], receiver: OTLPReceiver) -> None:
+    def __init__(self, address: tuple[str, int], receiver: OTLPReceiver, tls: ssl.SSLContext | None = None) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.receiver = receiver
+        self._tls = tls
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
         super().__init__(address, _HTTPHandler)
@@ -316,6 +401,21 @@ class _HTTPServer(ThreadingHTTPServer):
         with self._connections_lock:
             self._connections.add(request)
         super().process_request(request, client_address)
+
+    def finish_request(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
+        if self._tls is None:
+            super().finish_request(request, client_address)
+            return
+        # The handshake runs here, on the connection's own thread, not on the accept loop.
+        request.settimeout(_HTTPHandler.timeout)
+        secure = self._tls.wrap_socket(request, server_side=True)
+        with self._connections_lock:
+            self._connections.discard(request)
+            self._connections.add(secure)
+        try:
+            super().finish_request(secure, client_address)
+        finally:
+            self.shutdown_request(secure)
 
     def shutdown_request(self, request) -> None:  # type: ignore[no-untyped-def]
         with self._connections_lock:
@@ -350,13 +450,14 @@ class _HTTPHandler(BaseHTTPRequestHandler):
             self.close_connection = True  # the unread body would desync the connection
             self._reply(refused.http_status, "text/plain", refused.message.encode())
             return
-        status, content_type, payload = receiver._http_export(  # pylint: disable=protected-access
+        status, content_type, payload, headers = receiver._http_export(  # pylint: disable=protected-access
             self.path.split("?", 1)[0],
             self.headers.get("Content-Type", ""),
             self.headers.get("Content-Encoding", ""),
             body,
+            self.headers.get("Authorization"),
         )
-        self._reply(status, content_type, payload)
+        self._reply(status, content_type, payload, headers)
 
     def _read_body(self, limit: int) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
@@ -387,9 +488,11 @@ class _HTTPHandler(BaseHTTPRequestHandler):
             chunks.append(self.rfile.read(size))
             self.rfile.readline(8)  # the CRLF after each chunk
 
-    def _reply(self, status: int, content_type: str, payload: bytes) -> None:
+    def _reply(self, status: int, content_type: str, payload: bytes, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(payload)))
         if self.close_connection:
             self.send_header("Connection", "close")

@@ -34,17 +34,28 @@ def protocol(signal: str, environ: Mapping[str, str] | None = None) -> str:
     return value
 
 
-def span_exporter() -> SpanExporter:
+def span_exporter(endpoint: str | None = None) -> SpanExporter:
+    """``endpoint``: base URL overriding the environment's (``/v1/traces`` is added for HTTP)."""
     if protocol("traces") == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
     else:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter  # type: ignore[assignment]
-    return OTLPSpanExporter()
+    return OTLPSpanExporter(**_endpoint("traces", endpoint))
 
 
-def metric_exporter() -> MetricExporter:
+def metric_exporter(endpoint: str | None = None) -> MetricExporter:
+    """``endpoint``: as for ``span_exporter``."""
     if protocol("metrics") == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
     else:
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter  # type: ignore[assignment]
-    return OTLPMetricExporter()
+    return OTLPMetricExporter(**_endpoint("metrics", endpoint))
+
+
+def _endpoint(signal: str, base: str | None) -> dict[str, str]:
+    """The exporter's ``endpoint`` argument for a base URL (none: the exporter reads the environment)."""
+    if base is None:
+        return {}
+    if protocol(signal) == "grpc":
+        return {"endpoint": base}
+    return {"endpoint": f"{base.rstrip('/')}/v1/{signal}"}

@@ -1,9 +1,10 @@
-"""The ``frictionlens`` command: ``demo``, ``report`` and ``rules``."""
+"""The ``frictionlens`` command: ``demo``, ``report``, ``rules`` and ``collector``."""
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
@@ -36,6 +37,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     rules.add_argument("--target", choices=("prometheus", "honeycomb"), required=True)
     rules.add_argument("--config", default=None, help="TOML alert config (default: built-in defaults)")
     rules.add_argument("-o", "--out", default=None, help="output file (default: stdout)")
+    coll = sub.add_parser(
+        "collector", help="run the signal pipeline as an OTLP gateway: receive, enrich, forward",
+        description="Receive OTLP traces, run the signal pipeline on them and forward enriched spans and "
+        "metrics over OTLP (--forward, else the OTEL_EXPORTER_OTLP_* variables, else the local store).",
+    )
+    coll.add_argument("--grpc", default="127.0.0.1:4317", help="gRPC host:port, 'off' to disable (default 127.0.0.1:4317)")
+    coll.add_argument("--http", default="127.0.0.1:4318", help="HTTP host:port, 'off' to disable (default 127.0.0.1:4318)")
+    coll.add_argument("--forward", default=None, help="base URL of the next OTLP hop (protocol: OTEL_EXPORTER_OTLP_PROTOCOL)")
+    coll.add_argument("--token", default=os.environ.get("FRICTIONLENS_COLLECTOR_TOKEN"),
+                      help="require 'Authorization: Bearer TOKEN' (default: FRICTIONLENS_COLLECTOR_TOKEN)")
+    coll.add_argument("--tls-cert", default=None, help="PEM certificate chain: serve gRPC and HTTPS over TLS")
+    coll.add_argument("--tls-key", default=None, help="PEM private key of --tls-cert")
+    coll.add_argument("--queue", type=int, default=None, help="spans waiting for the pipeline before senders get 429 / "
+                      "RESOURCE_EXHAUSTED (default 8192)")
+    coll.add_argument("--data-dir", default=None, help="keep learned baselines here across restarts (default: "
+                      "FRICTIONLENS_DATA_DIR when set, else not kept)")
     args = parser.parse_args(argv)
     if args.version:
         from frictionlens import __version__
@@ -48,6 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _report(args)
     if args.command == "rules":
         return _rules(args)
+    if args.command == "collector":
+        return _collector(parser, args)
     parser.print_help()
     return 0
 
@@ -115,6 +134,44 @@ def _rules(args: argparse.Namespace) -> int:
         Path(args.out).write_text(text, "utf-8")
     else:
         sys.stdout.write(text)
+    return 0
+
+
+def _collector(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    try:
+        from frictionlens.collector.gateway import DEFAULT_QUEUE_SPANS, Gateway, collector_options
+    except ImportError as exc:
+        print(f"frictionlens collector needs the collector extra: pip install 'frictionlens[collector]' ({exc})",
+              file=sys.stderr)
+        return 2
+    if (args.tls_cert is None) != (args.tls_key is None):
+        parser.error("--tls-cert and --tls-key go together")
+    persist = args.data_dir is not None or "FRICTIONLENS_DATA_DIR" in os.environ
+    options = collector_options(**({"data_dir": args.data_dir} if args.data_dir else {}))
+    gateway = Gateway(
+        grpc_endpoint=None if args.grpc == "off" else args.grpc,
+        http_endpoint=None if args.http == "off" else args.http,
+        forward=args.forward,
+        bearer_token=args.token or None,
+        tls=(args.tls_cert, args.tls_key) if args.tls_cert else None,
+        queue_spans=args.queue or DEFAULT_QUEUE_SPANS,
+        options=options,
+        persist=persist,
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    gateway.start()
+    receiver = gateway.receiver
+    print(f"frictionlens collector: grpc={receiver.grpc_endpoint or 'off'} http={receiver.http_url or 'off'}",
+          flush=True)
+    while not stop.wait(3600):
+        pass
+    gateway.stop()
+    print(f"frictionlens collector stopped: {gateway.totals}", flush=True)
     return 0
 
 

@@ -87,7 +87,7 @@ def install(**overrides: Any) -> None:
         meter_provider_owned, meter = _meter(options, meter_provider)
         health.bind_meter(meter)
         stages = build_stages(options, meter, salt)
-        persistent = {name: st for st in stages for name in [_STATE_SECTIONS.get(type(st).__name__)] if name}
+        persistent = persistent_stages(stages)
         StateFile(options.data_dir / STATE_FILE).restore_stages(persistent)
         pipeline = SignalPipeline(stages)
         tp, owned_tp, app_processors = _attach_pipeline(options, pipeline, tracer_provider, meter)
@@ -172,6 +172,11 @@ def build_stages(options: Options, meter: Meter, salt: bytes) -> list[Stage]:
 def _drift_features(options: Options) -> list[str] | None:
     chosen = options.drift_features
     return None if chosen is True else list(chosen or ())
+
+
+def persistent_stages(stages: list[Stage]) -> dict[str, Any]:
+    """State-file section -> stage, for the stages whose learned state survives restarts."""
+    return {name: st for st in stages for name in [_STATE_SECTIONS.get(type(st).__name__)] if name}
 
 
 # -- wiring --------------------------------------------------------------------------------
@@ -269,12 +274,16 @@ def _export_stage(options: Options, meter: Meter) -> SpanProcessor:
     exporter = _span_exporter(options)
     if exporter is None:
         return SpanProcessor()
-    batch = BatchSpanProcessor(exporter)
+    return sampled(BatchSpanProcessor(exporter), options, meter)
+
+
+def sampled(export: SpanProcessor, options: Options, meter: Meter) -> SpanProcessor:
+    """``export`` behind signal-based sampling (itself when every span is kept)."""
     if options.sample_rate >= 1.0:
-        return batch
+        return export
     from frictionlens.exporters.sampling import SignalSampler
 
-    return SignalSampler(batch, rate=options.sample_rate, meter=meter)
+    return SignalSampler(export, rate=options.sample_rate, meter=meter)
 
 
 def _instrument_providers(options: Options, telemetry: Telemetry, tp: TracerProvider) -> list[BaseInstrumentor]:

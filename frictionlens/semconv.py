@@ -329,3 +329,15 @@ PEER_MESSAGE_EVENTS = {
 }
 PEER_CHOICE_EVENT = "gen_ai.choice"
 PEER_FIRST_CHUNK_EVENTS = frozenset({"First Token Stream Event", "gen_ai.content.completion.chunk"})
+# --- collector (frictionlens collector, collector/gateway.py); all brief ---------------
+#: spans the collector handled, by outcome (attribute METRIC_ATTR_OUTCOME)
+METRIC_COLLECTOR_SPANS = "frictionlens.collector.spans"
+#: spans waiting between the receiver and the pipeline (observable gauge)
+METRIC_COLLECTOR_QUEUE = "frictionlens.collector.queue.spans"
+# frictionlens.collector.spans outcome values
+COLLECTOR_PROCESSED = "processed"  # ran through the signal pipeline
+COLLECTOR_PASSED_THROUGH = "passed_through"  # already enriched by an in-app pipeline: forwarded untouched
+COLLECTOR_REFUSED = "refused"  # queue full: the sender got 429 / RESOURCE_EXHAUSTED and retries
+COLLECTOR_EXPORT_FAILED = "export_failed"  # the forward endpoint kept failing: spans lost
+#: attributes only an in-app (or upstream) SignalPipeline sets: a span carrying any is enriched
+ENRICHED_MARKERS = (REVIEW_NEEDED, TRAJECTORY_STEPS, DRIFT_STREAM)

@@ -1,0 +1,400 @@
+"""The signal pipeline outside the app: OTLP in, the same SignalPipeline, OTLP out.
+
+For apps that are not Python, apps instrumented by someone else, and fleets of replicas
+that should share baselines. Received trace requests wait in a bounded queue (counted in
+spans); when it is full the sender is told to retry later (HTTP 429 + Retry-After, gRPC
+RESOURCE_EXHAUSTED + RetryInfo) instead of the collector growing without bound. One worker
+decodes queued requests into SDK spans, runs them through the pipeline and exports each
+batch synchronously, so a slow forward endpoint slows the worker, fills the queue and
+pushes back on senders rather than dropping spans.
+
+Spans that already carry our signals (enriched by an in-app pipeline) are forwarded
+untouched: running them through the stages again would count their friction twice.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import threading
+from typing import Callable, Iterable, Sequence
+
+from google.protobuf.message import Message
+from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.trace.v1.trace_pb2 import Span as PBSpan
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from frictionlens import health, runtime, semconv
+from frictionlens.collector.decode import key_values, pb_spans, readable_spans
+from frictionlens.collector.receiver import OTLPReceiver, Overloaded, Signal, TLSFiles
+from frictionlens.config import Options
+from frictionlens.exporters import otlp
+from frictionlens.processors.persistence import FILE_NAME as STATE_FILE
+from frictionlens.processors.persistence import StateFile
+from frictionlens.processors.pipeline import SignalPipeline
+
+__all__ = ["DEFAULT_QUEUE_SPANS", "Gateway", "collector_options", "is_enriched"]
+
+_log = logging.getLogger(__name__)
+
+DEFAULT_QUEUE_SPANS = 8192
+"""spans waiting for the pipeline before senders are asked to back off"""
+RETRY_AFTER_S = 1.0
+BATCH_SPANS = 2048
+"""spans the worker takes from the queue, runs and exports as one OTLP request"""
+IDLE_FLUSH_S = 0.5
+"""how often an idle worker exports spans the stages emitted on their own (summaries)"""
+
+
+def collector_options(**overrides: object) -> Options:
+    """Options as for ``instrument()``, except that every span is kept unless
+    ``FRICTIONLENS_SAMPLE_RATE`` says otherwise: a collector usually feeds a tail sampler."""
+    overrides.setdefault("providers", False)
+    if "FRICTIONLENS_SAMPLE_RATE" not in os.environ:
+        overrides.setdefault("sample_rate", 1.0)
+    return Options.resolve(overrides)
+
+
+def is_enriched(span: ReadableSpan) -> bool:
+    """Whether an upstream SignalPipeline already ran on ``span``."""
+    attrs = span.attributes
+    return attrs is not None and any(key in attrs for key in semconv.ENRICHED_MARKERS)
+
+
+def _span_count(request: ExportTraceServiceRequest) -> int:
+    return sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
+
+
+class _SpanQueue:
+    """Requests waiting for the pipeline, bounded by the spans they hold."""
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError("queue capacity must be at least 1 span")
+        self.capacity = capacity
+        self.spans = 0
+        self._items: collections.deque[tuple[ExportTraceServiceRequest, int]] = collections.deque()
+        self._changed = threading.Condition()
+        self._closed = False
+
+    def put(self, request: ExportTraceServiceRequest, count: int) -> None:
+        """Queue ``request``; raises Overloaded when it does not fit (an empty queue takes any request)."""
+        with self._changed:
+            if self._closed:
+                raise Overloaded("collector is shutting down", RETRY_AFTER_S)
+            if self.spans and self.spans + count > self.capacity:
+                raise Overloaded(
+                    f"collector queue full ({self.spans} of {self.capacity} spans waiting); retry later", RETRY_AFTER_S
+                )
+            self._items.append((request, count))
+            self.spans += count
+            self._changed.notify()
+
+    def take(self, max_spans: int, timeout: float) -> list[ExportTraceServiceRequest] | None:
+        """Requests holding up to ``max_spans`` spans (at least one request when any waits);
+        [] after ``timeout`` with nothing queued; None once closed and drained."""
+        with self._changed:
+            if not self._items:
+                if self._closed:
+                    return None
+                self._changed.wait(timeout)
+            taken: list[ExportTraceServiceRequest] = []
+            total = 0
+            while self._items and (not taken or total + self._items[0][1] <= max_spans):
+                request, count = self._items.popleft()
+                taken.append(request)
+                total += count
+            self.spans -= total
+            return taken
+
+    def close(self) -> None:
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
+
+
+class _Forwarder(SpanProcessor):
+    """The export stage: collects spans and exports them when the worker says so.
+
+    Export is synchronous on the worker's thread (the exporter retries on its own), which is
+    what turns a slow forward endpoint into back-pressure on senders. With a gRPC exporter,
+    spans that came in a request go out as that request's protobuf, with only what the
+    stages added appended: re-encoding every attribute of every span would cost more than
+    the whole pipeline. Other spans (conversation summaries, spans a sampler held back) are
+    encoded by the SDK.
+    """
+
+    def __init__(self, exporter: SpanExporter | None, count: _Counter) -> None:
+        self._exporter = exporter
+        self._send_raw = _raw_sender(exporter)
+        self._count = count
+        self._lock = threading.Lock()
+        self._export_lock = threading.Lock()
+        self._origins: dict[int, tuple[PBSpan, ReadableSpan, tuple[int, int]]] = {}
+        self._requests: list[ExportTraceServiceRequest] = []
+        self._adopted = 0
+        self._kept: set[tuple[int, int]] = set()  # (request, span) positions passed on
+        self._pending: list[ReadableSpan] = []
+
+    def adopt(self, request: ExportTraceServiceRequest, spans: Sequence[ReadableSpan]) -> None:
+        """Remember where ``spans`` (decoded from ``request``) came from, to send them as they came."""
+        if self._send_raw is None:
+            return
+        pbs = pb_spans(request)
+        with self._lock:
+            n = len(self._requests)
+            self._requests.append(request)
+            self._adopted += len(pbs)
+            for i, (span, pb) in enumerate(zip(spans, pbs)):
+                self._origins[id(span.context)] = (pb, span, (n, i))
+
+    def on_end(self, span: ReadableSpan) -> None:
+        with self._lock:
+            origin = self._origins.pop(id(span.context), None)
+            if origin is None:
+                self._pending.append(span)
+                return
+            pb, original, where = origin
+            self._kept.add(where)
+        if span is not original:
+            _append_enrichment(pb, original, span)
+
+    def flush(self) -> None:
+        with self._export_lock:
+            with self._lock:
+                requests, kept, adopted, pending = self._requests, self._kept, self._adopted, self._pending
+                self._requests, self._kept, self._adopted, self._pending = [], set(), 0, []
+                self._origins.clear()  # spans a sampler holds come back later, without origin
+            count = len(kept) + len(pending)
+            if not count or self._exporter is None:
+                return
+            try:
+                if self._send_raw is None:
+                    ok = self._exporter.export(pending) is SpanExportResult.SUCCESS
+                else:
+                    out = ExportTraceServiceRequest()
+                    for n, request in enumerate(requests):
+                        if len(kept) < adopted:
+                            _drop_unkept(request, {i for r, i in kept if r == n})
+                        out.resource_spans.extend(request.resource_spans)
+                    if pending:
+                        out.resource_spans.extend(encode_spans(pending).resource_spans)
+                    ok = self._send_raw(out)
+            except Exception:
+                _log.debug("span export failed", exc_info=True)
+                ok = False
+            if not ok:
+                self._count(semconv.COLLECTOR_EXPORT_FAILED, count)
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        self.flush()
+        return True
+
+    def shutdown(self) -> None:
+        self.flush()
+        if self._exporter is not None:
+            self._exporter.shutdown()
+
+
+def _raw_sender(exporter: SpanExporter | None) -> Callable[[ExportTraceServiceRequest], bool] | None:
+    """Send an encoded request through the SDK's gRPC exporter (its retries, headers, TLS).
+
+    The exporter translates spans with ``_translate_data``; given a request it has nothing
+    to translate. None for other exporters: they get SDK spans.
+    """
+    translate = getattr(exporter, "_translate_data", None)
+    export = getattr(exporter, "_export", None)
+    if exporter is None or translate is None or export is None:
+        return None
+    exporter._translate_data = lambda request: request  # type: ignore[attr-defined]  # pylint: disable=protected-access
+    exporter._count_data = _span_count  # type: ignore[attr-defined]  # pylint: disable=protected-access
+    return lambda request: export(request) is SpanExportResult.SUCCESS
+
+
+def _append_enrichment(pb: PBSpan, original: ReadableSpan, enriched: ReadableSpan) -> None:
+    """Add to ``pb`` what the stages added to ``original`` (attributes, events)."""
+    before = original.attributes or {}
+    added = {k: v for k, v in (enriched.attributes or {}).items() if k not in before or before[k] != v}
+    if any(k in before for k in added):  # a stage replaced a sender's value
+        kept = [kv for kv in pb.attributes if kv.key not in added]
+        del pb.attributes[:]
+        pb.attributes.extend(kept)
+    pb.attributes.extend(key_values(added))
+    for event in enriched.events[len(original.events):]:
+        pb.events.add(name=event.name, time_unix_nano=event.timestamp, attributes=key_values(event.attributes or {}))
+
+
+def _drop_unkept(request: ExportTraceServiceRequest, kept: set[int]) -> None:
+    """Remove the spans of ``request`` (by position, in ``pb_spans`` order) that the export
+    stage did not pass on (sampled out, or held for later)."""
+    i = 0
+    for rs in request.resource_spans:
+        for ss in rs.scope_spans:
+            keep = []
+            for pb in ss.spans:
+                if i in kept:
+                    keep.append(PBSpan.FromString(pb.SerializeToString()))
+                i += 1
+            del ss.spans[:]
+            ss.spans.extend(keep)
+
+
+class _Counter:
+    """Adds to the ``frictionlens.collector.spans`` counter, and keeps the totals readable."""
+
+    def __init__(self, meter_provider: MeterProvider) -> None:
+        from frictionlens import __version__
+
+        meter = meter_provider.get_meter(semconv.SCOPE_NAME, __version__)
+        self.meter = meter
+        self._metric = meter.create_counter(
+            semconv.METRIC_COLLECTOR_SPANS, unit="{span}", description="Spans the collector handled, by outcome"
+        )
+        self.totals: collections.Counter[str] = collections.Counter()
+        self._lock = threading.Lock()
+
+    def __call__(self, outcome: str, n: int) -> None:
+        if n:
+            with self._lock:
+                self.totals[outcome] += n
+            self._metric.add(n, {semconv.METRIC_ATTR_OUTCOME: outcome})
+
+
+class Gateway:
+    """``frictionlens collector``: an OTLPReceiver feeding a SignalPipeline that forwards over OTLP.
+
+    ``forward``: base URL of the next hop (gRPC or HTTP by ``OTEL_EXPORTER_OTLP_PROTOCOL``);
+    None uses what the ``OTEL_EXPORTER_OTLP_*`` variables name, else the ``options`` exporter
+    (the local store by default). ``persist``: keep learned baselines in
+    ``options.data_dir`` across restarts, as the in-app pipeline does.
+    """
+
+    def __init__(
+        self,
+        *,
+        grpc_endpoint: str | None = "127.0.0.1:4317",
+        http_endpoint: str | None = "127.0.0.1:4318",
+        forward: str | None = None,
+        bearer_token: str | None = None,
+        tls: TLSFiles | None = None,
+        queue_spans: int = DEFAULT_QUEUE_SPANS,
+        options: Options | None = None,
+        persist: bool = False,
+    ) -> None:
+        self.options = options or collector_options()
+        self._queue = _SpanQueue(queue_spans)
+        self.receiver = OTLPReceiver(
+            self._receive,
+            grpc_endpoint=grpc_endpoint,
+            http_endpoint=http_endpoint,
+            signals=("traces",),
+            bearer_token=bearer_token,
+            tls=tls,
+        )
+        reader = self._metric_reader(forward)
+        self.meter_provider = MeterProvider(resource=Resource.create(), metric_readers=[reader] if reader else [])
+        self._count = _Counter(self.meter_provider)
+        meter = self._count.meter
+        meter.create_observable_gauge(
+            semconv.METRIC_COLLECTOR_QUEUE, [self._observe_queue], unit="{span}",
+            description="Spans waiting between the receiver and the pipeline",
+        )
+        exporter = otlp.span_exporter(forward) if forward else runtime._span_exporter(self.options)  # pylint: disable=protected-access
+        self._forwarder = _Forwarder(exporter, self._count)
+        stages = runtime.build_stages(self.options, meter, self.options.salt_bytes())
+        self._persistent = runtime.persistent_stages(stages) if persist else {}
+        if self._persistent:
+            StateFile(self.options.data_dir / STATE_FILE).restore_stages(self._persistent)
+        self.pipeline = SignalPipeline(stages, runtime.sampled(self._forwarder, self.options, meter))
+        self._worker: threading.Thread | None = None
+        self._stopped = False
+
+    def _metric_reader(self, forward: str | None) -> MetricReader | None:
+        """Interval from ``OTEL_METRIC_EXPORT_INTERVAL``, as in the app."""
+        if forward:
+            return PeriodicExportingMetricReader(otlp.metric_exporter(forward))
+        return runtime._metric_reader(self.options)  # pylint: disable=protected-access
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def start(self) -> Gateway:
+        health.bind_meter(self._count.meter)
+        self._worker = threading.Thread(target=self._work, name="frictionlens-collector", daemon=True)
+        self._worker.start()
+        self.receiver.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop receiving, run everything queued through the pipeline, close open
+        conversations, export it all (spans and metrics) and save learned state."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self.receiver.stop()
+        self._queue.close()
+        if self._worker is not None:
+            self._worker.join()
+        self.pipeline.close_stages()
+        if self._persistent:
+            StateFile(self.options.data_dir / STATE_FILE).save_stages(self._persistent)
+        self.pipeline.shutdown()
+        self.meter_provider.shutdown()
+        health.bind_meter(None)
+
+    def __enter__(self) -> Gateway:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def totals(self) -> dict[str, int]:
+        """Spans handled so far, by outcome (the ``frictionlens.collector.spans`` counter)."""
+        return dict(self._count.totals)
+
+    # -- receive -> queue -> pipeline ----------------------------------------------------
+    def _receive(self, signal: Signal, message: Message) -> None:
+        assert isinstance(message, ExportTraceServiceRequest), signal
+        count = _span_count(message)
+        if not count:
+            return
+        try:
+            self._queue.put(message, count)
+        except Overloaded:
+            self._count(semconv.COLLECTOR_REFUSED, count)
+            raise
+
+    def _observe_queue(self, options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(self._queue.spans)]
+
+    def _work(self) -> None:
+        while True:
+            requests = self._queue.take(BATCH_SPANS, IDLE_FLUSH_S)
+            if requests is None:
+                return
+            for request in requests:
+                try:
+                    spans = readable_spans(request)
+                    self._forwarder.adopt(request, spans)
+                    self._run(spans)
+                except Exception:  # a request we cannot decode must not stop the worker
+                    health.count_internal_error("collector")
+                    _log.debug("collector could not process a request", exc_info=True)
+            self._forwarder.flush()
+
+    def _run(self, spans: Sequence[ReadableSpan]) -> None:
+        passed = 0
+        for span in spans:
+            if is_enriched(span):
+                self._forwarder.on_end(span)
+                passed += 1
+            else:
+                self.pipeline.on_end(span)
+        self._count(semconv.COLLECTOR_PASSED_THROUGH, passed)
+        self._count(semconv.COLLECTOR_PROCESSED, len(spans) - passed)
