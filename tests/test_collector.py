@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import ssl
@@ -432,6 +433,17 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _python_home(linked: str) -> str:
+    """The prefix of the libpython the agent links (``ldd`` output): its own standard library.
+
+    Without it the embedded interpreter may look up ``python3`` on PATH and load another
+    installation's standard library, whose extension modules do not match that libpython.
+    """
+    match = re.search(r"=> (\S*libpython\S+)", linked)
+    assert match, linked
+    return match.group(1).split("/lib/")[0] or "/"
+
+
 def test_rotel_with_the_frictionlens_processor(sink):
     """app (raw OTLP) -> rotel agent running collector/rotel_processor.py -> receiver."""
     rotel = pytest.importorskip("rotel", reason="the rotel extra is not installed")
@@ -450,7 +462,7 @@ def test_rotel_with_the_frictionlens_processor(sink):
         [str(agent), "start", "--otlp-grpc-endpoint", f"127.0.0.1:{grpc_port}", "--otlp-http-endpoint",
          f"127.0.0.1:{_free_port()}", "--exporter", "otlp", "--otlp-exporter-endpoint", f"http://{sink.grpc_endpoint}",
          "--otlp-with-trace-processor", processor_module.__file__],
-        env={**os.environ, "FRICTIONLENS_ROTEL_SITE": sites}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "FRICTIONLENS_ROTEL_SITE": sites, "PYTHONHOME": _python_home(linked)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     try:
         deadline = time.monotonic() + 20
