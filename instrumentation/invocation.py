@@ -8,13 +8,14 @@ call metrics. Nothing here knows any SDK.
 from __future__ import annotations
 
 import contextvars
+import functools
 import json
 import logging
 import os
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from opentelemetry import trace
 from opentelemetry.metrics import Meter
@@ -204,7 +205,9 @@ class Telemetry:
         self.finish(inv)
 
     # -- what the span says ----------------------------------------------------------------
-    def _outcome(self, inv: LLMInvocation) -> tuple[dict[str, Any], CallFeatures | None, fmt.FormatCheck | None]:
+    def _outcome(
+        self, inv: LLMInvocation
+    ) -> tuple[dict[str, Any], Callable[[], CallFeatures] | None, fmt.FormatCheck | None]:
         a: dict[str, Any] = dict(inv.response_attributes)
         if inv.response_id:
             a[semconv.GEN_AI_RESPONSE_ID] = inv.response_id
@@ -247,12 +250,12 @@ class Telemetry:
             a[semconv.OUTPUT_PREAMBLE] = check.preamble
             a[semconv.OUTPUT_CODE_FENCE] = check.code_fence
 
-        feats = self._features(inv)
-        refusal = inv.refusal or any("refusal" in o.cues for o in feats.outputs)
-        a[semconv.OUTPUT_REFUSAL] = refusal
+        # the span needs the outputs' refusal cues now; the rest only the stages read, later
+        outputs = tuple(self._text_features(t) for t in inv.outputs)
+        a[semconv.OUTPUT_REFUSAL] = inv.refusal or any("refusal" in o.cues for o in outputs)
         if self.capture_content:
             self._content_attributes(inv, a)
-        return a, feats, check
+        return a, functools.partial(self._features, inv, outputs), check
 
     def _check_format(self, inv: LLMInvocation) -> fmt.FormatCheck:
         if inv.error_type and not inv.outputs and not inv.tool_calls:
@@ -267,13 +270,12 @@ class Telemetry:
             return next((c for c in checks if not c.valid), checks[0])
         return fmt.check_text(text)
 
-    def _features(self, inv: LLMInvocation) -> CallFeatures:
+    def _features(self, inv: LLMInvocation, outputs: tuple[TextFeatures, ...]) -> CallFeatures:
         tf = self._text_features
         messages = tuple(MessageFeatures(role, tf(text)) for role, text in inv.messages)
         system = inv.system_text
         if system is None:
             system = "\n".join(t for r, t in inv.messages if r in ("system", "developer")) or None
-        outputs = tuple(tf(t) for t in inv.outputs)
         tools = tuple((name, textfeat.digest(args or "", self.salt)) for name, args in inv.tool_calls)
         vector = _content_vector(inv.outputs[0]) if inv.outputs and inv.outputs[0] else None
         return CallFeatures(
