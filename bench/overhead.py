@@ -1,13 +1,17 @@
-"""Per-call overhead of OpenAI instrumentation: frictionlens against its peers.
+"""Per-call overhead of OpenAI and Anthropic instrumentation: frictionlens against its peers.
 
-Measures a non-streaming chat call and a 50-chunk stream (optionally their async forms)
-through the real ``openai`` SDK over an in-process mock transport, for:
+Measures a non-streaming call and a 50-event stream (optionally their async forms) through
+the real ``openai`` SDK (``chat.completions.create``) and the real ``anthropic`` SDK
+(``messages.create``, with ``stream=True`` for the stream) over an in-process mock
+transport, for:
 
 * none          -- the SDK alone (each process measures its own)
 * frictionlens  -- ``frictionlens.instrument(exporter="none", tracer_provider=tp, meter_provider=mp)``
-* bare span     -- reference: one SDK span with a dozen attributes around the SDK call
+* bare span     -- reference: one SDK span with a dozen attributes around the SDK call (OpenAI)
 * official      -- ``opentelemetry-instrumentation-openai-v2``
 * traceloop     -- Traceloop's ``opentelemetry-instrumentation-openai``
+* traceloop-anthropic     -- Traceloop's ``opentelemetry-instrumentation-anthropic``
+* openinference-anthropic -- ``openinference-instrumentation-anthropic``
 
 Every instrumented variant gets the same providers: an SDK TracerProvider whose spans go to a
 SimpleSpanProcessor with an exporter that drops them, and an SDK MeterProvider with an
@@ -23,6 +27,7 @@ median over rounds of (variant statistic - baseline statistic) of the same worke
     python bench/overhead.py                                  # ~2-3 minutes
     python bench/overhead.py --quick                          # a few seconds, smoke test
     python bench/overhead.py --peer-python <venv>/bin/python  # peer rows from another venv
+    python bench/overhead.py --only frictionlens-anthropic,traceloop-anthropic,openinference-anthropic
 
 The frictionlens rows run in the interpreter that runs this script; peers that are not
 importable by the interpreter running them print "not installed".
@@ -49,17 +54,27 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
 
 GROUPS: dict[str, dict[str, Any]] = {
-    # group -> the variants it measures (besides "none"), the distributions it needs and reports
-    "frictionlens": {"variants": ["frictionlens", "bare span"], "dists": ["frictionlens"], "peer": False},
-    "official": {"variants": ["official"], "dists": ["opentelemetry-instrumentation-openai-v2", "opentelemetry-util-genai"], "peer": True},
-    "traceloop": {"variants": ["traceloop"], "dists": ["opentelemetry-instrumentation-openai"], "peer": True},
+    # group -> the SDK it calls, the variants it measures (besides "none"), the distributions
+    # it needs and reports
+    "frictionlens": {"sdk": "openai", "variants": ["frictionlens", "bare span"], "dists": ["frictionlens"], "peer": False},
+    "official": {"sdk": "openai", "variants": ["official"],
+                 "dists": ["opentelemetry-instrumentation-openai-v2", "opentelemetry-util-genai"], "peer": True},
+    "traceloop": {"sdk": "openai", "variants": ["traceloop"], "dists": ["opentelemetry-instrumentation-openai"], "peer": True},
+    "frictionlens-anthropic": {"sdk": "anthropic", "variants": ["frictionlens"], "dists": ["frictionlens"], "peer": False},
+    "traceloop-anthropic": {"sdk": "anthropic", "variants": ["traceloop-anthropic"],
+                            "dists": ["opentelemetry-instrumentation-anthropic"], "peer": True},
+    "openinference-anthropic": {"sdk": "anthropic", "variants": ["openinference-anthropic"],
+                                "dists": ["openinference-instrumentation-anthropic"], "peer": True},
 }
 LABELS = {
     "frictionlens": "**frictionlens**",
     "bare span": "bare SDK span, 12 attributes (reference)",
     "official": "opentelemetry-instrumentation-openai-v2 (official)",
     "traceloop": "opentelemetry-instrumentation-openai (Traceloop)",
+    "traceloop-anthropic": "opentelemetry-instrumentation-anthropic (Traceloop)",
+    "openinference-anthropic": "openinference-instrumentation-anthropic",
 }
+SDKS = {"openai": "OpenAI `chat.completions.create`", "anthropic": "Anthropic `messages.create`"}
 SYNC_MODES = ("chat", "stream")
 ASYNC_MODES = ("achat", "astream")
 
@@ -121,6 +136,14 @@ def _instrument(name: str, tp: Any, mp: Any) -> Any:
         from opentelemetry.instrumentation.openai import OpenAIInstrumentor
 
         OpenAIInstrumentor().instrument(tracer_provider=tp, meter_provider=mp)
+    elif name == "traceloop-anthropic":
+        from opentelemetry.instrumentation.anthropic import AnthropicInstrumentor
+
+        AnthropicInstrumentor().instrument(tracer_provider=tp, meter_provider=mp)
+    elif name == "openinference-anthropic":
+        from openinference.instrumentation.anthropic import AnthropicInstrumentor as OpenInferenceInstrumentor
+
+        OpenInferenceInstrumentor().instrument(tracer_provider=tp)  # it records no metrics
     elif name == "bare span":
         return tp.get_tracer("bench.bare_span")
     return None
@@ -180,33 +203,49 @@ def _abare_span(tracer: Any, raw: Callable[..., Any], stream: bool) -> Callable[
     return call
 
 
+def _raw_create(sdk: str) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """The SDK's own sync and async create methods (capture them before instrumenting)."""
+    if sdk == "anthropic":
+        from anthropic.resources.messages import AsyncMessages, Messages
+
+        return Messages.create, AsyncMessages.create
+    from openai.resources.chat.completions import AsyncCompletions, Completions
+
+    return Completions.create, AsyncCompletions.create
+
+
 class _Worker:
     def __init__(self, group: str, calls: int, asynchronous: bool) -> None:
-        from openai.resources.chat.completions import AsyncCompletions, Completions
-
+        self.sdk = GROUPS[group]["sdk"]
         self.calls = calls
         self.modes = SYNC_MODES + (ASYNC_MODES if asynchronous else ())
-        self.exporter = _DropExporter()
-        # the SDK's own methods, captured before any instrumentation patches the class
-        raw, araw = Completions.create, AsyncCompletions.create
-        tp, mp = _providers(self.exporter)
+        # one exporter and tracer provider per variant: spans are counted per variant after a
+        # flush at the end of each mode, since a pipeline may export from a worker thread
+        self.exporters: dict[str, _DropExporter] = {}
+        self.tracer_providers: dict[str, Any] = {}
+        raw, araw = _raw_create(self.sdk)
+        shared = _DropExporter()
+        tp, mp = _providers(shared)
+        make = _common.anthropic_client if self.sdk == "anthropic" else _common.openai_client
         self.clients = {
-            "chat": _common.openai_client(stream=False), "stream": _common.openai_client(stream=True),
-            "achat": _common.openai_client(stream=False, asynchronous=True),
-            "astream": _common.openai_client(stream=True, asynchronous=True),
+            "chat": make(stream=False), "stream": make(stream=True),
+            "achat": make(stream=False, asynchronous=True), "astream": make(stream=True, asynchronous=True),
         }
         self.calls_by_variant: dict[str, dict[str, Callable[..., Any]]] = {
             "none": {"chat": raw, "stream": raw, "achat": araw, "astream": araw}
         }
         for name in GROUPS[group]["variants"]:
             if name == "bare span":
-                btp, _ = _providers(self.exporter)  # its own provider: no other processor in its way
+                own = _DropExporter()
+                btp, _ = _providers(own)  # its own provider: no other processor in its way
+                self.exporters[name], self.tracer_providers[name] = own, btp
                 tracer = _instrument(name, btp, mp)
                 self.calls_by_variant[name] = {
                     "chat": _bare_span(tracer, raw, False), "stream": _bare_span(tracer, raw, True),
                     "achat": _abare_span(tracer, araw, False), "astream": _abare_span(tracer, araw, True),
                 }
             else:
+                self.exporters[name], self.tracer_providers[name] = shared, tp
                 _instrument(name, tp, mp)
                 self.calls_by_variant[name] = {m: None for m in (*SYNC_MODES, *ASYNC_MODES)}  # via the client
         self.loop = asyncio.new_event_loop() if asynchronous else None
@@ -214,14 +253,19 @@ class _Worker:
 
     def _kwargs(self, stream: bool) -> dict[str, Any]:
         self.seq += 1
-        kw: dict[str, Any] = {"model": _common.MODEL, "messages": _common.messages(self.seq),
-                              "temperature": 0.2, "max_tokens": 512}
+        kw: dict[str, Any]
+        if self.sdk == "anthropic":  # this SDK takes no temperature for current models
+            system, msgs = _common.anthropic_messages(self.seq)
+            kw = {"model": _common.ANTHROPIC_MODEL, "system": system, "messages": msgs, "max_tokens": 512}
+        else:
+            kw = {"model": _common.MODEL, "messages": _common.messages(self.seq), "temperature": 0.2, "max_tokens": 512}
         if stream:
             kw["stream"] = True
         return kw
 
     def _targets(self, mode: str) -> dict[str, Callable[..., Any]]:
-        resource = self.clients[mode].chat.completions
+        client = self.clients[mode]
+        resource = client.messages if self.sdk == "anthropic" else client.chat.completions
         out = {}
         for name, fns in self.calls_by_variant.items():
             fn = fns[mode]
@@ -230,10 +274,16 @@ class _Worker:
 
     def round(self, number: int) -> dict[str, Any]:
         """``calls`` calls per variant and mode, alternating variants call by call (the order
-        rotating every call), so that slow machine drift hits every variant alike."""
+        rotating every call), so that slow machine drift hits every variant alike.
+
+        Work of background threads (a pipeline worker) is taken out of the call it happened
+        to interrupt and charged, as CPU, to the group's instrumentation: a call's time is
+        its wall time less the CPU other threads used meanwhile (under the GIL, time the
+        calling thread waited), and the end-of-mode flush drains what was still queued."""
         names = list(self.calls_by_variant)
         out: dict[str, Any] = {n: {} for n in names}
-        perf, cpu = time.perf_counter_ns, time.process_time_ns
+        perf, cpu, own = time.perf_counter_ns, time.process_time_ns, time.thread_time_ns
+        owner = next(n for n in names if n not in ("none", "bare span"))
         for mode in self.modes:
             stream = mode in ("stream", "astream")
             targets = self._targets(mode)
@@ -244,45 +294,51 @@ class _Worker:
                     schedule.append((name, self._kwargs(stream)))
             times: dict[str, list[int]] = {n: [] for n in names}
             cpus: dict[str, list[int]] = {n: [] for n in names}
-            spans: dict[str, int] = dict.fromkeys(names, 0)
-            attrs: dict[str, int] = dict.fromkeys(names, 0)
-            exporter = self.exporter
+            counts_before = {n: (e.spans, e.attributes) for n, e in self.exporters.items()}
             gc.collect()
+            background = 0
+
+            def record(name: str, t0: int, t1: int, c0: int, c1: int, o0: int, o1: int) -> None:
+                nonlocal background
+                others = (c1 - c0) - (o1 - o0)
+                background += others
+                cpus[name].append(o1 - o0)
+                times[name].append(t1 - t0 - others)
+
             if mode in SYNC_MODES:
                 for name, kw in schedule:
-                    s0, a0 = exporter.spans, exporter.attributes
-                    c0 = cpu()
+                    c0, o0 = cpu(), own()
                     t0 = perf()
                     result = targets[name](**kw)
                     if stream and result is not None:
                         for _ in result:
                             pass
                     t1 = perf()
-                    cpus[name].append(cpu() - c0)
-                    times[name].append(t1 - t0)
-                    spans[name] += exporter.spans - s0
-                    attrs[name] += exporter.attributes - a0
+                    record(name, t0, t1, c0, cpu(), o0, own())
             else:
                 async def run() -> None:
                     for name, kw in schedule:
-                        s0, a0 = exporter.spans, exporter.attributes
-                        c0 = cpu()
+                        c0, o0 = cpu(), own()
                         t0 = perf()
                         result = await targets[name](**kw)
                         if stream and result is not None:
                             async for _ in result:
                                 pass
                         t1 = perf()
-                        cpus[name].append(cpu() - c0)
-                        times[name].append(t1 - t0)
-                        spans[name] += exporter.spans - s0
-                        attrs[name] += exporter.attributes - a0
+                        record(name, t0, t1, c0, cpu(), o0, own())
 
                 assert self.loop is not None
                 self.loop.run_until_complete(run())
+            c0 = cpu()
+            for tp in self.tracer_providers.values():
+                tp.force_flush()
+            background += cpu() - c0
             for name in names:
-                out[name][mode] = {"times": times[name], "cpu": sum(cpus[name]), "spans": spans[name],
-                                   "attrs": attrs[name]}
+                exporter = self.exporters.get(name)
+                s0, a0 = counts_before.get(name, (0, 0))
+                out[name][mode] = {"times": times[name], "cpu": sum(cpus[name]) + (background if name == owner else 0),
+                                   "spans": exporter.spans - s0 if exporter else 0,
+                                   "attrs": exporter.attributes - a0 if exporter else 0}
         return out
 
 
@@ -294,16 +350,18 @@ def _worker_main(group: str, calls: int, warmup: int, asynchronous: bool) -> int
     def send(obj: Any) -> None:
         proto.write(json.dumps(obj) + "\n")
 
+    sdk = GROUPS[group]["sdk"]
     env = {
         "python": platform.python_version(), "implementation": platform.python_implementation(),
-        "openai": _version("openai"), "httpx2": _version("httpx2"), "opentelemetry-sdk": _version("opentelemetry-sdk"),
-        "wrapt": _version("wrapt"), **{d: _version(d) for d in GROUPS[group]["dists"]},
+        "openai": _version("openai"), "anthropic": _version("anthropic"), "httpx2": _version("httpx2"),
+        "opentelemetry-sdk": _version("opentelemetry-sdk"), "wrapt": _version("wrapt"),
+        **{d: _version(d) for d in GROUPS[group]["dists"]},
     }
     missing = [d for d in GROUPS[group]["dists"] if env.get(d) is None]
-    if missing or env["openai"] is None:
-        send({"status": "not installed", "env": env, "detail": ", ".join(missing or ["openai"])})
+    if missing or env[sdk] is None:
+        send({"status": "not installed", "env": env, "detail": ", ".join(missing or [sdk])})
         return 0
-    if group == "frictionlens":
+    if "frictionlens" in GROUPS[group]["dists"]:
         import frictionlens
 
         if not hasattr(frictionlens, "instrument"):  # e.g. an editable install older than the tree
@@ -425,7 +483,7 @@ def _table(procs: list[_Proc], modes: tuple[str, str], calls: int) -> list[str]:
 
 
 def _environment(procs: list[_Proc], args: argparse.Namespace, calibration: str) -> list[str]:
-    envs = [p.hello.get("env", {}) for p in sorted(procs, key=lambda p: p.group != "frictionlens")]
+    envs = [p.hello.get("env", {}) for p in sorted(procs, key=lambda p: not _ours(p.group))]
     ours = next((e for e in envs if e), {})
     cpu = platform.processor() or platform.machine()
     try:
@@ -439,17 +497,17 @@ def _environment(procs: list[_Proc], args: argparse.Namespace, calibration: str)
         f"- python {ours.get('python', platform.python_version())} "
         f"({ours.get('implementation', platform.python_implementation())}), "
         f"{platform.system()} {platform.machine()}, {cpu}, {os.cpu_count()} CPUs",
-        f"- openai {ours.get('openai')}, httpx2 {ours.get('httpx2')}, opentelemetry-sdk {ours.get('opentelemetry-sdk')}, "
+        f"- openai {ours.get('openai')}, anthropic {ours.get('anthropic')}, httpx2 {ours.get('httpx2')}, opentelemetry-sdk {ours.get('opentelemetry-sdk')}, "
         f"wrapt {ours.get('wrapt')}, frictionlens {ours.get('frictionlens')}",
     ]
     for p in procs:
-        if p.group == "frictionlens":
+        if _ours(p.group):
             continue
         env = p.hello.get("env", {})
         dists = ", ".join(f"{d} {env.get(d) or 'not installed'}" for d in GROUPS[p.group]["dists"])
         where = "peer interpreter" if args.peer_python else "this interpreter"
         extra = ""
-        for key in ("python", "openai", "opentelemetry-sdk", "wrapt"):
+        for key in ("python", GROUPS[p.group]["sdk"], "opentelemetry-sdk", "wrapt"):
             if env.get(key) and env.get(key) != ours.get(key):
                 extra += f", {key} {env[key]}"
         lines.append(f"- {dists} ({where}{extra})")
@@ -461,6 +519,10 @@ def _environment(procs: list[_Proc], args: argparse.Namespace, calibration: str)
     )
     lines.append(f"- machine speed, for scaling to other machines: {calibration}")
     return lines
+
+
+def _ours(group: str) -> bool:
+    return "frictionlens" in GROUPS[group]["dists"]
 
 
 def _calibration() -> str:
@@ -487,7 +549,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--async", dest="asynchronous", action="store_true", help="also measure AsyncOpenAI (second table)")
     ap.add_argument("--peer-python", default=None,
                     help="interpreter for the peer rows (a venv with the peer instrumentations); default: this one")
-    ap.add_argument("--only", default=None, help="comma-separated groups: frictionlens,official,traceloop")
+    ap.add_argument("--only", default=None, help=f"comma-separated groups: {','.join(GROUPS)}")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--warmup", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -525,15 +587,20 @@ def main(argv: list[str] | None = None) -> int:
 
     out = ["## Instrumentation overhead per call (µs, relative to each process' own uninstrumented SDK)", ""]
     out += _environment(procs, args, calibration) + [""]
-    out += _table(procs, SYNC_MODES, args.calls)
-    if args.asynchronous:
-        out += [""] + _table(procs, ASYNC_MODES, args.calls)
+    for sdk, title in SDKS.items():
+        mine = [p for p in procs if GROUPS[p.group]["sdk"] == sdk]
+        if not mine:
+            continue
+        out += [f"### {title}", ""] + _table(mine, SYNC_MODES, args.calls) + [""]
+        if args.asynchronous:
+            out += _table(mine, ASYNC_MODES, args.calls) + [""]
     out += [
-        "",
         "Overhead: median over rounds of (variant − baseline) per-round median call time, ± its standard "
-        "error; p95: variant p95 − baseline p95 over all calls; CPU: process CPU time per call, differenced "
-        "per round like the median; raw: the variant's own median call time. Variants alternate call by "
-        "call within a round. "
+        "error; a call's time is what the calling thread spent in it (wall time less the CPU background "
+        "threads used meanwhile); p95: variant p95 − baseline p95 over all calls; CPU: the calling "
+        "thread's CPU per call plus the background threads' CPU (a pipeline worker's, and the flush that "
+        "drains it after each mode) charged to the instrumentation, differenced per round like the median; "
+        "raw: the variant's own median call time. Variants alternate call by call within a round. "
         "Peers run at their defaults (no logger provider given).",
     ]
     if args.quick:

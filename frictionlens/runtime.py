@@ -89,7 +89,7 @@ def install(**overrides: Any) -> None:
         stages = build_stages(options, meter, salt)
         persistent = persistent_stages(stages)
         StateFile(options.data_dir / STATE_FILE).restore_stages(persistent)
-        pipeline = SignalPipeline(stages)
+        pipeline = SignalPipeline(stages, background=True)
         tp, owned_tp, app_processors = _attach_pipeline(options, pipeline, tracer_provider, meter)
         telemetry = Telemetry(
             tp, meter, salt=salt, capture_content=options.capture_content, content_max_chars=options.content_max_chars

@@ -8,6 +8,7 @@ call metrics. Nothing here knows any SDK.
 from __future__ import annotations
 
 import contextvars
+import functools
 import json
 import logging
 import os
@@ -204,7 +205,9 @@ class Telemetry:
         self.finish(inv)
 
     # -- what the span says ----------------------------------------------------------------
-    def _outcome(self, inv: LLMInvocation) -> tuple[dict[str, Any], CallFeatures | None, fmt.FormatCheck | None]:
+    def _outcome(
+        self, inv: LLMInvocation
+    ) -> tuple[dict[str, Any], Callable[[], CallFeatures] | None, fmt.FormatCheck | None]:
         a: dict[str, Any] = dict(inv.response_attributes)
         if inv.response_id:
             a[semconv.GEN_AI_RESPONSE_ID] = inv.response_id
@@ -230,11 +233,12 @@ class Telemetry:
                 a[semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = (inv.first_chunk_ns - inv.start_ns) / 1e9
         if inv.operation not in semconv.LLM_OPERATIONS:
             return a, None, None
-        signals, feats, check = output_signals(inv, self._text_features, self.salt)
+        signals, outputs, check = output_signals(inv, self._text_features)
         a.update(signals)
         if self.capture_content:
             self._content_attributes(inv, a)
-        return a, feats, check
+        # the span needed the outputs' refusal cues now; the rest only the stages read, later
+        return a, functools.partial(call_features, inv, self._text_features, self.salt, outputs), check
 
     def _compute_text_features(self, text: str) -> TextFeatures:
         return textfeat.text_features(text, self.salt)
@@ -292,12 +296,13 @@ def _identity(inv: LLMInvocation) -> dict[str, Any]:
 
 
 def output_signals(
-    inv: LLMInvocation, text_features: Callable[[str], TextFeatures], salt: bytes
-) -> tuple[dict[str, Any], CallFeatures, fmt.FormatCheck | None]:
-    """The output attributes and in-process features of one LLM call.
+    inv: LLMInvocation, text_features: Callable[[str], TextFeatures]
+) -> tuple[dict[str, Any], tuple[TextFeatures, ...], fmt.FormatCheck | None]:
+    """The output attributes of one LLM call, with the outputs' text features they needed.
 
     Shared by our wrappers and by the normalizer of spans other instrumentations made
-    (processors/normalize.py), so a call gets the same signals whoever traced it."""
+    (processors/normalize.py), so a call gets the same signals whoever traced it; the rest
+    of the call features (``call_features``) can wait for the pipeline."""
     a: dict[str, Any] = {}
     out_text = "\n".join(inv.outputs)
     a[semconv.OUTPUT_CHARS] = len(out_text) + sum(len(args or "") for _, args in inv.tool_calls)
@@ -314,9 +319,9 @@ def output_signals(
             a[semconv.OUTPUT_FORMAT_ERROR] = check.error
         a[semconv.OUTPUT_PREAMBLE] = check.preamble
         a[semconv.OUTPUT_CODE_FENCE] = check.code_fence
-    feats = call_features(inv, text_features, salt)
-    a[semconv.OUTPUT_REFUSAL] = inv.refusal or any("refusal" in o.cues for o in feats.outputs)
-    return a, feats, check
+    outputs = tuple(text_features(t) for t in inv.outputs)
+    a[semconv.OUTPUT_REFUSAL] = inv.refusal or any("refusal" in o.cues for o in outputs)
+    return a, outputs, check
 
 
 def _check_format(inv: LLMInvocation) -> fmt.FormatCheck:
@@ -333,14 +338,22 @@ def _check_format(inv: LLMInvocation) -> fmt.FormatCheck:
     return fmt.check_text(text)
 
 
-def call_features(inv: LLMInvocation, text_features: Callable[[str], TextFeatures], salt: bytes) -> CallFeatures:
-    """What the stages read besides attributes: salted digests, sketches, cue flags, vectors."""
+def call_features(
+    inv: LLMInvocation,
+    text_features: Callable[[str], TextFeatures],
+    salt: bytes,
+    outputs: tuple[TextFeatures, ...] | None = None,
+) -> CallFeatures:
+    """What the stages read besides attributes: salted digests, sketches, cue flags, vectors.
+
+    ``outputs``: the outputs' features when ``output_signals`` already computed them."""
     tf = text_features
     messages = tuple(MessageFeatures(role, tf(text)) for role, text in inv.messages)
     system = inv.system_text
     if system is None:
         system = "\n".join(t for r, t in inv.messages if r in ("system", "developer")) or None
-    outputs = tuple(tf(t) for t in inv.outputs)
+    if outputs is None:
+        outputs = tuple(tf(t) for t in inv.outputs)
     tools = tuple((name, textfeat.digest(args or "", salt)) for name, args in inv.tool_calls)
     vector = _content_vector(inv.outputs[0]) if inv.outputs and inv.outputs[0] else None
     return CallFeatures(

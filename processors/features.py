@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable, Union
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import Span
@@ -65,11 +65,15 @@ class CallFeatures:
     lets the trajectory stage pair a request with the ``execute_tool`` span that ran it"""
 
 
+Pending = Union[CallFeatures, Callable[[], CallFeatures]]
+"""Features, or a function computing them: the instrumentation defers what only the stages
+read, so a background pipeline computes it off the app thread."""
+
 _lock = threading.Lock()
-_pending: OrderedDict[int, CallFeatures] = OrderedDict()
+_pending: OrderedDict[int, Pending] = OrderedDict()
 
 
-def attach(span: Span, features: CallFeatures) -> None:
+def attach(span: Span, features: Pending) -> None:
     """Keep ``features`` beside ``span`` until the pipeline sees it end."""
     key = span.get_span_context().span_id
     with _lock:
@@ -78,12 +82,17 @@ def attach(span: Span, features: CallFeatures) -> None:
             _pending.popitem(last=False)
 
 
-def pop(span: ReadableSpan) -> CallFeatures | None:
+def pop(span: ReadableSpan) -> Pending | None:
     ctx = span.context
     if ctx is None:
         return None
     with _lock:
         return _pending.pop(ctx.span_id, None)
+
+
+def resolve(pending: Pending | None) -> CallFeatures | None:
+    """The features themselves, computing deferred ones now."""
+    return pending() if callable(pending) else pending
 
 
 def pending_count() -> int:

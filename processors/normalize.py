@@ -104,14 +104,14 @@ class Normalizer:
         if inv.format_known and inv.expected_format != semconv.FORMAT_TEXT:  # text: unless tools answered
             mapped[semconv.OUTPUT_FORMAT_EXPECTED] = inv.expected_format
         if inv.output_known:
-            signals, feats, _ = output_signals(inv, self._text_features, self.salt)
+            signals, outputs, _ = output_signals(inv, self._text_features)
             if not inv.finish_reasons:
                 del signals[semconv.OUTPUT_TRUNCATED]  # unknown, not False
             if not inv.format_known and not inv.tool_calls:  # what was asked for is unknown:
                 for key in _FORMAT_JUDGEMENT:  # preamble and code fence still describe the text
                     signals.pop(key, None)
             mapped.update(signals)
-            record.features = feats
+            record.features = call_features(inv, self._text_features, self.salt, outputs)
         elif inv.messages:  # threading and rephrase still work on the input alone
             record.features = call_features(inv, self._text_features, self.salt)
         for key, value in mapped.items():

@@ -5,13 +5,25 @@ enriched copy goes to the next stage and finally to the export stage (any SDK sp
 processor: a BatchSpanProcessor, a sampler in front of one, or the app's own processors).
 Stages never do network I/O and never raise into the app: a failing stage is skipped for
 that span and counted.
+
+With ``background=True`` (what ``instrument()`` installs) ``on_end`` only queues the span:
+a worker thread runs the stages and the export stage, so the app's ``span.end()`` does not
+wait for them and an app thread blocked on network I/O leaves them the CPU. The worker
+takes spans in batches (it waits ``BATCH_DELAY_S`` after the first): under the GIL each
+wake-up of another thread costs the app thread a hand-off, so one per batch, not one per
+span. The queue is bounded; a span that finds it full skips the stages (counted) and is
+exported as it is. ``force_flush`` and shutdown drain the queue first, so a flushed
+pipeline is deterministic.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import queue
 import threading
 import time
+import weakref
 from typing import Callable, Iterable, Protocol, Sequence
 
 from opentelemetry.context import Context
@@ -19,10 +31,16 @@ from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
 from opentelemetry.util.types import AttributeValue, Attributes
 
 from frictionlens.processors import features as _features
-from frictionlens.processors.features import CallFeatures
+from frictionlens.processors.features import CallFeatures, Pending
 from frictionlens.health import count_internal_error
 
 _log = logging.getLogger(__name__)
+
+#: spans waiting for the background worker, at most
+MAX_QUEUED = 4096
+#: how long the background worker lets a batch gather after its first span (a flush, or a
+#: half-full queue, cuts it short)
+BATCH_DELAY_S = 0.2
 
 Emit = Callable[[ReadableSpan], None]
 """Hands a span made by a stage (e.g. a conversation summary) to the export stage."""
@@ -105,6 +123,8 @@ class SignalPipeline(SpanProcessor):
         downstream: SpanProcessor | None = None,
         *,
         tick_interval_s: float = 5.0,
+        background: bool = False,
+        max_queued: int = MAX_QUEUED,
     ) -> None:
         self.stages: list[Stage] = list(stages)
         self.downstream: SpanProcessor = downstream or SpanProcessor()
@@ -113,6 +133,14 @@ class SignalPipeline(SpanProcessor):
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
         self._closed = False
+        self._queue: queue.Queue[tuple[ReadableSpan, Pending | None] | None] | None = (
+            queue.Queue(max_queued) if background else None
+        )
+        self._worker: threading.Thread | None = None
+        self._wake = threading.Event()
+        if background and hasattr(os, "register_at_fork"):
+            reinit = weakref.WeakMethod(self._after_fork)
+            os.register_at_fork(after_in_child=lambda: (method := reinit()) is not None and method())
 
     # -- SpanProcessor -------------------------------------------------------------------
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
@@ -127,6 +155,26 @@ class SignalPipeline(SpanProcessor):
             self.downstream.on_end(span)
             return
         self._ensure_ticker()
+        if self._queue is None:
+            self._process(span, feats)
+            return
+        self._ensure_worker()
+        try:
+            self._queue.put_nowait((span, feats))
+            if self._queue.qsize() * 2 >= self._queue.maxsize:
+                self._wake.set()
+        except queue.Full:  # the stages cannot keep up: this span goes out without signals
+            count_internal_error("pipeline_queue_full")
+            self._emit(span)
+
+    def _process(self, span: ReadableSpan, pending: Pending | None) -> None:
+        """Run the stages on one finished span and hand the result to the export stage."""
+        try:
+            feats = _features.resolve(pending)
+        except Exception:  # the stages still see the span's attributes
+            count_internal_error("features")
+            _log.debug("computing call features failed", exc_info=True)
+            feats = None
         record = SpanRecord(span, feats)
         # Stages hold per-conversation / per-trace state: serialise them.
         with self._lock:
@@ -150,7 +198,83 @@ class SignalPipeline(SpanProcessor):
         self.downstream.shutdown()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self.downstream.force_flush(timeout_millis)
+        deadline = time.monotonic() + timeout_millis / 1000.0
+        drained = self._drain(timeout_millis / 1000.0)
+        left_ms = max(0, int((deadline - time.monotonic()) * 1000))
+        return self.downstream.force_flush(left_ms) and drained
+
+    # -- background worker -----------------------------------------------------------------
+    def _drain(self, timeout_s: float) -> bool:
+        """Wait until the worker has processed every queued span; False on timeout."""
+        q = self._queue
+        if q is None or self._worker is None or threading.current_thread() is self._worker:
+            return True
+        deadline = time.monotonic() + timeout_s
+        self._wake.set()
+        with q.all_tasks_done:
+            while q.unfinished_tasks:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                q.all_tasks_done.wait(left)
+        return True
+
+    def _ensure_worker(self) -> None:
+        if self._worker is not None:
+            return
+        with self._lock:
+            if self._worker is None:
+                worker = threading.Thread(target=self._work, name="frictionlens-pipeline", daemon=True)
+                worker.start()
+                self._worker = worker
+
+    def _stop_worker(self) -> None:
+        worker = self._worker
+        if self._queue is not None and worker is not None and worker is not threading.current_thread():
+            self._queue.put(None)  # the stop mark, after everything queued
+            self._wake.set()
+            worker.join(timeout=30)
+            while True:  # a span queued while the stages closed goes out as it is
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is not None:
+                    self._emit(item[0])
+                self._queue.task_done()
+
+    def _after_fork(self) -> None:
+        """A forked child has none of the parent's threads: start afresh, lazily."""
+        self._lock = threading.RLock()
+        if self._queue is not None:
+            self._queue = queue.Queue(self._queue.maxsize)
+        self._wake = threading.Event()
+        self._worker = None
+        self._ticker = None
+
+    def _work(self) -> None:
+        q = self._queue
+        assert q is not None
+        while True:
+            batch = [q.get()]  # idle until there is work
+            self._wake.wait(BATCH_DELAY_S)
+            self._wake.clear()
+            while True:
+                try:
+                    batch.append(q.get_nowait())
+                except queue.Empty:
+                    break
+            for item in batch:
+                try:
+                    if item is not None:
+                        self._process(*item)
+                except Exception:  # _process guards each stage; this guards the export stage
+                    count_internal_error("pipeline")
+                    _log.debug("pipeline worker failed on a span", exc_info=True)
+                finally:
+                    q.task_done()
+            if batch[-1] is None:  # the stop mark comes last
+                return
 
     # -- stage plumbing ------------------------------------------------------------------
     def add_stage(self, stage: Stage) -> None:
@@ -162,16 +286,20 @@ class SignalPipeline(SpanProcessor):
         with self._lock:
             if self._closed:
                 return
-            self._closed = True
+            self._closed = True  # spans ending from now on skip the stages
+        self._drain(30.0)  # the queued ones still go through them
+        with self._lock:
             for stage in self.stages:
                 try:
                     stage.close(self._emit)
                 except Exception:
                     count_internal_error(type(stage).__name__)
                     _log.debug("stage %s close failed", type(stage).__name__, exc_info=True)
+        self._stop_worker()  # spans ending from now on go straight to the export stage
 
     def tick(self, now_ns: int | None = None) -> None:
         now_ns = now_ns or time.time_ns()
+        self._drain(self._tick_interval_s)  # a queued span may still extend what would expire
         with self._lock:
             for stage in self.stages:
                 try:

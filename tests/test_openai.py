@@ -37,6 +37,7 @@ def spans():
     frictionlens.instrument(tracer_provider=tp, meter_provider=MeterProvider(metric_readers=[reader]), providers=["openai"])
 
     def llm_spans():
+        tp.force_flush()  # the pipeline runs its stages on a worker thread
         return [s for s in exporter.get_finished_spans() if (s.attributes or {}).get(sc.GEN_AI_PROVIDER_NAME)]
 
     llm_spans.reader = reader

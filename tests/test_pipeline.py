@@ -1,3 +1,8 @@
+import os
+import threading
+
+import pytest
+
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.trace import SpanContext, TraceFlags
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -32,9 +37,9 @@ class Broken(Tag):
         raise RuntimeError("boom")
 
 
-def _setup(*stages):
+def _setup(*stages, **options):
     exporter = InMemorySpanExporter()
-    pipeline = SignalPipeline(stages, downstream=SimpleSpanProcessor(exporter))
+    pipeline = SignalPipeline(stages, downstream=SimpleSpanProcessor(exporter), **options)
     tp = TracerProvider()
     tp.add_span_processor(pipeline)
     return tp, pipeline, exporter
@@ -80,3 +85,86 @@ def test_pending_features_are_bounded(monkeypatch):
     for s in spans:
         features.attach(s, CallFeatures())
     assert features.pending_count() <= 5
+
+
+class Gate(Tag):
+    """A stage that records its thread and, while closed, holds the worker inside a span."""
+
+    def __init__(self):
+        super().__init__()
+        self.threads: list[str] = []
+        self.open = threading.Event()
+        self.entered = threading.Event()
+
+    def process(self, record, emit):
+        self.threads.append(threading.current_thread().name)
+        self.entered.set()
+        self.open.wait(10)
+        super().process(record, emit)
+
+
+def test_background_stages_run_off_the_app_thread_and_flush_drains_them():
+    gate = Gate()
+    tp, pipeline, exporter = _setup(gate, background=True)
+    span = tp.get_tracer("t").start_span("call", attributes={"test.n": 1})
+    feats = CallFeatures(system_digest=7)
+    features.attach(span, feats)
+    span.end()  # returns while the stage is still held
+    assert gate.entered.wait(10) and exporter.get_finished_spans() == ()
+    gate.open.set()
+    assert pipeline.force_flush()
+    (out,) = exporter.get_finished_spans()
+    assert out.attributes["test.tag"] == 2 and gate.seen == [feats]
+    assert gate.threads == ["frictionlens-pipeline"] and threading.current_thread().name not in gate.threads
+    pipeline.shutdown()
+
+
+def test_background_queue_is_bounded_and_overflow_is_exported_without_signals():
+    gate = Gate()
+    tp, pipeline, exporter = _setup(gate, background=True, max_queued=1)
+    before = health.internal_errors().get("pipeline_queue_full", 0)
+    tracer = tp.get_tracer("t")
+    tracer.start_span("held").end()
+    assert gate.entered.wait(10)
+    tracer.start_span("queued").end()
+    tracer.start_span("overflow").end()  # the worker holds one span, the queue one more
+    assert [s.name for s in exporter.get_finished_spans()] == ["overflow"]
+    assert health.internal_errors()["pipeline_queue_full"] == before + 1
+    gate.open.set()
+    pipeline.force_flush()
+    tagged = {s.name: s.attributes.get("test.tag") for s in exporter.get_finished_spans()}
+    assert tagged == {"overflow": None, "held": 1, "queued": 1}
+    pipeline.shutdown()
+
+
+def test_background_close_runs_queued_spans_through_the_stages_first():
+    gate = Gate()
+    tp, pipeline, exporter = _setup(gate, background=True)
+    tracer = tp.get_tracer("t")
+    for name in ("a", "b", "c"):
+        tracer.start_span(name).end()
+    assert gate.entered.wait(10)
+    threading.Timer(0.2, gate.open.set).start()
+    pipeline.shutdown()
+    names = [s.name for s in exporter.get_finished_spans()]
+    assert names == ["a", "b", "c", "summary"] and gate.closed == 1
+    assert all(s.attributes.get("test.tag") == 1 for s in exporter.get_finished_spans()[:3])
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_background_worker_starts_afresh_in_a_forked_child():
+    tag = Tag()
+    tp, pipeline, exporter = _setup(tag, background=True)
+    tp.get_tracer("t").start_span("parent").end()
+    pipeline.force_flush()
+    pid = os.fork()
+    if pid == 0:  # the child: the parent's worker thread does not exist here
+        ok = False
+        try:
+            tp.get_tracer("t").start_span("child").end()
+            ok = pipeline.force_flush(5000) and exporter.get_finished_spans()[-1].attributes.get("test.tag") == 1
+        finally:
+            os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    pipeline.shutdown()

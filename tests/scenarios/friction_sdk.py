@@ -101,6 +101,7 @@ class SDKDriver:
 
     def feedback(self, kind: str | float) -> int:
         feedback(kind)
+        self.pipeline.force_flush()  # the stages run on the pipeline's worker thread
         return next(s for s in reversed(self.exporter.get_finished_spans()) if s.name == semconv.FEEDBACK_SPAN).context.span_id
 
     def pause(self, seconds: float) -> None:
