@@ -271,3 +271,17 @@ SAMPLING_DROPPED_OVERFLOW = "dropped_overflow"  # buffered span dropped early: b
 DRIFT_CAUSE_PROVIDER_CHANGE = "provider_change"  # response model or fingerprint changed in the window
 DRIFT_CAUSE_PROMPT_CHANGE = "prompt_change"  # the route's system prompt hash changed in the window
 DRIFT_CAUSE_TRAFFIC_OR_UNKNOWN = "traffic_or_unknown"
+
+# --- gen_ai.provider.name values for OpenAI-compatible servers ---------------------------
+# Well-known values of the GenAI conventions (semantic-conventions-genai, gen_ai.provider.name,
+# 2025 revision) where one exists; the others are custom values, as the conventions allow.
+PROVIDER_OPENAI = "openai"
+PROVIDER_AZURE_OPENAI = "azure.ai.openai"
+PROVIDER_GROQ = "groq"
+PROVIDER_DEEPSEEK = "deepseek"
+PROVIDER_MISTRAL = "mistral_ai"
+PROVIDER_X_AI = "x_ai"
+PROVIDER_PERPLEXITY = "perplexity"
+PROVIDER_GEMINI = "gcp.gemini"
+PROVIDER_OPENROUTER = "openrouter"  # custom
+PROVIDER_OLLAMA = "ollama"  # custom: a local server on Ollama's default port 11434
