@@ -40,6 +40,7 @@ _log = logging.getLogger(__name__)
 SUPPORTED_PROVIDERS: dict[str, tuple[str, str]] = {
     "openai": ("openai", "frictionlens.instrumentation.openai:OpenAIInstrumentor"),
     "anthropic": ("anthropic", "frictionlens.instrumentation.anthropic:AnthropicInstrumentor"),
+    "litellm": ("litellm", "frictionlens.instrumentation.litellm:LiteLLMInstrumentor"),
 }
 
 

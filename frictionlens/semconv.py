@@ -341,3 +341,16 @@ COLLECTOR_REFUSED = "refused"  # queue full: the sender got 429 / RESOURCE_EXHAU
 COLLECTOR_EXPORT_FAILED = "export_failed"  # the forward endpoint kept failing: spans lost
 #: attributes only an in-app (or upstream) SignalPipeline sets: a span carrying any is enriched
 ENRICHED_MARKERS = (REVIEW_NEEDED, TRAJECTORY_STEPS, DRIFT_STREAM)
+# --- gen_ai.provider.name values for OpenAI-compatible servers ---------------------------
+# Well-known values of the GenAI conventions (semantic-conventions-genai, gen_ai.provider.name,
+# 2025 revision) where one exists; the others are custom values, as the conventions allow.
+PROVIDER_OPENAI = "openai"
+PROVIDER_AZURE_OPENAI = "azure.ai.openai"
+PROVIDER_GROQ = "groq"
+PROVIDER_DEEPSEEK = "deepseek"
+PROVIDER_MISTRAL = "mistral_ai"
+PROVIDER_X_AI = "x_ai"
+PROVIDER_PERPLEXITY = "perplexity"
+PROVIDER_GEMINI = "gcp.gemini"
+PROVIDER_OPENROUTER = "openrouter"  # custom
+PROVIDER_OLLAMA = "ollama"  # custom: a local server on Ollama's default port 11434

@@ -1,5 +1,5 @@
-"""Anthropic SDK instrumentation: ``messages.create`` (sync, async, ``stream=True``) and
-``messages.stream``.
+"""Anthropic SDK instrumentation: ``messages.create`` (sync, async, ``stream=True``),
+``messages.stream`` and ``messages.parse``, on ``client.messages`` and ``client.beta.messages``.
 
 Wrapped with wrapt at the resource classes, like the OpenAI instrumentation. ``messages.stream``
 posts the request itself (not through ``create``), so its manager's request is wrapped: the call
@@ -36,16 +36,19 @@ _log = logging.getLogger(__name__)
 PROVIDER = "anthropic"
 
 _MESSAGES = "anthropic.resources.messages.messages"
+_BETA_MESSAGES = "anthropic.resources.beta.messages.messages"
 _PARAMS = {
     "temperature": semconv.GEN_AI_REQUEST_TEMPERATURE,
     "top_p": semconv.GEN_AI_REQUEST_TOP_P,
     "max_tokens": semconv.GEN_AI_REQUEST_MAX_TOKENS,
 }
-_WRAPPED = (
-    (_MESSAGES, "Messages.create"),
-    (_MESSAGES, "AsyncMessages.create"),
-    (_MESSAGES, "Messages.stream"),
-    (_MESSAGES, "AsyncMessages.stream"),
+#: (module, "Class.method", kind) for ``client.messages`` and ``client.beta.messages`` (the
+#: beta resource is what frameworks such as pydantic-ai call); ``parse`` posts by itself
+_WRAPPED = tuple(
+    (module, f"{cls}.{method}", method)
+    for module in (_MESSAGES, _BETA_MESSAGES)
+    for cls in ("Messages", "AsyncMessages")
+    for method in ("create", "parse", "stream")
 )
 _BASE_CLIENT = "anthropic._base_client"
 _SDK_SPAN = (_BASE_CLIENT, "start_api_call_span")
@@ -94,13 +97,17 @@ def _server(instance: Any) -> tuple[str | None, int | None]:
         return None, None
 
 
+def _requested_format(params: Mapping[str, Any]) -> Any:
+    config = params.get("output_config")
+    fmt = _get(config, "format") if _given(config) else None
+    return fmt if _given(fmt) else params.get("output_format")
+
+
 def _expected_format(kwargs: Mapping[str, Any]) -> tuple[str, Mapping[str, Any] | None]:
-    fmt = None
-    config = kwargs.get("output_config")
-    if _given(config):
-        fmt = _get(config, "format")
-    if not _given(fmt):
-        fmt = kwargs.get("output_format")
+    fmt = _requested_format(kwargs)
+    extra = kwargs.get("extra_body")
+    if not _given(fmt) and isinstance(extra, Mapping):  # fields the SDK's signature lacks
+        fmt = _requested_format(extra)
     if isinstance(fmt, type):
         from frictionlens.instrumentation.openai import _pydantic_schema
 
@@ -213,9 +220,9 @@ def _event(inv: LLMInvocation, event: Any) -> None:
         _usage(inv, _get(msg, "usage"))
     elif kind == "message_delta":
         _stop(inv, _get(_get(event, "delta"), "stop_reason"))
-        out = _get(_get(event, "usage"), "output_tokens")
-        if isinstance(out, int):
-            inv.output_tokens = out
+        # cumulative and final: with server tools (web search, code execution) its input
+        # count includes the tool results and exceeds message_start's
+        _usage(inv, _get(event, "usage"))
 
 
 # -- wrappers ----------------------------------------------------------------------------
@@ -233,8 +240,9 @@ def stream_wrapper(telemetry: Telemetry):
 
     def wrapper(wrapped, instance, args, kwargs):
         manager = wrapped(*args, **kwargs)
-        sync = not type(manager).__name__.startswith("Async")
-        attr = "_MessageStreamManager__api_request" if sync else "_AsyncMessageStreamManager__api_request"
+        name = type(manager).__name__  # (Beta)(Async)MessageStreamManager
+        sync = "Async" not in name
+        attr = f"_{name}__api_request"
         request = getattr(manager, attr, None)
         if request is None:
             return manager
@@ -274,17 +282,14 @@ class AnthropicInstrumentor(BaseInstrumentor):
 
     def _instrument(self, **kwargs: Any) -> None:
         telemetry = calls.telemetry_from(kwargs)
+        create = (calls.sync_wrapper(CREATE, telemetry), calls.async_wrapper(CREATE, telemetry))
+        wrappers = {"create": create, "parse": create, "stream": (stream_wrapper(telemetry),) * 2}
         calls.wrap_all(
-            [
-                (_MESSAGES, "Messages.create", calls.sync_wrapper(CREATE, telemetry)),
-                (_MESSAGES, "AsyncMessages.create", calls.async_wrapper(CREATE, telemetry)),
-                (_MESSAGES, "Messages.stream", stream_wrapper(telemetry)),
-                (_MESSAGES, "AsyncMessages.stream", stream_wrapper(telemetry)),
-                (*_SDK_SPAN, _sdk_span_hook),
-            ]
+            [(module, name, wrappers[kind][name.startswith("Async")]) for module, name, kind in _WRAPPED]
+            + [(*_SDK_SPAN, _sdk_span_hook)]
             + calls.retry_hooks(_BASE_CLIENT),
             "anthropic",
         )
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        calls.unwrap_all([*_WRAPPED, _SDK_SPAN] + [(m, n) for m, n, _ in calls.retry_hooks(_BASE_CLIENT)])
+        calls.unwrap_all([(m, n) for m, n, _ in _WRAPPED] + [_SDK_SPAN] + [(m, n) for m, n, _ in calls.retry_hooks(_BASE_CLIENT)])

@@ -17,6 +17,7 @@ import wrapt
 from opentelemetry.instrumentation.utils import unwrap
 
 from frictionlens.health import count_internal_error
+from frictionlens.instrumentation import raw
 from frictionlens.instrumentation.invocation import LLMInvocation, Telemetry, current_invocation
 from frictionlens.instrumentation.streams import AsyncStreamProxy, OnChunk, SyncStreamProxy
 
@@ -83,18 +84,17 @@ def begin(spec: CallSpec, telemetry: Telemetry, instance: Any, kwargs: Mapping[s
         return None
 
 
-def complete(spec: CallSpec, telemetry: Telemetry, inv: LLMInvocation, result: Any, asynchronous: bool = False) -> Any:
+def complete(spec: CallSpec, telemetry: Telemetry, inv: LLMInvocation, result: Any, awaited: bool = False) -> Any:
     """Record a returned value: a stream gets a proxy, anything else is read and passed on.
 
-    An async call's stream is proxied as async even when the object also looks iterable
-    (another instrumentation's stream wrapper may define both ``__next__`` and ``__anext__``).
-    """
+    ``awaited``: an async call's result; a stream that iterates both ways (LiteLLM's) is async."""
     try:
-        if inv.streaming and spec.chunk is not None:
-            if asynchronous and hasattr(result, "__anext__"):
-                return AsyncStreamProxy(result, inv, telemetry, spec.chunk)
-            if not asynchronous and hasattr(result, "__next__"):
-                return SyncStreamProxy(result, inv, telemetry, spec.chunk)
+        if type(result).__name__ in raw.RESPONSE_TYPES:  # the caller reads the body later
+            return raw.proxy(result, inv, telemetry, lambda parsed: complete(spec, telemetry, inv, parsed, awaited))
+        if inv.streaming and spec.chunk is not None and hasattr(result, "__anext__") and (awaited or not hasattr(result, "__next__")):
+            return AsyncStreamProxy(result, inv, telemetry, spec.chunk)
+        if inv.streaming and spec.chunk is not None and hasattr(result, "__next__"):
+            return SyncStreamProxy(result, inv, telemetry, spec.chunk)
         spec.response(inv, result)
     except Exception:
         count_internal_error(spec.provider)
@@ -132,7 +132,7 @@ async def run_async(
         raise
     finally:
         current_invocation.reset(token)
-    return complete(spec, telemetry, inv, result, asynchronous=True)
+    return complete(spec, telemetry, inv, result, awaited=True)
 
 
 def sync_wrapper(spec: CallSpec, telemetry: Telemetry):

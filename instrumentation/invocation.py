@@ -74,6 +74,8 @@ class LLMInvocation:
     error_type: str | None = None
     retries: int = 0
     abandoned: bool = False
+    output_read: bool = True
+    """False when the caller read the raw body itself: there is no output to judge"""
     chunks: int = 0
     start_ns: int = field(default_factory=time.time_ns)
     first_chunk_ns: int | None = None
@@ -312,7 +314,7 @@ def output_signals(
     )
     a[semconv.OUTPUT_TRUNCATED] = inv.truncated
     # a stream the caller stopped holds part of an answer: its format is not judged
-    check = None if inv.abandoned else _check_format(inv)
+    check = None if inv.abandoned or not inv.output_read else _check_format(inv)
     if check is not None:
         a[semconv.OUTPUT_FORMAT_VALID] = check.valid
         if check.error:

@@ -30,15 +30,30 @@ from frictionlens.instrumentation.invocation import LLMInvocation
 
 #: gen_ai.provider.name for OpenAI-compatible hosts we recognise; anything else is "openai"
 PROVIDER_BY_HOST = {
-    "api.openai.com": "openai",
-    "api.groq.com": "groq",
-    "api.deepseek.com": "deepseek",
-    "openrouter.ai": "openrouter",
-    "api.mistral.ai": "mistral_ai",
-    "api.x.ai": "x_ai",
-    "api.perplexity.ai": "perplexity",
-    "generativelanguage.googleapis.com": "gcp.gemini",
+    "api.openai.com": semconv.PROVIDER_OPENAI,
+    "api.groq.com": semconv.PROVIDER_GROQ,
+    "api.deepseek.com": semconv.PROVIDER_DEEPSEEK,
+    "openrouter.ai": semconv.PROVIDER_OPENROUTER,
+    "api.mistral.ai": semconv.PROVIDER_MISTRAL,
+    "api.x.ai": semconv.PROVIDER_X_AI,
+    "api.perplexity.ai": semconv.PROVIDER_PERPLEXITY,
+    "generativelanguage.googleapis.com": semconv.PROVIDER_GEMINI,
 }
+#: local servers are told apart by their default port only (vLLM's 8000 is too common to tell)
+PROVIDER_BY_LOCAL_PORT = {11434: semconv.PROVIDER_OLLAMA}
+_LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def provider_for(host: str | None, port: int | None) -> str:
+    """gen_ai.provider.name of an OpenAI-compatible server, from its base URL's host and port."""
+    if not host:
+        return semconv.PROVIDER_OPENAI
+    if host.endswith(".openai.azure.com"):
+        return semconv.PROVIDER_AZURE_OPENAI
+    if host in _LOCAL_HOSTS and port in PROVIDER_BY_LOCAL_PORT:
+        return PROVIDER_BY_LOCAL_PORT[port]
+    return PROVIDER_BY_HOST.get(host, semconv.PROVIDER_OPENAI)
+
 
 _WRAPPED = (
     ("openai.resources.chat.completions.completions", "Completions.create", "chat"),
@@ -93,11 +108,8 @@ def _server(instance: Any) -> tuple[str | None, int | None, str]:
         host = url.host
         port = url.port
     except Exception:
-        return None, None, "openai"
-    provider = PROVIDER_BY_HOST.get(host or "", "openai")
-    if host and host.endswith(".openai.azure.com"):
-        provider = "azure.ai.openai"
-    return host, port, provider
+        return None, None, semconv.PROVIDER_OPENAI
+    return host, port, provider_for(host, port)
 
 
 @lru_cache(maxsize=256)
@@ -217,6 +229,10 @@ def _chat_response(inv: LLMInvocation, resp: Any) -> None:
             if fn is not None:
                 inv.tool_calls.append((str(_get(fn, "name") or ""), str(_get(fn, "arguments") or "")))
                 inv.tool_call_ids.append(_get(call, "id"))
+        legacy = _get(msg, "function_call")  # the deprecated ``functions`` API: one call, no id
+        if legacy is not None:
+            inv.tool_calls.append((str(_get(legacy, "name") or ""), str(_get(legacy, "arguments") or "")))
+            inv.tool_call_ids.append(None)
         reason = _get(choice, "finish_reason")
         if reason:
             inv.finish_reasons.append(str(reason))
@@ -241,7 +257,8 @@ def _chat_chunk(inv: LLMInvocation, chunk: Any) -> None:
             parts[i].append(content)  # joined once when the span ends: O(length), not O(length²)
         if _get(delta, "refusal"):
             inv.refusal = True
-        for call in _get(delta, "tool_calls") or ():
+        legacy = _get(delta, "function_call")
+        for call in _get(delta, "tool_calls") or ([{"index": 0, "function": legacy}] if legacy is not None else ()):
             j = _get(call, "index", 0) or 0
             calls = inv.tool_call_parts
             while len(calls) <= j:

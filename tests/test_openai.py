@@ -259,3 +259,17 @@ def test_uninstrument_restores_the_sdk(server):
     frictionlens.uninstrument()
     client(server).chat.completions.create(model="m", messages=MSGS)
     assert exporter.get_finished_spans() == ()
+
+
+def test_raw_response_wrappers_one_span_each(server, spans):
+    """``with_raw_response`` and ``with_streaming_response``: the span ends when the body is parsed."""
+    server.script(Reply(content="raw.", usage=Usage(3, 1)), Reply(content="streamed raw.", usage=Usage(4, 2)))
+    c = client(server)
+    raw = c.chat.completions.with_raw_response.create(model="gpt-test", messages=MSGS)
+    assert raw.parse().choices[0].message.content == "raw."
+    with c.chat.completions.with_streaming_response.create(model="gpt-test", messages=MSGS, stream=True) as response:
+        text = "".join(ch.choices[0].delta.content or "" for ch in response.parse() if ch.choices)
+    assert text == "streamed raw."
+    first, second = sorted(spans(), key=lambda s: s.start_time)
+    assert first.attributes[sc.OUTPUT_CHARS] == len("raw.") and first.attributes[sc.GEN_AI_USAGE_OUTPUT_TOKENS] == 1
+    assert second.attributes[sc.OUTPUT_CHARS] == len(text) and second.attributes[sc.STREAM_ABANDONED] is False

@@ -71,7 +71,7 @@ def _instrumented(name: str) -> Iterator[_Run]:
     raw = InMemorySpanExporter()  # added after the pipeline: beside it, sees the peer's spans as made
     tp.add_span_processor(SimpleSpanProcessor(raw))
     try:
-        yield _Run(exporter, raw, scope)
+        yield _Run(exporter, raw, scope, tp)
     finally:
         frictionlens.uninstrument()
         instrumentor.uninstrument()
@@ -91,11 +91,12 @@ def peer(request, monkeypatch):
 
 
 class _Run:
-    def __init__(self, exporter: InMemorySpanExporter, raw: InMemorySpanExporter, scope: str) -> None:
-        self.exporter, self.raw, self.scope = exporter, raw, scope
+    def __init__(self, exporter: InMemorySpanExporter, raw: InMemorySpanExporter, scope: str, tp: TracerProvider) -> None:
+        self.exporter, self.raw, self.scope, self.tp = exporter, raw, scope, tp
 
     def spans(self, exporter: InMemorySpanExporter | None = None):
         """The peer's spans as exported (ours are not there: providers=False)."""
+        self.tp.force_flush()  # the pipeline runs its stages on a worker thread
         spans = (exporter or self.exporter).get_finished_spans()
         assert all(s.instrumentation_scope.name != sc.SCOPE_NAME for s in spans if s.name != sc.CONVERSATION_SPAN)
         return [s for s in spans if s.instrumentation_scope.name == self.scope]

@@ -18,6 +18,7 @@ from collections import deque
 from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import urlsplit
 
 from frictionlens.localserver.reply import ReceivedRequest, Reply, Responder
 from frictionlens.localserver.responder import default_responder
@@ -192,7 +193,8 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("content-length") or 0)
         raw = self.rfile.read(length) if length > 0 else b""
         headers = {k.lower(): v for k, v in self.headers.items()}
-        path = self.path.split("?", 1)[0]
+        # an absolute URI is a proxy-form request: a client reached us under another host name
+        path = urlsplit(self.path).path if "://" in self.path else self.path.split("?", 1)[0]
         request, reply = self.server.owner._receive(self.command, path, headers, raw, self.client_address[1])
         try:
             self._answer(request, reply)
