@@ -23,11 +23,12 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, SynchronousMultiSpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
 
 from frictionlens import health, semconv
 from frictionlens.config import Options
 from frictionlens.exporters import otlp
+from frictionlens.exporters.delivery import CountedBatchSpanProcessor
 from frictionlens.exporters.filestore import FileMetricExporter, FileSpanExporter
 from frictionlens.instrumentation.invocation import Telemetry
 from frictionlens.processors.persistence import FILE_NAME as STATE_FILE
@@ -275,7 +276,7 @@ def _export_stage(options: Options, meter: Meter) -> SpanProcessor:
     exporter = _span_exporter(options)
     if exporter is None:
         return SpanProcessor()
-    return sampled(BatchSpanProcessor(exporter), options, meter)
+    return sampled(CountedBatchSpanProcessor(exporter, meter=meter), options, meter)
 
 
 def sampled(export: SpanProcessor, options: Options, meter: Meter) -> SpanProcessor:

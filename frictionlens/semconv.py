@@ -354,3 +354,18 @@ PROVIDER_PERPLEXITY = "perplexity"
 PROVIDER_GEMINI = "gcp.gemini"
 PROVIDER_OPENROUTER = "openrouter"  # custom
 PROVIDER_OLLAMA = "ollama"  # custom: a local server on Ollama's default port 11434
+# --- reliability and privacy (issue 10) ----------------------------------------------------
+# Exceptions follow the OpenTelemetry exception conventions; without content capture only the
+# type is recorded (messages and tracebacks can quote prompts and completions).
+EXCEPTION_EVENT = "exception"
+EXCEPTION_TYPE = "exception.type"
+# Spans the export stage could not deliver (queue full, exporter failed or timed out).
+METRIC_EXPORT_DROPPED = "frictionlens.export.dropped"
+METRIC_ATTR_REASON = "reason"
+EXPORT_DROPPED_QUEUE_FULL = "queue_full"  # the batch queue was full when the span ended
+EXPORT_DROPPED_FAILED = "export_failed"  # the exporter gave up on the batch (error, timeout, refusal)
+# Per-key state the signal stages forgot to stay within their caps.
+METRIC_STATE_EVICTIONS = "frictionlens.state.evictions"
+METRIC_ATTR_STATE = "state"  # which table: conversations, traces, tasks, streams, ...
+EVICTED_CAP = "cap"  # least recently used entry dropped: the table was full
+EVICTED_TTL = "ttl"  # entry idle past its time to live

@@ -18,6 +18,7 @@ from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode
 
 from frictionlens import semconv
 from frictionlens.health import count_internal_error
+from frictionlens.instrumentation.invocation import record_exception
 
 _log = logging.getLogger(__name__)
 
@@ -52,7 +53,10 @@ def _record_error(span: Span, error_type: str, exc: BaseException | None) -> Non
     span.set_attribute(semconv.ERROR_TYPE, error_type)
     span.set_status(Status(StatusCode.ERROR, error_type))
     if exc is not None:
-        span.record_exception(exc)
+        from frictionlens import runtime
+
+        state = runtime.installed()
+        record_exception(span, exc, state is not None and state.options.capture_content)
 
 
 class TaskHandle:

@@ -32,6 +32,16 @@ from frictionlens.processors.features import CallFeatures, MessageFeatures, Text
 _log = logging.getLogger(__name__)
 
 
+def record_exception(span: Span, exc: BaseException, capture_content: bool) -> None:
+    """An ``exception`` event. Messages and tracebacks can quote prompts or completions (a
+    provider's validation error echoes its input, an app's error names what the user asked
+    for), so without content capture only the exception's type is recorded."""
+    if capture_content:
+        span.record_exception(exc)
+    else:
+        span.add_event(semconv.EXCEPTION_EVENT, {semconv.EXCEPTION_TYPE: type(exc).__qualname__})
+
+
 @dataclass
 class LLMInvocation:
     """Everything observed about one call, in provider-neutral terms."""
@@ -201,7 +211,7 @@ class Telemetry:
         inv.error_type = type(exc).__qualname__
         if inv.span is not None and not inv.ended:
             try:
-                inv.span.record_exception(exc)
+                record_exception(inv.span, exc, self.capture_content)
             except Exception:
                 count_internal_error("telemetry")
         self.finish(inv)

@@ -2,12 +2,17 @@
 
 Each generated server reply is served twice, once to the SDK method as it was before wrapping
 (``__wrapped__``) and once through our wrapper; results and exceptions must be equal.
+``FRICTIONLENS_FUZZ_EXAMPLES`` sets the examples per property (default 120, small for CI;
+the README's figure comes from ``FRICTIONLENS_FUZZ_EXAMPLES=10000``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+from concurrent.futures import ThreadPoolExecutor
 
+import anthropic
 import openai
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -18,8 +23,10 @@ from opentelemetry.sdk.trace import TracerProvider
 import frictionlens
 from frictionlens import health
 from frictionlens.localserver import LocalLLMServer, Reply
+from anthropic.resources.messages import Messages
 from openai.resources.chat.completions.completions import AsyncCompletions, Completions
 
+EXAMPLES = int(os.environ.get("FRICTIONLENS_FUZZ_EXAMPLES", "120"))
 FAST = {"retry-after-ms": "1"}
 text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=300)
 replies = st.one_of(
@@ -30,6 +37,10 @@ replies = st.one_of(
     st.builds(Reply, status=st.sampled_from([400, 401, 404, 409, 422, 500, 503]), error=text, headers=st.just(FAST)),
     st.builds(Reply, raw_body=st.binary(max_size=200)),
     st.builds(Reply, raw_body=st.sampled_from([b'{"choices": []}', b'{"choices": null}', b"\xff\xfe{", b"[]", b"{}"])),
+    st.builds(Reply, raw_body=st.binary(max_size=60).map(lambda b: b'{"content": "' + b + b"\xc3\x28" + b'"}')),
+    st.builds(
+        Reply, content=text, truncate_stream_after=st.integers(0, 8), truncate_cleanly=st.booleans()
+    ),  # a stream that stops mid-way, with or without a clean end of the HTTP body
 )
 
 
@@ -41,9 +52,20 @@ def server():
 
 @pytest.fixture(scope="module")
 def instrumented():
-    frictionlens.instrument(tracer_provider=TracerProvider(), meter_provider=MeterProvider(), providers=["openai"])
+    frictionlens.instrument(
+        tracer_provider=TracerProvider(), meter_provider=MeterProvider(), providers=["openai", "anthropic"]
+    )
     yield
     frictionlens.uninstrument()
+
+
+@pytest.fixture(scope="module")
+def clients(server):
+    """One client per SDK for the whole module: building one (its TLS context) costs more than a call."""
+    return (
+        openai.OpenAI(base_url=server.openai_base_url, api_key="k", max_retries=0),  # retries would consume the other scripted reply
+        anthropic.Anthropic(base_url=server.anthropic_base_url, api_key="k", max_retries=0, open_telemetry=False),
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -56,7 +78,7 @@ def outcome(fn):
         value = fn()
     except Exception as exc:  # compare type and message, not identity
         return ("raised", type(exc), str(exc))
-    return ("returned", type(value), value.model_dump() if hasattr(value, "model_dump") else value)
+    return ("returned", type(value), value.model_dump(warnings=False) if hasattr(value, "model_dump") else value)
 
 
 def _no_ids(value):
@@ -73,10 +95,10 @@ def strip_ids(result):
     return kind, typ, _no_ids(value) if kind == "returned" else value
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 @given(reply=replies, stream=st.booleans(), n=st.sampled_from([None, 2]))
-def test_sync_calls_are_transparent(server, instrumented, reply, stream, n):
-    client = openai.OpenAI(base_url=server.openai_base_url, api_key="k", max_retries=0)  # retries would consume the other scripted reply
+def test_sync_calls_are_transparent(server, clients, instrumented, reply, stream, n):
+    client = clients[0]
     kwargs = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": stream}
     if n:
         kwargs["n"] = n
@@ -95,7 +117,7 @@ def test_sync_calls_are_transparent(server, instrumented, reply, stream, n):
     assert sum(health.internal_errors().values()) == errors_before
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=max(10, EXAMPLES // 3), deadline=None, suppress_health_check=list(HealthCheck))
 @given(reply=replies, cancel_after=st.integers(0, 3))
 def test_async_streams_cancelled_at_any_chunk(server, instrumented, reply, cancel_after):
     client = openai.AsyncOpenAI(base_url=server.openai_base_url, api_key="k", max_retries=0)  # retries would consume the other scripted reply
@@ -128,9 +150,60 @@ def test_async_streams_cancelled_at_any_chunk(server, instrumented, reply, cance
         assert bare[1] is wrapped[1]
 
 
-def test_a_megabyte_output_round_trips(server, instrumented):
-    big = "x" * (1 << 20)
-    server.script(Reply(content=big))
-    client = openai.OpenAI(base_url=server.openai_base_url, api_key="k")
-    out = client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
-    assert out.choices[0].message.content == big
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+@given(reply=replies, stream=st.booleans())
+def test_anthropic_calls_are_transparent(server, clients, instrumented, reply, stream):
+    client = clients[1]
+    kwargs = {"model": "m", "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}], "stream": stream}
+
+    def call(fn):
+        def run():
+            out = fn(**kwargs)
+            return [e.model_dump(warnings=False) for e in out] if stream else out
+        return run
+
+    errors_before = sum(health.internal_errors().values())
+    server.script(reply, reply)
+    bare = outcome(call(lambda **kw: Messages.create.__wrapped__(client.messages, **kw)))
+    wrapped = outcome(call(client.messages.create))
+    assert strip_ids(bare) == strip_ids(wrapped)
+    assert sum(health.internal_errors().values()) == errors_before
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_five_megabyte_outputs_round_trip(server, instrumented, stream):
+    big = "x" * (5 << 20)
+    server.script(Reply(content=big, stream_chunks=20), Reply(content=big, stream_chunks=20))
+    messages = [{"role": "user", "content": "hi"}]
+    chat = openai.OpenAI(base_url=server.openai_base_url, api_key="k").chat.completions.create(
+        model="m", messages=messages, stream=stream
+    )
+    got = "".join(c.choices[0].delta.content or "" for c in chat if c.choices) if stream else chat.choices[0].message.content
+    assert got == big
+    msg = anthropic.Anthropic(base_url=server.anthropic_base_url, api_key="k", open_telemetry=False).messages.create(
+        model="m", max_tokens=10, messages=messages, stream=stream
+    )
+    got = "".join(e.delta.text for e in msg if e.type == "content_block_delta") if stream else msg.content[0].text
+    assert got == big
+
+
+def test_threaded_calls_are_transparent(server, clients, instrumented):
+    """Many threads at once, bare and wrapped interleaved: every answer matches its question's."""
+    server.reset()  # the default responder answers from the question alone
+    client = clients[0]
+    errors_before = sum(health.internal_errors().values())
+
+    def both(i: int):
+        kwargs = {"model": "m", "messages": [{"role": "user", "content": f"question number {i}"}], "stream": i % 2 == 0}
+
+        def run(fn):
+            out = fn(**kwargs)
+            return [c.model_dump() for c in out] if kwargs["stream"] else out
+        bare = outcome(lambda: run(lambda **kw: Completions.create.__wrapped__(client.chat.completions, **kw)))
+        return strip_ids(bare), strip_ids(outcome(lambda: run(client.chat.completions.create)))
+
+    with ThreadPoolExecutor(8) as pool:
+        pairs = list(pool.map(both, range(64)))
+    assert all(bare == wrapped and bare[0] == "returned" for bare, wrapped in pairs)
+    assert len({repr(bare) for bare, _ in pairs}) == 64  # the answers really differ per question
+    assert sum(health.internal_errors().values()) == errors_before

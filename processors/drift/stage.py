@@ -27,6 +27,7 @@ from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
 from frictionlens import semconv
+from frictionlens.health import count_eviction
 from frictionlens.instrumentation.invocation import route_of, stream_name
 from frictionlens.instrumentation.vectors import DIMS
 from frictionlens.processors.drift.calibration import WARMUP, WINDOW, Thresholds, thresholds
@@ -334,6 +335,7 @@ class DriftStage:
         with self._lock:
             for name in [n for n, s in self.streams.items() if s.last_seen_ns < cutoff]:
                 del self.streams[name]
+                count_eviction("streams", semconv.EVICTED_TTL)
 
     def close(self, emit: Emit) -> None:
         """Nothing to flush: drift state is saved through ``state_dict()``."""
@@ -346,6 +348,7 @@ class DriftStage:
             stream = streams[name] = StreamState(self.thresholds, self.rate_features, self.numeric_features)
             if len(streams) > self.max_streams:
                 streams.popitem(last=False)
+                count_eviction("streams", semconv.EVICTED_CAP)
         else:
             streams.move_to_end(name)
         stream.last_seen_ns = now_ns

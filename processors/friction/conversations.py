@@ -36,6 +36,8 @@ from typing import Iterator, Sequence
 
 from opentelemetry.sdk.resources import Resource
 
+from frictionlens import semconv
+from frictionlens.health import count_eviction
 from frictionlens.processors.features import MessageFeatures, TextFeatures
 
 SYSTEM_ROLES = frozenset({"system", "developer"})
@@ -363,6 +365,7 @@ class ConversationTracker:
         calls[hash(response_id) if response_id else span_id] = conv.key
         while len(calls) > 2 * self.max_conversations:
             calls.popitem(last=False)
+            count_eviction("calls", semconv.EVICTED_CAP)
 
     def by_call(self, span_id: int | None, response_id: str | None) -> Conversation | None:
         """The conversation of a recent call, by its response id, else its span id."""
@@ -377,6 +380,8 @@ class ConversationTracker:
         out = []
         while len(self._convs) > self.max_conversations:
             out.append(self._remove(next(iter(self._convs))))
+        if out:
+            count_eviction("conversations", semconv.EVICTED_CAP, len(out))
         return out
 
     def expire(self, now_ns: int, idle_ns: int) -> list[Conversation]:

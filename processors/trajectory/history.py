@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from frictionlens import semconv
+from frictionlens.health import count_eviction
 
 _STATE_VERSION = 1
 _E2E_OUTCOMES = frozenset({
@@ -152,6 +153,7 @@ class TaskHistory:
             entry = self._names[name] = _Name(deque(maxlen=self.budget_window))
             while len(self._names) > self.max_names:
                 self._names.popitem(last=False)
+                count_eviction("task_names", semconv.EVICTED_CAP)
         else:
             self._names.move_to_end(name)
         return entry

@@ -46,6 +46,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
 from frictionlens import semconv
+from frictionlens.health import count_eviction
 from frictionlens.processors.pipeline import Emit, SpanRecord
 from frictionlens.processors.trajectory.analysis import (
     ToolEvent,
@@ -213,6 +214,7 @@ class TrajectoryStage:
             tr = traces[tid] = _Trace()
             while len(traces) > self.max_open_traces:
                 traces.popitem(last=False)
+                count_eviction("traces", semconv.EVICTED_CAP)
         else:
             traces.move_to_end(tid)
         tr.updated_ns = time.time_ns()
@@ -235,6 +237,7 @@ class TrajectoryStage:
             if tr.updated_ns >= limit:
                 break
             del traces[tid]
+            count_eviction("traces", semconv.EVICTED_TTL)
 
     def close(self, emit: Emit) -> None:
         self._traces.clear()
