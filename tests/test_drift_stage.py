@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
@@ -18,7 +20,8 @@ from frictionlens.processors.drift.calibration import WARMUP
 from frictionlens.processors.features import CallFeatures
 from frictionlens.processors.pipeline import SignalPipeline
 
-T0 = 1_700_000_000_000_000_000
+#: span times start now: the pipeline's own ticker expires streams idle for a week by the wall clock
+T0 = time.time_ns()
 WORDS = ("rotate the logs daily with logrotate keep seven compressed files and check the service "
          "still writes to its log after the rule runs at night").split()
 

@@ -11,18 +11,17 @@ import pytest
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network fetch at import
 litellm = pytest.importorskip("litellm", reason="the litellm extra is not installed")
 
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
 
 import frictionlens  # noqa: E402
 from frictionlens.localserver import Reply, Usage  # noqa: E402
 from tests.test_anthropic import MSG, server  # noqa: E402,F401 - fixture
-from tests.test_providers import _install  # noqa: E402
+from tests.test_providers import FlushingExporter, _install  # noqa: E402
 
 
 @pytest.fixture
 def spans(server):
     server.reset()
-    exporter = InMemorySpanExporter()
+    exporter = FlushingExporter()
     _install(exporter)
     yield lambda: [s for s in exporter.get_finished_spans() if "gen_ai.operation.name" in (s.attributes or {})]
     frictionlens.uninstrument()

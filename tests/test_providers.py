@@ -21,13 +21,24 @@ from frictionlens.localserver import Reply
 from tests.test_anthropic import MSG, server  # noqa: F401 - fixture
 
 
+class FlushingExporter(InMemorySpanExporter):
+    """Reads finished spans after the pipeline's worker thread has handed them on."""
+
+    provider: TracerProvider | None = None
+
+    def get_finished_spans(self):
+        if self.provider is not None:
+            self.provider.force_flush()
+        return super().get_finished_spans()
+
+
 @pytest.fixture
 def exporter():
-    return InMemorySpanExporter()
+    return FlushingExporter()
 
 
-def _install(exporter, **options):
-    tp = TracerProvider()
+def _install(exporter: FlushingExporter, **options):
+    tp = exporter.provider = TracerProvider()
     tp.add_span_processor(SimpleSpanProcessor(exporter))
     frictionlens.instrument(tracer_provider=tp, meter_provider=MeterProvider(), exporter="none", **options)
 
