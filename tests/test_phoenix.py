@@ -1,7 +1,7 @@
 """Our spans in a real trace viewer: Arize Phoenix receives an instrumented app's OTLP.
 
-Phoenix (``arize-phoenix``, large) lives in its own virtualenv; ``.ci/run`` creates it and
-exports ``FRICTIONLENS_PHOENIX_PYTHON``. The chat example talks to the local LLM server as a
+Phoenix (``arize-phoenix``, large) lives in its own virtualenv; ``.ci/setup`` creates it
+where ``PHOENIX_PYTHON`` looks, unless ``FRICTIONLENS_PHOENIX_PYTHON`` names another. The chat example talks to the local LLM server as a
 user who corrects the first answer, so its conversation is flagged for review. The spans are
 read back through Phoenix's REST API, and headless Chromium renders the flagged trace in
 Phoenix's UI; the screenshot is kept under ``FRICTIONLENS_ARTIFACTS``.
@@ -28,7 +28,8 @@ from frictionlens.localserver import LocalLLMServer
 from tests.test_export_end_to_end import run_app
 
 # read at import: the autouse fixture clears FRICTIONLENS_* before each test
-PHOENIX_PYTHON = os.environ.get("FRICTIONLENS_PHOENIX_PYTHON", "")
+PHOENIX_PYTHON = os.environ.get(
+    "FRICTIONLENS_PHOENIX_PYTHON", str(Path.home() / ".cache" / "frictionlens" / "phoenix-venv" / "bin" / "python"))
 ARTIFACTS = os.environ.get("FRICTIONLENS_ARTIFACTS", "")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 PROJECT = "frictionlens-ci"
@@ -67,7 +68,7 @@ def _wait(what: str, timeout: float, probe: Any, proc: subprocess.Popen[bytes] |
 def phoenix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``phoenix serve`` on free loopback ports with a fresh working dir; yields its base URL."""
     if not PHOENIX_PYTHON or not Path(PHOENIX_PYTHON).is_file():
-        pytest.skip("FRICTIONLENS_PHOENIX_PYTHON is unset or missing: arize-phoenix needs its own venv (.ci/run makes it)")
+        pytest.skip(f"no Phoenix interpreter at {PHOENIX_PYTHON}: arize-phoenix needs its own venv (.ci/setup makes it)")
     workdir = tmp_path_factory.mktemp("phoenix")
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PHOENIX_", "OTEL_"))}
