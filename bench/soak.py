@@ -105,7 +105,7 @@ class Load:
 
 def held(pipeline: SignalPipeline) -> str:
     """Entries each stage holds right now."""
-    friction, trajectory, drift = pipeline.stages
+    friction, trajectory, drift = pipeline.stages[-3:]  # after the normalizer
     return (f"{len(friction.tracker._convs)} conv, {len(trajectory._traces)} traces, "
             f"{len(trajectory.history._names)} names, {len(drift.streams)} streams")
 
