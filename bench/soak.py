@@ -18,6 +18,7 @@ import argparse
 import gc
 import sys
 import time
+from typing import Any
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -103,9 +104,15 @@ class Load:
         root.end(end_time=self.now + 2_000_000)
 
 
+def signal_stages(pipeline: SignalPipeline) -> tuple[Any, Any, Any]:
+    """Friction, trajectory and drift: the stages after the normalizer, which holds no state."""
+    friction, trajectory, drift = pipeline.stages[-3:]
+    return friction, trajectory, drift
+
+
 def held(pipeline: SignalPipeline) -> str:
     """Entries each stage holds right now."""
-    friction, trajectory, drift = pipeline.stages[-3:]  # after the normalizer
+    friction, trajectory, drift = signal_stages(pipeline)
     return (f"{len(friction.tracker._convs)} conv, {len(trajectory._traces)} traces, "
             f"{len(trajectory.history._names)} names, {len(drift.streams)} streams")
 
@@ -164,7 +171,7 @@ def main() -> None:
             ev = ", ".join(f"{s}/{r}: {n:,}" for (s, r), n in sorted(health.evictions().items()))
             print(f"| {load.calls:,} | {started:,} | {tasks_done:,} | {time.perf_counter() - t0:.0f} | {rss_mb():.0f} "
                   f"| {held(pipeline)} | {ev} |", flush=True)
-    friction = pipeline.stages[0]
+    friction = signal_stages(pipeline)[0]
     convs = len(friction.tracker._convs)
     print(f"\npeak RSS {peak:.0f} MB (target <= 300 MB); growth over the start {peak - base:.0f} MB; "
           f"at most {(peak - base) * 2**20 / max(1, convs):,.0f} bytes per held conversation "
