@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import hmac
 import logging
-import socket
-import socketserver
 import ssl
 import threading
 import zlib
 from concurrent import futures
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from types import TracebackType
 from typing import Callable, Collection, Literal
 
@@ -33,6 +31,7 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from frictionlens.exporters import otlp_json
+from frictionlens.httpserver import TrackingHTTPServer
 
 __all__ = ["DEFAULT_MAX_REQUEST_BYTES", "OTLPReceiver", "Overloaded", "Signal", "Sink", "TLSFiles"]
 
@@ -381,26 +380,11 @@ def _encode(message: Message, media: str) -> bytes:
     return message.SerializeToString()
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-
+class _HTTPServer(TrackingHTTPServer):
     def __init__(self, address: tuple[str, int], receiver: OTLPReceiver, tls: ssl.SSLContext | None = None) -> None:
-        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.receiver = receiver
         self._tls = tls
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
         super().__init__(address, _HTTPHandler)
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind resolves the host's FQDN, a DNS lookup we do not need.
-        socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = self.server_address[:2]
-
-    def process_request(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
-        with self._connections_lock:
-            self._connections.add(request)
-        super().process_request(request, client_address)
 
     def finish_request(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
         if self._tls is None:
@@ -409,28 +393,11 @@ class _HTTPServer(ThreadingHTTPServer):
         # The handshake runs here, on the connection's own thread, not on the accept loop.
         request.settimeout(_HTTPHandler.timeout)
         secure = self._tls.wrap_socket(request, server_side=True)
-        with self._connections_lock:
-            self._connections.discard(request)
-            self._connections.add(secure)
+        self.track(request, secure)
         try:
             super().finish_request(secure, client_address)
         finally:
             self.shutdown_request(secure)
-
-    def shutdown_request(self, request) -> None:  # type: ignore[no-untyped-def]
-        with self._connections_lock:
-            self._connections.discard(request)
-        super().shutdown_request(request)
-
-    def close_connections(self) -> None:
-        """End idle keep-alive connections so no handler thread outlives the server."""
-        with self._connections_lock:
-            connections = list(self._connections)
-        for conn in connections:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     def handle_error(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
         _log.debug("OTLP/HTTP connection from %s failed", client_address, exc_info=True)

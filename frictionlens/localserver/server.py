@@ -16,10 +16,11 @@ import time
 import traceback
 from collections import deque
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
 
+from frictionlens.httpserver import TrackingHTTPServer
 from frictionlens.localserver.reply import ReceivedRequest, Reply, Responder
 from frictionlens.localserver.responder import default_responder
 from frictionlens.localserver.wire import ROUTES, dumps, error_body
@@ -41,7 +42,6 @@ class LocalLLMServer:
         self._script: deque[Reply] = deque()
         self._requests: deque[ReceivedRequest] = deque(maxlen=keep_requests)
         self._count = 0
-        self._connections: set[socket.socket] = set()
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -67,13 +67,7 @@ class LocalLLMServer:
         if httpd is None:
             return
         httpd.shutdown()
-        with self._lock:
-            connections = list(self._connections)
-        for conn in connections:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        httpd.close_connections()
         httpd.server_close()
         if self._thread is not None:
             self._thread.join()
@@ -151,9 +145,7 @@ class LocalLLMServer:
         return request, reply
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-
+class _HTTPServer(TrackingHTTPServer):
     def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], owner: LocalLLMServer) -> None:
         self.owner = owner
         super().__init__(address, handler)
@@ -167,14 +159,7 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server: _HTTPServer
 
-    def setup(self) -> None:
-        super().setup()
-        with self.server.owner._lock:
-            self.server.owner._connections.add(self.connection)
-
     def finish(self) -> None:
-        with self.server.owner._lock:
-            self.server.owner._connections.discard(self.connection)
         try:
             super().finish()
         except _DISCONNECTS:
