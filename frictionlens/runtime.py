@@ -94,7 +94,8 @@ def install(**overrides: Any) -> None:
         pipeline = SignalPipeline(stages, background=True)
         tp, owned_tp, app_processors = _attach_pipeline(options, pipeline, tracer_provider, meter)
         telemetry = Telemetry(
-            tp, meter, salt=salt, capture_content=options.capture_content, content_max_chars=options.content_max_chars
+            tp, meter, salt=salt, capture_content=options.capture_content, content_max_chars=options.content_max_chars,
+            defer=pipeline.submit,
         )
         _state = _Installed(options, pipeline, tp, meter, telemetry, owned_tp, app_processors, meter_provider_owned,
                             persistent=persistent)

@@ -120,10 +120,14 @@ class Telemetry:
         salt: bytes,
         capture_content: bool = False,
         content_max_chars: int = 4096,
+        defer: Callable[[Callable[[], None]], bool] | None = None,
     ) -> None:
         from frictionlens import __version__
 
         self.tracer = trace.get_tracer(semconv.SCOPE_NAME, __version__, tracer_provider=tracer_provider)
+        self.defer = defer
+        """hands the end of a call (outcome, metrics, ``span.end``) to a background worker;
+        False when it cannot take it (then the calling thread does it)"""
         self.salt = salt
         self.capture_content = capture_content
         self.content_max_chars = content_max_chars
@@ -179,12 +183,33 @@ class Telemetry:
         inv.span = self.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attrs, start_time=inv.start_ns)
 
     def finish(self, inv: LLMInvocation) -> None:
-        """Record the outcome and end the span. Idempotent: a span ends exactly once."""
+        """End the call's span exactly once, with its outcome.
+
+        The app's thread only stamps the end time and remembers the call for ``feedback()``;
+        reading the outcome, recording metrics and ending the span wait for the background
+        worker when there is one, so the call returns to the app without them. The
+        invocation no longer changes once ended, and the span keeps its true end time."""
         if inv.ended or inv.span is None:
             return
         inv.ended = True
-        span = inv.span
         end_ns = time.time_ns()
+        span = inv.span
+        try:
+            ctx = span.get_span_context()
+            conversation = inv.response_attributes.get(semconv.GEN_AI_CONVERSATION_ID) or (
+                getattr(span, "attributes", None) or {}).get(semconv.GEN_AI_CONVERSATION_ID)
+            last_call.set(CallRef(ctx.trace_id, ctx.span_id, inv.response_id, conversation))
+        except Exception:
+            count_internal_error("telemetry")
+            _log.debug("remembering the call failed", exc_info=True)
+        emit = functools.partial(self._end, inv, end_ns)
+        if self.defer is None or not self.defer(emit):
+            emit()
+
+    def _end(self, inv: LLMInvocation, end_ns: int) -> None:
+        """Record the outcome of an ended invocation and end its span."""
+        span = inv.span
+        assert span is not None
         try:
             if inv.output_parts:
                 inv.outputs = ["".join(p) for p in inv.output_parts]
@@ -197,11 +222,6 @@ class Telemetry:
             if feats is not None:
                 features.attach(span, feats)
             self._record_metrics(inv, end_ns, check, attrs)
-            ctx = span.get_span_context()
-            last_call.set(
-                CallRef(ctx.trace_id, ctx.span_id, inv.response_id, attrs.get(semconv.GEN_AI_CONVERSATION_ID)
-                        or (span.attributes or {}).get(semconv.GEN_AI_CONVERSATION_ID))
-            )
         except Exception:
             count_internal_error("telemetry")
             _log.debug("recording the call outcome failed", exc_info=True)

@@ -14,6 +14,10 @@ wake-up of another thread costs the app thread a hand-off, so one per batch, not
 span. The queue is bounded; a span that finds it full skips the stages (counted) and is
 exported as it is. ``force_flush`` and shutdown drain the queue first, so a flushed
 pipeline is deterministic.
+
+The instrumentation also hands the worker the end of each call (``submit``): reading the
+outcome, recording call metrics and ``span.end()`` itself. A span ending on the worker goes
+through the stages at once, in the order the app's threads handed the work over.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import queue
 import threading
 import time
 import weakref
-from typing import Callable, Iterable, Protocol, Sequence
+from typing import Callable, Iterable, Protocol, Sequence, Union
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
@@ -43,6 +47,8 @@ MAX_QUEUED = 4096
 BATCH_DELAY_S = 0.2
 
 Emit = Callable[[ReadableSpan], None]
+_Work = Union[tuple[ReadableSpan, "Pending | None"], Callable[[], None], None]
+"""what the worker's queue holds: a finished span, work handed over, or the stop mark"""
 """Hands a span made by a stage (e.g. a conversation summary) to the export stage."""
 
 
@@ -133,7 +139,7 @@ class SignalPipeline(SpanProcessor):
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
         self._closed = False
-        self._queue: queue.Queue[tuple[ReadableSpan, Pending | None] | None] | None = (
+        self._queue: queue.Queue[_Work] | None = (
             queue.Queue(max_queued) if background else None
         )
         self._worker: threading.Thread | None = None
@@ -151,21 +157,43 @@ class SignalPipeline(SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         feats = _features.pop(span)
+        if self._queue is not None and threading.current_thread() is self._worker:
+            # a span the worker ended itself (``submit``): its turn is now, and the stages
+            # are still open while the worker drains at close
+            if not self._closed:
+                self._ensure_ticker()
+            self._process(span, feats)
+            return
         if self._closed:
             self.downstream.on_end(span)
             return
         self._ensure_ticker()
         if self._queue is None:
             self._process(span, feats)
-            return
-        self._ensure_worker()
-        try:
-            self._queue.put_nowait((span, feats))
-            if self._queue.qsize() * 2 >= self._queue.maxsize:
-                self._wake.set()
-        except queue.Full:  # the stages cannot keep up: this span goes out without signals
+        elif not self._put((span, feats)):  # the stages cannot keep up: it goes out without signals
             count_internal_error("pipeline_queue_full")
             self._emit(span)
+
+    def submit(self, work: Callable[[], None]) -> bool:
+        """Run ``work`` on the background worker, after everything queued before it.
+
+        False when there is no worker, the pipeline is closed or the queue is full: the
+        caller then does the work itself."""
+        if self._queue is None or self._closed:
+            return False
+        return self._put(work)
+
+    def _put(self, item: _Work) -> bool:
+        q = self._queue
+        assert q is not None
+        self._ensure_worker()
+        try:
+            q.put_nowait(item)
+        except queue.Full:
+            return False
+        if q.qsize() * 2 >= q.maxsize:
+            self._wake.set()
+        return True
 
     def _process(self, span: ReadableSpan, pending: Pending | None) -> None:
         """Run the stages on one finished span and hand the result to the export stage."""
@@ -239,9 +267,19 @@ class SignalPipeline(SpanProcessor):
                     item = self._queue.get_nowait()
                 except queue.Empty:
                     break
-                if item is not None:
+                if callable(item):
+                    self._run(item)
+                elif item is not None:
                     self._emit(item[0])
                 self._queue.task_done()
+
+    @staticmethod
+    def _run(work: Callable[[], None]) -> None:
+        try:
+            work()
+        except Exception:
+            count_internal_error("pipeline")
+            _log.debug("work handed to the pipeline failed", exc_info=True)
 
     def _after_fork(self) -> None:
         """A forked child has none of the parent's threads: start afresh, lazily."""
@@ -266,7 +304,9 @@ class SignalPipeline(SpanProcessor):
                     break
             for item in batch:
                 try:
-                    if item is not None:
+                    if callable(item):
+                        item()
+                    elif item is not None:
                         self._process(*item)
                 except Exception:  # _process guards each stage; this guards the export stage
                     count_internal_error("pipeline")

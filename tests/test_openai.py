@@ -230,6 +230,7 @@ def test_threads_get_one_span_per_call(server, spans):
 def test_metrics_are_recorded(server, spans):
     server.script(Reply(status=429, error="x", headers=FAST_RETRY), Reply(content="not json"))
     client(server).chat.completions.create(model="m", messages=MSGS, response_format={"type": "json_object"})
+    spans()  # the pipeline's worker records a call's metrics as it ends the span
     data = spans.reader.get_metrics_data()
     names = {m.name for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
     assert {sc.METRIC_GEN_AI_OPERATION_DURATION, sc.METRIC_GEN_AI_TOKEN_USAGE, sc.METRIC_OUTPUT_LENGTH,
@@ -273,3 +274,38 @@ def test_raw_response_wrappers_one_span_each(server, spans):
     first, second = sorted(spans(), key=lambda s: s.start_time)
     assert first.attributes[sc.OUTPUT_CHARS] == len("raw.") and first.attributes[sc.GEN_AI_USAGE_OUTPUT_TOKENS] == 1
     assert second.attributes[sc.OUTPUT_CHARS] == len(text) and second.attributes[sc.STREAM_ABANDONED] is False
+
+
+def test_the_call_returns_before_its_span_is_ended_and_the_span_keeps_its_own_end_time(server):
+    """The outcome, metrics and span.end() run on the pipeline's worker, not the app's thread."""
+    import threading
+    import time
+
+    from opentelemetry.sdk.trace import SpanProcessor
+
+    class Threads(SpanProcessor):
+        def __init__(self):
+            self.ended_on: list[str] = []
+
+        def on_end(self, span):
+            self.ended_on.append((span.name, threading.current_thread().name))
+
+    exporter, threads = InMemorySpanExporter(), Threads()
+    tp = TracerProvider()
+    tp.add_span_processor(SimpleSpanProcessor(exporter))
+    tp.add_span_processor(threads)
+    reader = InMemoryMetricReader()
+    frictionlens.instrument(tracer_provider=tp, meter_provider=MeterProvider(metric_readers=[reader]), providers=["openai"])
+    try:
+        before = time.time_ns()
+        client(server).chat.completions.create(model="gpt-test", messages=MSGS)
+        after = time.time_ns()
+        tp.force_flush()
+    finally:
+        frictionlens.uninstrument()
+    (span,) = [s for s in exporter.get_finished_spans() if s.name == "chat gpt-test"]
+    assert before <= span.start_time < span.end_time <= after
+    assert [t for name, t in threads.ended_on if name == span.name] == ["frictionlens-pipeline"]
+    assert span.attributes[sc.OUTPUT_CHARS] > 0
+    names = {m.name for rm in reader.get_metrics_data().resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
+    assert sc.METRIC_GEN_AI_OPERATION_DURATION in names

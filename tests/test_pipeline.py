@@ -168,3 +168,74 @@ def test_background_worker_starts_afresh_in_a_forked_child():
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     pipeline.shutdown()
+
+
+def test_submitted_work_runs_in_order_and_a_span_it_ends_goes_through_the_stages_at_once():
+    gate = Gate()
+    tp, pipeline, exporter = _setup(gate, background=True)
+    tracer = tp.get_tracer("t")
+    handed = tracer.start_span("handed over")
+    ended_on: list[str] = []
+
+    def end_it() -> None:
+        ended_on.append(threading.current_thread().name)
+        handed.end(end_time=123)
+
+    assert pipeline.submit(end_it)
+    tracer.start_span("ended by the app").end()  # queued behind the handed-over work
+    gate.open.set()
+    assert pipeline.force_flush()
+    out = exporter.get_finished_spans()
+    assert [s.name for s in out] == ["handed over", "ended by the app"]
+    assert all(s.attributes["test.tag"] == 1 for s in out) and out[0].end_time == 123
+    assert ended_on == ["frictionlens-pipeline"]
+    pipeline.shutdown()
+
+
+def test_submit_is_refused_where_the_caller_must_do_the_work_itself():
+    inline = SignalPipeline([Tag()])
+    assert not inline.submit(lambda: None)  # no worker
+    gate = Gate()
+    tp, pipeline, _ = _setup(gate, background=True, max_queued=1)
+    tp.get_tracer("t").start_span("held").end()
+    assert gate.entered.wait(10)
+    ran: list[int] = []
+    assert pipeline.submit(lambda: ran.append(1))
+    assert not pipeline.submit(lambda: ran.append(2))  # full
+    gate.open.set()
+    pipeline.force_flush()
+    assert ran == [1]
+    pipeline.close_stages()
+    assert not pipeline.submit(lambda: ran.append(3))  # closed
+    pipeline.shutdown()
+
+
+def test_close_runs_handed_over_work_through_the_stages_before_closing_them():
+    gate = Gate()
+    tp, pipeline, exporter = _setup(gate, background=True)
+    tracer = tp.get_tracer("t")
+    tracer.start_span("first").end()
+    assert gate.entered.wait(10)
+    late = tracer.start_span("handed over")
+    assert pipeline.submit(late.end)
+    threading.Timer(0.2, gate.open.set).start()
+    pipeline.shutdown()
+    names = [s.name for s in exporter.get_finished_spans()]
+    assert names == ["first", "handed over", "summary"]
+    assert exporter.get_finished_spans()[1].attributes.get("test.tag") == 1
+
+
+def test_spans_ended_on_the_worker_start_the_ticker_that_expires_stage_state():
+    class Ticks(Tag):
+        def __init__(self):
+            super().__init__()
+            self.ticked = threading.Event()
+
+        def tick(self, now_ns, emit):
+            self.ticked.set()
+
+    stage = Ticks()
+    tp, pipeline, _ = _setup(stage, background=True, tick_interval_s=0.05)
+    assert pipeline.submit(tp.get_tracer("t").start_span("handed over").end)  # the app thread ends no span
+    assert stage.ticked.wait(10)
+    pipeline.shutdown()
