@@ -203,8 +203,13 @@ class Telemetry:
             count_internal_error("telemetry")
             _log.debug("remembering the call failed", exc_info=True)
         emit = functools.partial(self._end, inv, end_ns)
-        if self.defer is None or not self.defer(emit):
+        if self.defer is not None and self.defer(emit):
+            return
+        try:
             emit()
+        except Exception:  # a span processor that raised in span.end(): not the app's call's fault
+            count_internal_error("telemetry")
+            _log.debug("ending the call span failed", exc_info=True)
 
     def _end(self, inv: LLMInvocation, end_ns: int) -> None:
         """Record the outcome of an ended invocation and end its span."""

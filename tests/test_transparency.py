@@ -207,3 +207,25 @@ def test_threaded_calls_are_transparent(server, clients, instrumented):
     assert all(bare == wrapped and bare[0] == "returned" for bare, wrapped in pairs)
     assert len({repr(bare) for bare, _ in pairs}) == 64  # the answers really differ per question
     assert sum(health.internal_errors().values()) == errors_before
+
+
+def test_a_span_processor_that_raises_never_reaches_the_app():
+    """Whether the worker or (its queue full) the app's thread ends the span."""
+    from opentelemetry.sdk.trace import SpanProcessor
+
+    from frictionlens.instrumentation.invocation import LLMInvocation, Telemetry
+
+    class Raising(SpanProcessor):
+        def on_end(self, span):
+            raise RuntimeError("a processor's own bug")
+
+    tp = TracerProvider()
+    tp.add_span_processor(Raising())
+    meter = MeterProvider().get_meter("t")
+    for defer in (None, lambda work: False):  # no worker; a worker whose queue is full
+        telemetry = Telemetry(tp, meter, salt=b"s", defer=defer)
+        inv = LLMInvocation(operation="chat", provider="openai", request_model="m", outputs=["hello"])
+        before = health.internal_errors().get("telemetry", 0)
+        telemetry.start(inv)
+        telemetry.finish(inv)
+        assert inv.ended and health.internal_errors()["telemetry"] == before + 1
