@@ -7,6 +7,7 @@ for arrays). Every AnyValue, id and enum conversion lives here, once.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, Iterable, Mapping
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
@@ -33,6 +34,7 @@ __all__ = [
     "readable_spans",
     "span_dict",
     "span_dicts",
+    "span_fields",
     "to_any_value",
 ]
 
@@ -45,7 +47,12 @@ _KINDS = {
     PBSpan.SPAN_KIND_PRODUCER: SpanKind.PRODUCER,
     PBSpan.SPAN_KIND_CONSUMER: SpanKind.CONSUMER,
 }
+_SCALARS = frozenset(("string_value", "bool_value", "int_value", "double_value", "bytes_value"))
 _STATUS = {code.value: code for code in StatusCode}
+# immutable, so shared by every decoded span
+_PLAIN_STATUS = {code: Status(code) for code in (StatusCode.UNSET, StatusCode.OK)}
+_FLAGS = tuple(TraceFlags(flags) for flags in range(256))
+_EMPTY_TRACE_STATE = TraceState()
 _TEMPORALITY = {
     AggregationTemporality.AGGREGATION_TEMPORALITY_UNSPECIFIED: "unspecified",
     AggregationTemporality.AGGREGATION_TEMPORALITY_DELTA: "delta",
@@ -67,14 +74,19 @@ def any_value(value: AnyValue) -> Any:
         return tuple(any_value(v) for v in value.array_value.values)
     if kind == "kvlist_value":
         return attributes(value.kvlist_value.values)
-    if kind in ("string_value", "bool_value", "int_value", "double_value", "bytes_value"):
+    if kind in _SCALARS:
         return getattr(value, kind)
     # unset, or a dictionary index that only means something inside a profiles request
     return None
 
 
 def attributes(key_values: Iterable[KeyValue]) -> dict[str, Any]:
-    return {kv.key: any_value(kv.value) for kv in key_values}
+    out = {}
+    for kv in key_values:  # every attribute of every span received: scalars inline
+        value = kv.value
+        kind = value.WhichOneof("value")
+        out[kv.key] = getattr(value, kind) if kind in _SCALARS else any_value(value)
+    return out
 
 
 def to_any_value(value: Any) -> AnyValue:
@@ -100,6 +112,30 @@ def key_values(attrs: Mapping[str, Any]) -> list[KeyValue]:
     return [KeyValue(key=k, value=to_any_value(v)) for k, v in attrs.items()]
 
 
+@lru_cache(maxsize=4096, typed=True)
+def _attribute_field(key: str, value: Any) -> bytes:
+    """One ``Span.attributes`` entry, serialised. What the stages add is mostly a few
+    recurring values (flags, scores, stream names, conversation ids), so it is cached."""
+    return PBSpan(attributes=[KeyValue(key=key, value=to_any_value(value))]).SerializeToString()
+
+
+def span_fields(attrs: Mapping[str, Any], events: Iterable[Event] = ()) -> bytes:
+    """``attrs`` and ``events`` as serialised ``Span`` fields: merged into a span
+    (``MergeFromString``), they are appended to its attributes and events."""
+    parts = []
+    for key, value in attrs.items():
+        try:
+            parts.append(_attribute_field(key, value))
+        except TypeError:  # unhashable (a list): not cached
+            parts.append(PBSpan(attributes=[KeyValue(key=key, value=to_any_value(value))]).SerializeToString())
+    events = [
+        PBSpan.Event(name=e.name, time_unix_nano=e.timestamp, attributes=key_values(e.attributes or {})) for e in events
+    ]
+    if events:
+        parts.append(PBSpan(events=events).SerializeToString())
+    return b"".join(parts)
+
+
 def _hex(raw: bytes) -> str | None:
     return raw.hex() if raw else None
 
@@ -119,43 +155,43 @@ def _is_remote(flags: int) -> bool:
 
 
 def _trace_state(header: str) -> TraceState:
-    return TraceState.from_header([header]) if header else TraceState()
+    return TraceState.from_header([header]) if header else _EMPTY_TRACE_STATE
 
 
 def _span(pb: PBSpan, resource: Resource, scope: InstrumentationScope) -> ReadableSpan:
     trace_id = int.from_bytes(pb.trace_id, "big")
+    pb_flags = pb.flags
     # A span that was exported was recorded, so it counts as sampled here: SDK span
     # processors (and so the export stage behind the pipeline) drop unsampled spans.
-    flags = TraceFlags((pb.flags & 0xFF) | TraceFlags.SAMPLED)
+    flags = _FLAGS[(pb_flags & 0xFF) | TraceFlags.SAMPLED]
     context = SpanContext(trace_id, int.from_bytes(pb.span_id, "big"), False, flags, _trace_state(pb.trace_state))
-    parent = (
-        SpanContext(trace_id, int.from_bytes(pb.parent_span_id, "big"), _is_remote(pb.flags))
-        if pb.parent_span_id
-        else None
-    )
-    code = _STATUS.get(pb.status.code, StatusCode.UNSET)
+    parent_id = pb.parent_span_id
+    parent = SpanContext(trace_id, int.from_bytes(parent_id, "big"), _is_remote(pb_flags)) if parent_id else None
+    pb_status = pb.status
+    code = _STATUS.get(pb_status.code, StatusCode.UNSET)
     # The SDK keeps a description only on ERROR (and warns otherwise): pass it only then.
-    status = Status(code, pb.status.message or None) if code is StatusCode.ERROR else Status(code)
+    status = Status(code, pb_status.message or None) if code is StatusCode.ERROR else _PLAIN_STATUS[code]
+    pb_events, pb_links = pb.events, pb.links
     return ReadableSpan(
         name=pb.name,
         context=context,
         parent=parent,
         resource=resource,
         attributes=attributes(pb.attributes),
-        events=tuple(Event(e.name, attributes(e.attributes), e.time_unix_nano) for e in pb.events),
+        events=tuple(Event(e.name, attributes(e.attributes), e.time_unix_nano) for e in pb_events) if pb_events else (),
         links=tuple(
             Link(
                 SpanContext(
                     int.from_bytes(link.trace_id, "big"),
                     int.from_bytes(link.span_id, "big"),
                     _is_remote(link.flags),
-                    TraceFlags(link.flags & 0xFF),
+                    _FLAGS[link.flags & 0xFF],
                     _trace_state(link.trace_state),
                 ),
                 attributes(link.attributes),
             )
-            for link in pb.links
-        ),
+            for link in pb_links
+        ) if pb_links else (),
         kind=_KINDS.get(pb.kind, SpanKind.INTERNAL),
         status=status,
         start_time=pb.start_time_unix_nano,

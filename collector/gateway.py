@@ -18,7 +18,7 @@ import collections
 import logging
 import os
 import threading
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from google.protobuf.message import Message
 from opentelemetry.metrics import CallbackOptions, Observation
@@ -28,21 +28,23 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span as PBSpan
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from frictionlens import health, runtime, semconv
-from frictionlens.collector.decode import key_values, pb_spans, readable_spans
+from frictionlens.collector.decode import pb_spans, readable_spans, span_fields
+from frictionlens.collector.meter import BatchingMeter
 from frictionlens.collector.receiver import OTLPReceiver, Overloaded, Signal, TLSFiles
 from frictionlens.config import Options
 from frictionlens.exporters import otlp
 from frictionlens.processors.persistence import FILE_NAME as STATE_FILE
 from frictionlens.processors.persistence import StateFile
-from frictionlens.processors.pipeline import SignalPipeline
+from frictionlens.processors.pipeline import SignalPipeline, SpanRecord, span_attributes
 
 __all__ = ["DEFAULT_QUEUE_SPANS", "Gateway", "collector_options", "is_enriched"]
 
 _log = logging.getLogger(__name__)
+_ENRICHED_MARKERS = frozenset(semconv.ENRICHED_MARKERS)
 
 DEFAULT_QUEUE_SPANS = 8192
 """spans waiting for the pipeline before senders are asked to back off"""
@@ -64,8 +66,7 @@ def collector_options(**overrides: object) -> Options:
 
 def is_enriched(span: ReadableSpan) -> bool:
     """Whether an upstream SignalPipeline already ran on ``span``."""
-    attrs = span.attributes
-    return attrs is not None and any(key in attrs for key in semconv.ENRICHED_MARKERS)
+    return not _ENRICHED_MARKERS.isdisjoint(span_attributes(span))
 
 
 def _span_count(request: ExportTraceServiceRequest) -> int:
@@ -126,7 +127,7 @@ class _Forwarder(SpanProcessor):
     Export is synchronous on the worker's thread (the exporter retries on its own), which is
     what turns a slow forward endpoint into back-pressure on senders. With a gRPC exporter,
     spans that came in a request go out as that request's protobuf, with only what the
-    stages added appended: re-encoding every attribute of every span would cost more than
+    stages added merged in: re-encoding every attribute of every span would cost more than
     the whole pipeline. Other spans (conversation summaries, spans a sampler held back) are
     encoded by the SDK.
     """
@@ -137,23 +138,38 @@ class _Forwarder(SpanProcessor):
         self._count = count
         self._lock = threading.Lock()
         self._export_lock = threading.Lock()
-        self._origins: dict[int, tuple[PBSpan, ReadableSpan, tuple[int, int]]] = {}
-        self._requests: list[ExportTraceServiceRequest] = []
-        self._adopted = 0
-        self._kept: set[tuple[int, int]] = set()  # (request, span) positions passed on
+        self._origins: dict[int, tuple[PBSpan, ReadableSpan, set[int], int]] = {}
+        self._requests: list[tuple[ExportTraceServiceRequest, set[int] | None]] = []
+        """requests to send as received, with the positions of the spans passed on (None: all)"""
+        self._forwarded = 0
         self._pending: list[ReadableSpan] = []
 
+    def forward(self, request: ExportTraceServiceRequest, spans: Sequence[ReadableSpan],
+                records: Sequence[SpanRecord | None]) -> None:
+        """Pass on every span of ``request`` (decoded as ``spans``) with what the stages added
+        to it (``records``, aligned with ``spans``; None for a span that skipped them)."""
+        if self._send_raw is None:
+            out = [span if record is None else record.to_span() for span, record in zip(spans, records)]
+            with self._lock:
+                self._pending.extend(out)
+            return
+        for pb, record in zip(pb_spans(request), records):
+            if record is not None and (record.attributes or record.events):
+                _append_additions(pb, span_attributes(record.span), record.attributes, record.events)
+        with self._lock:
+            self._requests.append((request, None))
+            self._forwarded += len(spans)
+
     def adopt(self, request: ExportTraceServiceRequest, spans: Sequence[ReadableSpan]) -> None:
-        """Remember where ``spans`` (decoded from ``request``) came from, to send them as they came."""
+        """Remember where ``spans`` (decoded from ``request``) came from, to send the ones the
+        export stage passes on (``on_end``) as they came."""
         if self._send_raw is None:
             return
-        pbs = pb_spans(request)
+        kept: set[int] = set()
         with self._lock:
-            n = len(self._requests)
-            self._requests.append(request)
-            self._adopted += len(pbs)
-            for i, (span, pb) in enumerate(zip(spans, pbs)):
-                self._origins[id(span.context)] = (pb, span, (n, i))
+            self._requests.append((request, kept))
+            for i, (span, pb) in enumerate(zip(spans, pb_spans(request))):
+                self._origins[id(span.context)] = (pb, span, kept, i)
 
     def on_end(self, span: ReadableSpan) -> None:
         with self._lock:
@@ -161,28 +177,31 @@ class _Forwarder(SpanProcessor):
             if origin is None:
                 self._pending.append(span)
                 return
-            pb, original, where = origin
-            self._kept.add(where)
+            pb, original, kept, i = origin
+            kept.add(i)
+            self._forwarded += 1
         if span is not original:
-            _append_enrichment(pb, original, span)
+            _append_additions(pb, span_attributes(original), span_attributes(span), span.events[len(original.events):])
 
     def flush(self) -> None:
         with self._export_lock:
             with self._lock:
-                requests, kept, adopted, pending = self._requests, self._kept, self._adopted, self._pending
-                self._requests, self._kept, self._adopted, self._pending = [], set(), 0, []
+                requests, forwarded, pending = self._requests, self._forwarded, self._pending
+                self._requests, self._forwarded, self._pending = [], 0, []
                 self._origins.clear()  # spans a sampler holds come back later, without origin
-            count = len(kept) + len(pending)
+            count = forwarded + len(pending)
             if not count or self._exporter is None:
                 return
             try:
                 if self._send_raw is None:
                     ok = self._exporter.export(pending) is SpanExportResult.SUCCESS
                 else:
-                    out = ExportTraceServiceRequest()
-                    for n, request in enumerate(requests):
-                        if len(kept) < adopted:
-                            _drop_unkept(request, {i for r, i in kept if r == n})
+                    for request, kept in requests:
+                        if kept is not None:
+                            _drop_unkept(request, kept)
+                    # the first request carries the rest: extending copies, so copy least
+                    out = requests[0][0] if requests else ExportTraceServiceRequest()
+                    for request, _ in requests[1:]:
                         out.resource_spans.extend(request.resource_spans)
                     if pending:
                         out.resource_spans.extend(encode_spans(pending).resource_spans)
@@ -218,22 +237,25 @@ def _raw_sender(exporter: SpanExporter | None) -> Callable[[ExportTraceServiceRe
     return lambda request: export(request) is SpanExportResult.SUCCESS
 
 
-def _append_enrichment(pb: PBSpan, original: ReadableSpan, enriched: ReadableSpan) -> None:
-    """Add to ``pb`` what the stages added to ``original`` (attributes, events)."""
-    before = original.attributes or {}
-    added = {k: v for k, v in (enriched.attributes or {}).items() if k not in before or before[k] != v}
-    if any(k in before for k in added):  # a stage replaced a sender's value
+def _append_additions(pb: PBSpan, before: Mapping[str, Any], attributes: Mapping[str, Any],
+                      events: Sequence[Event]) -> None:
+    """Add to ``pb`` (whose attributes were ``before``) the ``attributes`` that are new or
+    changed, and ``events``."""
+    added = {k: v for k, v in attributes.items() if k not in before or before[k] != v}
+    if not added and not events:
+        return
+    if not before.keys().isdisjoint(added):  # a stage replaced a sender's value
         kept = [kv for kv in pb.attributes if kv.key not in added]
         del pb.attributes[:]
         pb.attributes.extend(kept)
-    pb.attributes.extend(key_values(added))
-    for event in enriched.events[len(original.events):]:
-        pb.events.add(name=event.name, time_unix_nano=event.timestamp, attributes=key_values(event.attributes or {}))
+    pb.MergeFromString(span_fields(added, events))
 
 
 def _drop_unkept(request: ExportTraceServiceRequest, kept: set[int]) -> None:
     """Remove the spans of ``request`` (by position, in ``pb_spans`` order) that the export
     stage did not pass on (sampled out, or held for later)."""
+    if len(kept) == _span_count(request):
+        return
     i = 0
     for rs in request.resource_spans:
         for ss in rs.scope_spans:
@@ -301,7 +323,7 @@ class Gateway:
         reader = self._metric_reader(forward)
         self.meter_provider = MeterProvider(resource=Resource.create(), metric_readers=[reader] if reader else [])
         self._count = _Counter(self.meter_provider)
-        meter = self._count.meter
+        self._meter = meter = BatchingMeter(self._count.meter)
         meter.create_observable_gauge(
             semconv.METRIC_COLLECTOR_QUEUE, [self._observe_queue], unit="{span}",
             description="Spans waiting between the receiver and the pipeline",
@@ -324,7 +346,7 @@ class Gateway:
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> Gateway:
-        health.bind_meter(self._count.meter)
+        health.bind_meter(self._meter)
         self._worker = threading.Thread(target=self._work, name="frictionlens-collector", daemon=True)
         self._worker.start()
         self.receiver.start()
@@ -344,6 +366,7 @@ class Gateway:
         if self._persistent:
             StateFile(self.options.data_dir / STATE_FILE).save_stages(self._persistent)
         self.pipeline.shutdown()
+        self._meter.flush()
         self.meter_provider.shutdown()
         health.bind_meter(None)
 
@@ -378,23 +401,32 @@ class Gateway:
             requests = self._queue.take(BATCH_SPANS, IDLE_FLUSH_S)
             if requests is None:
                 return
-            for request in requests:
-                try:
-                    spans = readable_spans(request)
-                    self._forwarder.adopt(request, spans)
-                    self._run(spans)
-                except Exception:  # a request we cannot decode must not stop the worker
-                    health.count_internal_error("collector")
-                    _log.debug("collector could not process a request", exc_info=True)
-            self._forwarder.flush()
+            self._handle(requests)
 
-    def _run(self, spans: Sequence[ReadableSpan]) -> None:
-        passed = 0
-        for span in spans:
-            if is_enriched(span):
-                self._forwarder.on_end(span)
-                passed += 1
-            else:
-                self.pipeline.on_end(span)
+    def _handle(self, requests: Sequence[ExportTraceServiceRequest]) -> None:
+        """One batch: every request through the pipeline, then one export and the metrics."""
+        for request in requests:
+            try:
+                self._run(request)
+            except Exception:  # a request we cannot decode must not stop the worker
+                health.count_internal_error("collector")
+                _log.debug("collector could not process a request", exc_info=True)
+        self._forwarder.flush()
+        self._meter.flush()
+
+    def _run(self, request: ExportTraceServiceRequest) -> None:
+        spans = readable_spans(request)
+        enriched = [is_enriched(span) for span in spans]
+        passed = sum(enriched)
+        if self.pipeline.downstream is self._forwarder:  # no sampler: the stages' records go straight out
+            records = iter(self.pipeline.process_batch([s for s, e in zip(spans, enriched) if not e]))
+            self._forwarder.forward(request, spans, [None if e else next(records) for e in enriched])
+        else:
+            self._forwarder.adopt(request, spans)
+            for span, e in zip(spans, enriched):
+                if e:
+                    self._forwarder.on_end(span)
+                else:
+                    self.pipeline.on_end(span)
         self._count(semconv.COLLECTOR_PASSED_THROUGH, passed)
         self._count(semconv.COLLECTOR_PROCESSED, len(spans) - passed)

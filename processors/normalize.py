@@ -26,7 +26,7 @@ from frictionlens.instrumentation import text as textfeat
 from frictionlens.instrumentation.calls import numeric_params
 from frictionlens.instrumentation.invocation import LLMInvocation, call_features, output_signals
 from frictionlens.instrumentation.openai import _PARAMS, _content_text, _format_request, _tools_forced
-from frictionlens.processors.pipeline import Emit, SpanRecord
+from frictionlens.processors.pipeline import Emit, SpanRecord, span_attributes
 
 #: finish reasons that mean the token limit stopped the answer (OpenAI, Anthropic, Responses)
 _TRUNCATED = frozenset({"length", "max_tokens", "max_output_tokens"})
@@ -48,10 +48,9 @@ class Normalizer:
     def process(self, record: SpanRecord, emit: Emit) -> None:
         if record.features is not None:  # our wrappers made it: nothing to normalise
             return
-        attrs = record.span.attributes
-        if not attrs or _MARKERS.isdisjoint(attrs):  # iterating beats missed lookups (KeyError inside)
+        attrs = span_attributes(record.span)  # the first stage: nothing added yet
+        if not attrs or _MARKERS.isdisjoint(attrs):
             return
-        attrs = attrs.copy()  # a plain dict: the readers' many lookups are cheapest there
         if semconv.GEN_AI_OPERATION_NAME in attrs:
             read = _genai
         elif semconv.OPENINFERENCE_SPAN_KIND in attrs:
@@ -149,10 +148,11 @@ def _str(value: Any) -> str | None:
 
 def _indexed(attrs: Mapping[str, Any], prefix: str) -> Iterator[tuple[int, str]]:
     """(N, "N.") for every ``prefix + N + "."`` present, N = 0, 1, ... until one is missing."""
+    keys = "\n" + "\n".join(attrs)  # one C-level pass: most spans have no such keys at all
     i = 0
     while True:
         head = f"{prefix}{i}."
-        if not any(k.startswith(head) for k in attrs):
+        if "\n" + head not in keys or not any(k.startswith(head) for k in attrs):
             return
         yield i, head
         i += 1

@@ -28,7 +28,8 @@ import queue
 import threading
 import time
 import weakref
-from typing import Callable, Iterable, Protocol, Sequence, Union
+from types import MappingProxyType
+from typing import Callable, Iterable, Mapping, Protocol, Sequence, Union
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
@@ -50,6 +51,21 @@ Emit = Callable[[ReadableSpan], None]
 _Work = Union[tuple[ReadableSpan, "Pending | None"], Callable[[], None], None]
 """what the worker's queue holds: a finished span, work handed over, or the stop mark"""
 """Hands a span made by a stage (e.g. a conversation summary) to the export stage."""
+
+
+_NO_ATTRIBUTES: Mapping[str, AttributeValue] = MappingProxyType({})
+
+
+def span_attributes(span: ReadableSpan) -> Mapping[str, AttributeValue]:
+    """The span's attributes (read only), as the plain dict the SDK keeps when it can be
+    reached: the public property wraps them in a proxy over a Python-level mapping, several
+    times slower per lookup (a missing key raises and catches inside), and the stages read
+    many keys, most of them missing, on every span."""
+    raw = getattr(span, "_attributes", None)
+    if type(raw) is dict:  # a span built from a plain dict (e.g. decoded by the collector)
+        return raw
+    inner = getattr(raw, "_dict", None)
+    return inner if type(inner) is dict else (span.attributes or _NO_ATTRIBUTES)
 
 
 class SpanRecord:
@@ -74,6 +90,12 @@ class SpanRecord:
         if attrs is None:
             return default
         return attrs.get(key, default)
+
+    def merged(self) -> Mapping[str, AttributeValue]:
+        """The span's attributes with the added ones over them (read only), in one plain
+        dict for the many lookups of a stage."""
+        own = span_attributes(self.span)
+        return {**own, **self.attributes} if self.attributes else own
 
     def set(self, key: str, value: AttributeValue) -> None:
         self.attributes[key] = value
@@ -206,12 +228,7 @@ class SignalPipeline(SpanProcessor):
         record = SpanRecord(span, feats)
         # Stages hold per-conversation / per-trace state: serialise them.
         with self._lock:
-            for stage in self.stages:
-                try:
-                    stage.process(record, self._emit)
-                except Exception:  # never break the app for a signal
-                    count_internal_error(type(stage).__name__)
-                    _log.debug("stage %s failed", type(stage).__name__, exc_info=True)
+            self._run_stages(record)
             try:
                 out = record.to_span()
             except Exception:
@@ -219,6 +236,29 @@ class SignalPipeline(SpanProcessor):
                 _log.debug("enriched copy failed", exc_info=True)
                 out = span
         self.downstream.on_end(out)
+
+    def _run_stages(self, record: SpanRecord) -> None:
+        """Every stage on ``record``, in order; the caller holds the lock."""
+        for stage in self.stages:
+            try:
+                stage.process(record, self._emit)
+            except Exception:  # never break the app for a signal
+                count_internal_error(type(stage).__name__)
+                _log.debug("stage %s failed", type(stage).__name__, exc_info=True)
+
+    def process_batch(self, spans: Sequence[ReadableSpan]) -> list[SpanRecord]:
+        """Run the stages on spans finished elsewhere (no in-process features), under one
+        lock acquisition, and return their records instead of handing them on: for a caller
+        that exports what the stages added itself (the collector appends it to the protobuf
+        spans it received). Once the stages are closed the records stay empty."""
+        records = [SpanRecord(span) for span in spans]
+        if self._closed:
+            return records
+        self._ensure_ticker()
+        with self._lock:
+            for record in records:
+                self._run_stages(record)
+        return records
 
     def shutdown(self) -> None:
         self.close_stages()

@@ -332,6 +332,35 @@ def test_back_pressure_with_a_blocked_downstream_then_the_sdk_exporter_retries()
     assert {kv.key: kv.value.string_value for kv in app_span.attributes}[semconv.FRICTION_KIND] == semconv.FRICTION_STREAM_ABANDON
 
 
+def test_grpc_forward_merges_the_findings_into_the_spans_as_received(sink, monkeypatch):
+    """Spans go on as the protobuf that came in, the sender's attributes as sent, plus what
+    the stages found (attributes and evaluation events); a value a stage recomputes replaces
+    the sender's, once."""
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+    gw = Gateway(grpc_endpoint="127.0.0.1:0", http_endpoint=None, forward=f"http://{sink.grpc_endpoint}",
+                 options=collector_options())
+    stale = _call("conv-m", abandoned=True, **{semconv.CONVERSATION_ID: "stale", "app.extra": 7})
+    with gw, grpc.insecure_channel(gw.receiver.grpc_endpoint) as channel:
+        _grpc_export(channel, _request(_call("conv-m"), stale).SerializeToString())
+        sink.wait_for_spans(2)
+    received = [s for req in sink.requests("traces") for rs in req.resource_spans for ss in rs.scope_spans
+                for s in ss.spans if s.name == "chat gpt-4o-mini"]
+    first, second = sorted(received, key=lambda s: s.span_id)
+    keys = [kv.key for kv in second.attributes]
+    assert keys[:len(stale) - 1] == [k for k in stale if k != semconv.CONVERSATION_ID]  # as sent, in order
+    assert keys.count(semconv.CONVERSATION_ID) == 1
+    attrs = {kv.key: kv.value for kv in second.attributes}
+    assert attrs[semconv.CONVERSATION_ID].string_value == "conv-m" and attrs["app.extra"].int_value == 7
+    assert attrs[semconv.FRICTION_KIND].string_value == semconv.FRICTION_STREAM_ABANDON
+    assert attrs[semconv.REVIEW_NEEDED].bool_value is True
+    (event,) = second.events
+    labels = {kv.key: kv.value.string_value for kv in event.attributes}
+    assert (event.name, labels[semconv.GEN_AI_EVALUATION_SCORE_LABEL]) == (
+        semconv.GEN_AI_EVALUATION_RESULT, semconv.FRICTION_STREAM_ABANDON)
+    assert {kv.key: kv.value.bool_value for kv in first.attributes}[semconv.REVIEW_NEEDED] is False
+    assert not first.events
+
+
 def test_signal_sampling_in_the_collector_forwards_flagged_conversations_only(sink, monkeypatch):
     """With sampling on, spans held back and released later go out beside the ones forwarded
     as received (gRPC forward); held spans of unflagged conversations do not."""

@@ -239,3 +239,36 @@ def test_spans_ended_on_the_worker_start_the_ticker_that_expires_stage_state():
     assert pipeline.submit(tp.get_tracer("t").start_span("handed over").end)  # the app thread ends no span
     assert stage.ticked.wait(10)
     pipeline.shutdown()
+
+
+def test_process_batch_returns_the_records_and_hands_nothing_on():
+    """The collector's batch path: stages run in order on every span (a failing one skipped
+    and counted), the additions come back, and the export stage sees nothing."""
+    before = health.internal_errors().get("Broken", 0)
+    tag = Tag()
+    exporter = InMemorySpanExporter()
+    pipeline = SignalPipeline([Broken(), tag], downstream=SimpleSpanProcessor(exporter))
+    spans = [ReadableSpan(f"call-{n}", context=SpanContext(1, n, False), attributes={"test.n": n}) for n in (1, 2)]
+    records = pipeline.process_batch(spans)
+    assert [r.span for r in records] == spans
+    assert [r.attributes for r in records] == [{"test.tag": 2}, {"test.tag": 3}]
+    assert [[e.name for e in r.events] for r in records] == [["test.event"], ["test.event"]]
+    assert tag.seen == [None, None]  # spans finished elsewhere carry no in-process features
+    assert health.internal_errors()["Broken"] == before + 2
+    assert exporter.get_finished_spans() == ()
+
+    pipeline.close_stages()
+    (late,) = pipeline.process_batch(spans[:1])  # closed: the stages are not run any more
+    assert (late.attributes, late.events, len(tag.seen)) == ({}, [], 2)
+
+
+def test_merged_attributes_put_what_stages_added_over_the_span_own():
+    tp, _, exporter = _setup()
+    tp.get_tracer("t").start_span("call", attributes={"a": 1, "b": 2}).end()
+    (span,) = exporter.get_finished_spans()
+    record = SpanRecord(span)
+    assert record.merged() == {"a": 1, "b": 2}
+    record.set("b", 3)
+    record.set("c", 4)
+    assert record.merged() == {"a": 1, "b": 3, "c": 4}
+    assert dict(span.attributes) == {"a": 1, "b": 2}  # the span itself is untouched

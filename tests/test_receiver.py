@@ -36,7 +36,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
-from frictionlens.collector.decode import readable_spans, span_dict
+from frictionlens.collector.decode import attributes, key_values, readable_spans, span_dict, span_fields
 from frictionlens.collector.receiver import OTLPReceiver
 from frictionlens.processors.pipeline import SignalPipeline, SpanRecord
 from tests.otlp import CapturedOTLP, otlp_receiver  # noqa: F401 - the fixture
@@ -110,6 +110,27 @@ def test_decoded_spans_encode_back_to_the_request_the_exporter_sent(otlp_receive
     assert len(requests) == 2  # SimpleSpanProcessor: one span per request
     for request in requests:
         assert encode_spans(readable_spans(request)) == request
+
+
+def test_span_fields_merge_into_a_received_span_as_attributes_and_events():
+    """How the collector adds the stages' results to a span it forwards as received."""
+    from opentelemetry.proto.trace.v1.trace_pb2 import Span as PBSpan
+    from opentelemetry.sdk.trace import Event
+
+    pb = PBSpan(name="call", attributes=key_values({"sender.key": "x"}))
+    added = {"s": "text", "b": True, "i": 1, "f": 1.0, "neg": -5, "big": 2**62, "raw": b"\x00\x01",
+             "tuple": ("a", "b"), "list": [1, 2], "kv": {"k": "v"}}
+    pb.MergeFromString(span_fields(added, [Event("ev", {"score": 0.5, "label": "x"}, 123)]))
+    assert attributes(pb.attributes) == {"sender.key": "x", **added, "list": (1, 2)}
+    assert [(e.name, e.time_unix_nano, attributes(e.attributes)) for e in pb.events] == [
+        ("ev", 123, {"score": 0.5, "label": "x"})
+    ]
+    # encodings are cached: values equal across types (True == 1 == 1.0) stay apart
+    for value in (True, 1, 1.0, False, 0, 0.0):
+        one = PBSpan()
+        one.MergeFromString(span_fields({"k": value}))
+        (got,) = attributes(one.attributes).values()
+        assert (type(got), got) == (type(value), value)
 
 
 def test_decoded_spans_run_through_the_signal_pipeline(otlp_receiver):

@@ -268,9 +268,7 @@ class DriftStage:
     # -- Stage -------------------------------------------------------------------------------
     def process(self, record: SpanRecord, emit: Emit) -> None:
         span = record.span
-        a = span.attributes.copy()  # one plain dict: its lookups are the cheapest
-        if record.attributes:
-            a.update(record.attributes)
+        a = record.merged()
         get = a.get
         if get(semconv.GEN_AI_OPERATION_NAME) not in semconv.LLM_OPERATIONS:
             return

@@ -35,7 +35,7 @@ from __future__ import annotations
 import sys
 import time
 from array import array
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping
 
 from opentelemetry import metrics
 from opentelemetry.sdk.resources import Resource
@@ -72,6 +72,8 @@ _POSITIVE_FEEDBACK = frozenset(k for k, v in FEEDBACK_KINDS.items() if v is None
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _EMPTY_RESOURCE = Resource.get_empty()
 _ids = RandomIdGenerator()
+_Get = Callable[[str], object]
+"""reads a span attribute, what earlier stages added first (None when absent)"""
 
 
 class FrictionStage:
@@ -121,11 +123,11 @@ class FrictionStage:
 
     # -- Stage ---------------------------------------------------------------------------
     def process(self, record: SpanRecord, emit: Emit) -> None:
-        attrs = _Attributes(record)
-        if record.span.name == semconv.FEEDBACK_SPAN and attrs.get(semconv.FEEDBACK_KIND) is not None:
-            self._feedback(record, attrs)
-        elif attrs.get(semconv.GEN_AI_OPERATION_NAME) in semconv.LLM_OPERATIONS:
-            self._call(record, attrs)
+        get = record.merged().get
+        if record.span.name == semconv.FEEDBACK_SPAN and get(semconv.FEEDBACK_KIND) is not None:
+            self._feedback(record, get)
+        elif get(semconv.GEN_AI_OPERATION_NAME) in semconv.LLM_OPERATIONS:
+            self._call(record, get)
         else:
             return
         for conv in self.tracker.overflow():
@@ -140,13 +142,13 @@ class FrictionStage:
             emit(self._summary(conv, semconv.CONVERSATION_END_SHUTDOWN))
 
     # -- calls ---------------------------------------------------------------------------
-    def _call(self, record: SpanRecord, attrs: _Attributes) -> None:
+    def _call(self, record: SpanRecord, get: _Get) -> None:
         span = record.span
         feats = record.features
-        given = attrs.get(semconv.GEN_AI_CONVERSATION_ID)
+        given = get(semconv.GEN_AI_CONVERSATION_ID)
         output = feats.outputs[0] if feats is not None and feats.outputs else None
-        abandoned = bool(attrs.get(semconv.STREAM_ABANDONED))
-        failed = attrs.get(semconv.ERROR_TYPE) is not None or (attrs.get(semconv.OUTPUT_CHARS) == 0 and not abandoned)
+        abandoned = bool(get(semconv.STREAM_ABANDONED))
+        failed = get(semconv.ERROR_TYPE) is not None or (get(semconv.OUTPUT_CHARS) == 0 and not abandoned)
         answer = output.digest if output is not None and output.chars and not abandoned else 0
         now = span.end_time or time.time_ns()
         th = self.tracker.thread(None if given is None else str(given), feats.messages if feats else (), answer, now)
@@ -155,12 +157,12 @@ class FrictionStage:
         conv = th.conv
         found = self._detect(th, output, abandoned)
         self.tracker.record(th, answer, failed, now)
-        provider = _name(attrs.get(semconv.GEN_AI_PROVIDER_NAME))
-        model = _name(attrs.get(semconv.GEN_AI_REQUEST_MODEL) or attrs.get(semconv.GEN_AI_RESPONSE_MODEL))
+        provider = _name(get(semconv.GEN_AI_PROVIDER_NAME))
+        model = _name(get(semconv.GEN_AI_REQUEST_MODEL) or get(semconv.GEN_AI_RESPONSE_MODEL))
         ctx = span.context
         if ctx is not None:
             conv.trace_id, conv.span_id = ctx.trace_id, ctx.span_id
-            self.tracker.remember_call(conv, ctx.span_id, _str(attrs.get(semconv.GEN_AI_RESPONSE_ID)))
+            self.tracker.remember_call(conv, ctx.span_id, _str(get(semconv.GEN_AI_RESPONSE_ID)))
         conv.resource, conv.provider, conv.model = span.resource, provider, model
         record.set(semconv.CONVERSATION_ID, conv.key)
         record.set(semconv.CONVERSATION_TURN, th.turn)
@@ -213,10 +215,10 @@ class FrictionStage:
         return a.digest == b.digest or sketch_similarity(a.sketch, b.sketch) >= self.duplicate_threshold
 
     # -- feedback ------------------------------------------------------------------------
-    def _feedback(self, record: SpanRecord, attrs: _Attributes) -> None:
-        kind = str(attrs.get(semconv.FEEDBACK_KIND))
-        given = _str(attrs.get(semconv.FEEDBACK_CONVERSATION_ID))
-        response_id = _str(attrs.get(semconv.FEEDBACK_RESPONSE_ID))
+    def _feedback(self, record: SpanRecord, get: _Get) -> None:
+        kind = str(get(semconv.FEEDBACK_KIND))
+        given = _str(get(semconv.FEEDBACK_CONVERSATION_ID))
+        response_id = _str(get(semconv.FEEDBACK_RESPONSE_ID))
         conv = self.tracker.get(given) if given else None
         if conv is None:
             links = record.span.links or ()
@@ -227,7 +229,7 @@ class FrictionStage:
             record.set(semconv.CONVERSATION_TURN, conv.turn)
         elif given:
             record.set(semconv.CONVERSATION_ID, given)
-        friction = friction_of(kind, attrs.get(semconv.FEEDBACK_VALUE))
+        friction = friction_of(kind, get(semconv.FEEDBACK_VALUE))
         if friction is None:
             if conv is not None and (kind in _POSITIVE_FEEDBACK or kind == semconv.FEEDBACK_RATING):
                 conv.positive += 1
@@ -362,27 +364,6 @@ class FrictionStage:
             end_time=end,
             instrumentation_scope=self._scope,
         )
-
-
-class _Attributes:
-    """A span's attributes as the stages see them (added ones first), read through one view.
-
-    The SDK's attribute mapping answers a missing key by raising and catching KeyError;
-    most keys read here are usually missing, so their names are collected once instead.
-    """
-
-    __slots__ = ("added", "own", "names")
-
-    def __init__(self, record: SpanRecord) -> None:
-        self.added = record.attributes
-        own = record.span.attributes
-        self.own = {} if own is None else own
-        self.names = set(self.own)
-
-    def get(self, key: str) -> object:
-        if key in self.added:
-            return self.added[key]
-        return self.own[key] if key in self.names else None
 
 
 def _compact(text: TextFeatures) -> TextFeatures:

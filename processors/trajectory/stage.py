@@ -47,7 +47,7 @@ from opentelemetry.trace import StatusCode
 
 from frictionlens import semconv
 from frictionlens.health import count_eviction
-from frictionlens.processors.pipeline import Emit, SpanRecord
+from frictionlens.processors.pipeline import Emit, SpanRecord, span_attributes
 from frictionlens.processors.trajectory.analysis import (
     ToolEvent,
     call_tokens,
@@ -65,7 +65,6 @@ _OUTCOMES = frozenset({
     semconv.TRAJECTORY_OUTCOME_UNKNOWN,
 })
 _LLM = semconv.LLM_OPERATIONS
-_EMPTY: dict[str, Any] = {}
 #: open parent spans with pending accumulators, per trace
 _MAX_PENDING_PER_TRACE = 1024
 
@@ -179,7 +178,7 @@ class TrajectoryStage:
         ctx = span.context
         if ctx is None:
             return
-        attrs = _attributes(span)
+        attrs = span_attributes(span)
         op = attrs.get(semconv.GEN_AI_OPERATION_NAME)
         traces = self._traces
         tid = ctx.trace_id
@@ -381,17 +380,6 @@ class TrajectoryStage:
         acc.nested_steps = acc.steps
         acc.nested_tool_calls = tool_calls
         acc.agents += 1
-
-
-def _attributes(span: ReadableSpan) -> Mapping[str, Any]:
-    """The span's attributes, as the plain dict the SDK keeps when it can be reached: the
-    public property wraps them in a proxy over a Python-level mapping, several times slower
-    per lookup (a missing key raises and catches inside), on every span of the app."""
-    raw = getattr(span, "_attributes", None)
-    if type(raw) is dict:  # a span built from a plain dict (e.g. decoded by the collector)
-        return raw
-    inner = getattr(raw, "_dict", None)
-    return inner if type(inner) is dict else (span.attributes or _EMPTY)
 
 
 def _is_local_root(span: ReadableSpan) -> bool:
