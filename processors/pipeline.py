@@ -48,9 +48,9 @@ MAX_QUEUED = 4096
 BATCH_DELAY_S = 0.2
 
 Emit = Callable[[ReadableSpan], None]
+"""Hands a span made by a stage (e.g. a conversation summary) to the export stage."""
 _Work = Union[tuple[ReadableSpan, "Pending | None"], Callable[[], None], None]
 """what the worker's queue holds: a finished span, work handed over, or the stop mark"""
-"""Hands a span made by a stage (e.g. a conversation summary) to the export stage."""
 
 
 _NO_ATTRIBUTES: Mapping[str, AttributeValue] = MappingProxyType({})
