@@ -127,7 +127,7 @@ def span_fields(attrs: Mapping[str, Any], events: Iterable[Event] = ()) -> bytes
         try:
             parts.append(_attribute_field(key, value))
         except TypeError:  # unhashable (a list): not cached
-            parts.append(PBSpan(attributes=[KeyValue(key=key, value=to_any_value(value))]).SerializeToString())
+            parts.append(_attribute_field.__wrapped__(key, value))
     events = [
         PBSpan.Event(name=e.name, time_unix_nano=e.timestamp, attributes=key_values(e.attributes or {})) for e in events
     ]
