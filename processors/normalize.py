@@ -15,10 +15,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from functools import lru_cache, partial
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 from urllib.parse import urlsplit
 
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.trace import StatusCode
 
 from frictionlens import semconv
@@ -34,6 +34,11 @@ _REFUSED = frozenset({"refusal"})
 #: attributes that mark a span as some instrumentation's LLM call
 _MARKERS = frozenset({semconv.GEN_AI_OPERATION_NAME, semconv.OPENINFERENCE_SPAN_KIND, semconv.LEGACY_GEN_AI_SYSTEM,
                       semconv.TRACELOOP_REQUEST_TYPE})
+#: attributes (of the span or of one event) that carry GenAI-convention content
+_GENAI_CONTENT = frozenset({semconv.GEN_AI_SYSTEM_INSTRUCTIONS, semconv.GEN_AI_INPUT_MESSAGES,
+                            semconv.GEN_AI_OUTPUT_MESSAGES})
+#: a Traceloop indexed key at the start of a ``_key_lines`` line
+_TRACELOOP_LINES = ("\n" + semconv.TRACELOOP_PROMPT_PREFIX, "\n" + semconv.TRACELOOP_COMPLETION_PREFIX)
 _FORMAT_JUDGEMENT = (semconv.OUTPUT_FORMAT_EXPECTED, semconv.GEN_AI_OUTPUT_TYPE, semconv.OUTPUT_FORMAT_VALID,
                      semconv.OUTPUT_FORMAT_ERROR)
 
@@ -88,11 +93,12 @@ class Normalizer:
             **inv.request_attributes,
             **inv.response_attributes,
         }
-        if inv.error_type is None and span.status.status_code is StatusCode.ERROR:
-            inv.error_type = _exception_type(span)
+        events = span.events  # most spans have none: then neither an exception type nor a first chunk
+        if inv.error_type is None and events and span.status.status_code is StatusCode.ERROR:
+            inv.error_type = _exception_type(events)
         mapped[semconv.ERROR_TYPE] = inv.error_type
         # every reader returns LLM calls only (chat, text_completion, generate_content)
-        ttfc = _first_chunk_s(span)
+        ttfc = _first_chunk_s(events, span.start_time)
         if ttfc is not None:
             mapped[semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = ttfc
         if inv.finish_reasons:
@@ -146,9 +152,15 @@ def _str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _indexed(attrs: Mapping[str, Any], prefix: str) -> Iterator[tuple[int, str]]:
-    """(N, "N.") for every ``prefix + N + "."`` present, N = 0, 1, ... until one is missing."""
-    keys = "\n" + "\n".join(attrs)  # one C-level pass: most spans have no such keys at all
+def _key_lines(attrs: Mapping[str, Any]) -> str:
+    """Every key on a line of its own: a prefix test is then one C-level substring search
+    (most spans have no indexed keys at all)."""
+    return "\n" + "\n".join(attrs)
+
+
+def _indexed(attrs: Mapping[str, Any], keys: str, prefix: str) -> Iterator[tuple[int, str]]:
+    """(N, "N.") for every ``prefix + N + "."`` present, N = 0, 1, ... until one is missing;
+    ``keys`` is ``_key_lines(attrs)``, made once for all the prefixes a reader tests."""
     i = 0
     while True:
         head = f"{prefix}{i}."
@@ -158,18 +170,18 @@ def _indexed(attrs: Mapping[str, Any], prefix: str) -> Iterator[tuple[int, str]]
         i += 1
 
 
-def _exception_type(span: ReadableSpan) -> str | None:
-    for event in span.events:
+def _exception_type(events: Sequence[Event]) -> str | None:
+    for event in events:
         if event.name == semconv.EXCEPTION_EVENT:
             return _str((event.attributes or {}).get(semconv.EXCEPTION_TYPE))
     return None
 
 
-def _first_chunk_s(span: ReadableSpan) -> float | None:
+def _first_chunk_s(events: Sequence[Event], start_time: int | None) -> float | None:
     """Seconds to the first streamed chunk, from the first chunk event a peer records."""
-    for event in span.events:
-        if event.name in semconv.PEER_FIRST_CHUNK_EVENTS and span.start_time:
-            return max(0.0, (event.timestamp - span.start_time) / 1e9)
+    for event in events:
+        if event.name in semconv.PEER_FIRST_CHUNK_EVENTS and start_time:
+            return max(0.0, (event.timestamp - start_time) / 1e9)
     return None
 
 
@@ -211,10 +223,12 @@ def _genai(span: ReadableSpan, attrs: Mapping[str, Any]) -> _PeerCall | None:
     _traceloop_extras(attrs, inv)
     reasons = attrs.get(semconv.GEN_AI_RESPONSE_FINISH_REASONS)
     inv.finish_reasons = [str(r) for r in reasons] if isinstance(reasons, (list, tuple)) else []
-    events = [e.attributes for e in span.events if e.attributes and (
-        semconv.GEN_AI_INPUT_MESSAGES in e.attributes or semconv.GEN_AI_OUTPUT_MESSAGES in e.attributes)]
-    if not any(_genai_content(source, inv) for source in [attrs, *events]) and not _traceloop_indexed_content(attrs, inv):
-        _event_content(span, inv)
+    events = span.events
+    found = _genai_content(attrs, inv) or any(
+        _genai_content(e.attributes, inv) for e in events if e.attributes and (
+            semconv.GEN_AI_INPUT_MESSAGES in e.attributes or semconv.GEN_AI_OUTPUT_MESSAGES in e.attributes))
+    if not found and not _traceloop_indexed_content(attrs, inv):
+        _event_content(events, inv)
     return inv
 
 
@@ -246,6 +260,8 @@ def _with_calls(text: str, calls: list[tuple[str, str]]) -> str:
 
 def _genai_content(attrs: Mapping[str, Any], inv: _PeerCall) -> bool:
     """``gen_ai.input.messages`` / ``gen_ai.output.messages`` / ``gen_ai.system_instructions``."""
+    if _GENAI_CONTENT.isdisjoint(attrs):  # the common case: content was not captured
+        return False
     found = False
     system = _json(attrs.get(semconv.GEN_AI_SYSTEM_INSTRUCTIONS))
     if system is not None:
@@ -275,9 +291,9 @@ def _genai_content(attrs: Mapping[str, Any], inv: _PeerCall) -> bool:
     return found
 
 
-def _event_content(span: ReadableSpan, inv: _PeerCall) -> None:
+def _event_content(events: Sequence[Event], inv: _PeerCall) -> None:
     """The earlier event form: ``gen_ai.<role>.message`` and ``gen_ai.choice`` span events."""
-    for event in span.events:
+    for event in events:
         attrs = event.attributes or {}
         role = semconv.PEER_MESSAGE_EVENTS.get(event.name)
         if role is not None:
@@ -330,14 +346,17 @@ def _traceloop_legacy(span: ReadableSpan, attrs: Mapping[str, Any]) -> _PeerCall
 
 
 def _traceloop_indexed_content(attrs: Mapping[str, Any], inv: _PeerCall) -> bool:
+    keys = _key_lines(attrs)
+    if _TRACELOOP_LINES[0] not in keys and _TRACELOOP_LINES[1] not in keys:  # no key has either prefix
+        return False
     found = False
-    for _, head in _indexed(attrs, semconv.TRACELOOP_PROMPT_PREFIX):
+    for _, head in _indexed(attrs, keys, semconv.TRACELOOP_PROMPT_PREFIX):
         inv.messages.append((str(attrs.get(head + "role") or "user"), str(attrs.get(head + "content") or "")))
         found = True
     reasons = []
-    for _, head in _indexed(attrs, semconv.TRACELOOP_COMPLETION_PREFIX):
+    for _, head in _indexed(attrs, keys, semconv.TRACELOOP_COMPLETION_PREFIX):
         inv.outputs.append(str(attrs.get(head + "content") or ""))
-        for _, call in _indexed(attrs, head + "tool_calls."):
+        for _, call in _indexed(attrs, keys, head + "tool_calls."):
             inv.tool_calls.append((str(attrs.get(call + "name") or ""), str(attrs.get(call + "arguments") or "")))
             inv.tool_call_ids.append(_str(attrs.get(call + "id")))
         reasons.append(str(attrs.get(head + "finish_reason") or ""))
@@ -384,11 +403,12 @@ def _openinference(span: ReadableSpan, attrs: Mapping[str, Any]) -> _PeerCall | 
                 inv.finish_reasons = reasons
     if not inv.finish_reasons and _str(attrs.get(semconv.OPENINFERENCE_FINISH_REASON)):
         inv.finish_reasons = [attrs[semconv.OPENINFERENCE_FINISH_REASON]]
-    for _, head in _indexed(attrs, semconv.OPENINFERENCE_INPUT_MESSAGES):
-        text, calls, _ = _openinference_message(attrs, head)
+    keys = _key_lines(attrs)
+    for _, head in _indexed(attrs, keys, semconv.OPENINFERENCE_INPUT_MESSAGES):
+        text, calls, _ = _openinference_message(attrs, keys, head)
         inv.messages.append((str(attrs.get(head + "message.role") or "user"), _with_calls(text, calls)))
-    for _, head in _indexed(attrs, semconv.OPENINFERENCE_OUTPUT_MESSAGES):
-        text, calls, ids = _openinference_message(attrs, head)
+    for _, head in _indexed(attrs, keys, semconv.OPENINFERENCE_OUTPUT_MESSAGES):
+        text, calls, ids = _openinference_message(attrs, keys, head)
         inv.outputs.append(text)
         inv.tool_calls += calls
         inv.tool_call_ids += ids
@@ -396,14 +416,16 @@ def _openinference(span: ReadableSpan, attrs: Mapping[str, Any]) -> _PeerCall | 
     return inv
 
 
-def _openinference_message(attrs: Mapping[str, Any], head: str) -> tuple[str, list[tuple[str, str]], list[str | None]]:
+def _openinference_message(
+    attrs: Mapping[str, Any], keys: str, head: str
+) -> tuple[str, list[tuple[str, str]], list[str | None]]:
     text = attrs.get(head + "message.content")
     if not isinstance(text, str):
         text = "\n".join(str(attrs.get(part + "message_content.text") or "")
-                         for _, part in _indexed(attrs, head + "message.contents."))
+                         for _, part in _indexed(attrs, keys, head + "message.contents."))
     calls: list[tuple[str, str]] = []
     ids: list[str | None] = []
-    for _, call in _indexed(attrs, head + "message.tool_calls."):
+    for _, call in _indexed(attrs, keys, head + "message.tool_calls."):
         calls.append((str(attrs.get(call + "tool_call.function.name") or ""),
                       str(attrs.get(call + "tool_call.function.arguments") or "")))
         ids.append(_str(attrs.get(call + "tool_call.id")))
