@@ -32,7 +32,7 @@ import itertools
 from array import array
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from typing import Sequence
 
 from opentelemetry.sdk.resources import Resource
 
@@ -71,13 +71,18 @@ class History:
     """user messages among them"""
     has_answer: bool
     """an assistant message among them: the app resends the conversation's history"""
+    ends_with_user: bool
+    """the last message is a user message"""
 
-    @property
-    def ends_with_user(self) -> bool:
-        return bool(self.msgs) and self.msgs[-1].role == "user"
+
+#: the history of a call without captured messages (the common case in a collector), shared:
+#: a History is only read once scanned
+_NO_HISTORY = History([], [EMPTY], 0, False, False)
 
 
 def scan(messages: Sequence[MessageFeatures]) -> History:
+    if not messages:
+        return _NO_HISTORY
     msgs = [m for m in messages if m.role not in SYSTEM_ROLES]
     hashes = [EMPTY]
     append = hashes.append
@@ -87,7 +92,7 @@ def scan(messages: Sequence[MessageFeatures]) -> History:
         acc = hash((acc, code(m.role, 4), m.text.digest)) & _MASK
         append(acc)
     roles = [m.role for m in msgs]
-    return History(msgs, hashes, roles.count("user"), "assistant" in roles)
+    return History(msgs, hashes, roles.count("user"), "assistant" in roles, bool(roles) and roles[-1] == "user")
 
 
 def inferred_id(first_user: int, first_answer: int) -> str:
@@ -137,9 +142,9 @@ class Conversation:
         self.provider: str | None = None
         self.model: str | None = None
 
-    def entries(self) -> Iterator[int]:
+    def entries(self) -> range:
         """Ring entry offsets, newest first."""
-        return iter(range(len(self.ring) - _FIELDS, -1, -_FIELDS))
+        return range(len(self.ring) - _FIELDS, -1, -_FIELDS)
 
 
 @dataclass(slots=True)
@@ -206,11 +211,11 @@ class ConversationTracker:
         ``answer``: digest of the call's output text, 0 when it has none (error, tool calls).
         """
         hist = scan(messages)
-        if given_id is None and not hist.msgs:
-            return None
         if given_id is not None:
             conv = self._convs.get(given_id) or self._new(given_id, True, now_ns)
             th = self._classify(conv, hist)
+        elif not hist.msgs:
+            return None
         else:
             found = self._find(hist, now_ns)
             if found is not None:
@@ -253,24 +258,24 @@ class ConversationTracker:
     def _classify(self, conv: Conversation, hist: History) -> Threading:
         msgs, h = hist.msgs, hist.hashes
         n = len(msgs)
-        ring = conv.ring
-        entries = list(conv.entries())
-        if n:
+        ends_with_user = hist.ends_with_user
+        if n:  # without messages nothing can match a remembered call
+            ring = conv.ring
+            entries = conv.entries()
             for at in entries:
                 if ring[at + _REQ] == h[n]:
                     return self._threading(conv, RESEND, ring[at + _TURN], hist, 0, at)
-        ends_with_user = hist.ends_with_user
-        if ends_with_user and (n > 1 or conv.resends_history):
-            for at in entries:
-                if ring[at + _PREFIX] == h[n - 1]:
-                    return self._threading(conv, EDIT, ring[at + _TURN], hist, n - 1, at)
-        if entries:
-            requests = {ring[at + _REQ]: at for at in entries}
-            for k in range(n - 1, 0, -1):
-                at = requests.get(h[k], -1)
-                if at >= 0 and msgs[k].role == "assistant":
-                    added = sum(m.role == "user" for m in msgs[k:])
-                    return self._threading(conv, CONTINUE, ring[at + _TURN] + added, hist, n, at)
+            if ends_with_user and (n > 1 or conv.resends_history):
+                for at in entries:
+                    if ring[at + _PREFIX] == h[n - 1]:
+                        return self._threading(conv, EDIT, ring[at + _TURN], hist, n - 1, at)
+            if n > 1 and entries:
+                requests = {ring[at + _REQ]: at for at in entries}
+                for k in range(n - 1, 0, -1):
+                    at = requests.get(h[k], -1)
+                    if at >= 0 and msgs[k].role == "assistant":
+                        added = sum(m.role == "user" for m in msgs[k:])
+                        return self._threading(conv, CONTINUE, ring[at + _TURN] + added, hist, n, at)
         # no remembered call matches: a stateless app (only the new message sent), a
         # history the app trimmed, or a call the ring has forgotten
         turn = conv.turn + (1 if ends_with_user or n == 0 else 0)
@@ -284,6 +289,8 @@ class ConversationTracker:
         if upto == len(msgs) and hist.ends_with_user:
             th.new_user = msgs[-1].text
             upto -= 1
+        if not upto:  # nothing before it
+            return th
         answers: list[TextFeatures] = []
         for i in range(upto - 1, -1, -1):
             m = msgs[i]
@@ -314,14 +321,17 @@ class ConversationTracker:
     # -- after detection -----------------------------------------------------------------
     def record(self, th: Threading, answer: int, failed: bool, now_ns: int) -> None:
         """Remember the call in its conversation's ring (and the request index)."""
-        conv, hist = th.conv, th.history
+        conv, hist, turn = th.conv, th.history, th.turn
         h = hist.hashes
         n = len(h) - 1
         conv.calls += 1
-        conv.last_ns = max(conv.last_ns, now_ns)
-        conv.turn = th.turn
-        conv.turns = max(conv.turns, th.turn)
-        conv.resends_history = conv.resends_history or hist.has_answer
+        if now_ns > conv.last_ns:
+            conv.last_ns = now_ns
+        conv.turn = turn
+        if turn > conv.turns:
+            conv.turns = turn
+        if hist.has_answer:
+            conv.resends_history = True
         ring = conv.ring
         if th.relation in (RESEND, EDIT):
             at = th.entry
@@ -338,7 +348,7 @@ class ConversationTracker:
         ends_with_user = hist.ends_with_user
         if last >= 0 and ring[last + _PREFIX] == 0 and not ends_with_user:
             self._truncate(conv, last)  # keep only the latest agent step
-        ring.extend((th.turn, h[n], h[n - 1] if ends_with_user else 0, answer, int(failed)))
+        ring.extend((turn, h[n], h[n - 1] if ends_with_user else 0, answer, int(failed)))
         while len(ring) > RING * _FIELDS:
             self._unindex(conv, ring[_REQ])
             del ring[:_FIELDS]
@@ -346,8 +356,9 @@ class ConversationTracker:
 
     def _truncate(self, conv: Conversation, at: int) -> None:
         ring = conv.ring
-        for off in range(at, len(ring), _FIELDS):
-            self._unindex(conv, ring[off + _REQ])
+        if not conv.explicit:  # only inferred conversations are indexed
+            for off in range(at, len(ring), _FIELDS):
+                self._unindex(conv, ring[off + _REQ])
         del ring[at:]
 
     def _index(self, conv: Conversation, request: int) -> None:

@@ -124,7 +124,7 @@ class FrictionStage:
     # -- Stage ---------------------------------------------------------------------------
     def process(self, record: SpanRecord, emit: Emit) -> None:
         get = record.merged().get
-        if record.span.name == semconv.FEEDBACK_SPAN and get(semconv.FEEDBACK_KIND) is not None:
+        if get(semconv.FEEDBACK_KIND) is not None and record.span.name == semconv.FEEDBACK_SPAN:
             self._feedback(record, get)
         elif get(semconv.GEN_AI_OPERATION_NAME) in semconv.LLM_OPERATIONS:
             self._call(record, get)
@@ -157,16 +157,17 @@ class FrictionStage:
         conv = th.conv
         found = self._detect(th, output, abandoned)
         self.tracker.record(th, answer, failed, now)
-        provider = _name(get(semconv.GEN_AI_PROVIDER_NAME))
-        model = _name(get(semconv.GEN_AI_REQUEST_MODEL) or get(semconv.GEN_AI_RESPONSE_MODEL))
+        provider = _name(get(semconv.GEN_AI_PROVIDER_NAME), conv.provider)
+        model = _name(get(semconv.GEN_AI_REQUEST_MODEL) or get(semconv.GEN_AI_RESPONSE_MODEL), conv.model)
         ctx = span.context
         if ctx is not None:
             conv.trace_id, conv.span_id = ctx.trace_id, ctx.span_id
-            self.tracker.remember_call(conv, ctx.span_id, _str(get(semconv.GEN_AI_RESPONSE_ID)))
+            self.tracker.remember_call(conv, conv.span_id, _str(get(semconv.GEN_AI_RESPONSE_ID)))
         conv.resource, conv.provider, conv.model = span.resource, provider, model
         record.set(semconv.CONVERSATION_ID, conv.key)
         record.set(semconv.CONVERSATION_TURN, th.turn)
-        found = [k for k in found if self._claim(conv, k, False)]
+        if found:
+            found = [k for k in found if self._claim(conv, k, False)]
         user_turn = th.new_user is not None or th.relation in (RESEND, EDIT)
         self._apply(record, conv, found, user_turn, None)
 
@@ -259,7 +260,7 @@ class FrictionStage:
             record.set(semconv.FRICTION_CATEGORY, K.CATEGORY[first])
             for kind in found:
                 record.add_event(semconv.GEN_AI_EVALUATION_RESULT, _evaluation(kind, response_id))
-        record.set(semconv.FRICTION_SCORE, K.combine(0.0, found))
+        record.set(semconv.FRICTION_SCORE, K.combine(0.0, found) if found else 0.0)
         if conv is None:
             reason = self._crossing(_counts(found), found)
         else:
@@ -395,6 +396,11 @@ def _str(value: object) -> str | None:
     return None if value is None else str(value)
 
 
-def _name(value: object) -> str | None:
-    """Provider / model names are few: share one string object per name across conversations."""
-    return None if value is None else sys.intern(str(value))
+def _name(value: object, known: str | None) -> str | None:
+    """Provider / model names are few: share one string object per name across conversations.
+    ``known``: the conversation's current one (already shared), reused while it is unchanged."""
+    if value is None:
+        return None
+    if value == known:
+        return known
+    return sys.intern(str(value))
