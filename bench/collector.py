@@ -31,6 +31,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 import grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -207,29 +208,44 @@ def _phase(collector: _Collector, sink: _Sink, requests: list[tuple[int, bytes]]
     }
 
 
-def _worker_cost(sink: _Sink, batches: int, scratch: str) -> tuple[float, float]:
-    """Median CPU µs per span of the worker path: (raw forward, SDK re-encode)."""
+def _worker_cost(sink: _Sink, batches: int, scratch: str) -> dict[str, float]:
+    """Median CPU µs per span of the worker's parts, interleaved request by request: parsing,
+    decoding into SDK spans (a ceiling: the most a process could do with no stages and no
+    export), the worker with no stages (decode, merge, forward), the full pipeline forwarding
+    the protobuf as received, and the full pipeline re-encoding with the SDK."""
+    from frictionlens.collector.decode import readable_spans
     from frictionlens.collector.gateway import Gateway, collector_options
-
-    os.environ["OTEL_EXPORTER_OTLP_PROTOCOL"] = "grpc"
-    gateways = [Gateway(grpc_endpoint=None, http_endpoint=None, forward=f"http://{sink.receiver.grpc_endpoint}",
-                        options=collector_options(data_dir=f"{scratch}/worker-{i}")) for i in range(2)]
-    # the second one re-encodes with the SDK: a fresh (unpatched) gRPC exporter, no raw sender
     from frictionlens.exporters import otlp
 
-    sdk = gateways[1]._forwarder  # pylint: disable=protected-access
+    os.environ["OTEL_EXPORTER_OTLP_PROTOCOL"] = "grpc"
+    gateways = {
+        name: Gateway(grpc_endpoint=None, http_endpoint=None, forward=f"http://{sink.receiver.grpc_endpoint}",
+                      options=collector_options(data_dir=f"{scratch}/worker-{name}"))
+        for name in ("full", "sdk", "bare")
+    }
+    # a fresh (unpatched) gRPC exporter and no raw sender: spans re-encoded by the SDK
+    sdk = gateways["sdk"]._forwarder  # pylint: disable=protected-access
     sdk._exporter, sdk._send_raw = otlp.span_exporter(f"http://{sink.receiver.grpc_endpoint}"), None  # pylint: disable=protected-access
-    times: list[list[float]] = [[], []]
-    requests = _requests(2 * batches, 10**9)
-    for n, (_, body) in enumerate(requests):
-        which = n % 2
-        gw = gateways[which]
+    gateways["bare"].pipeline.stages = []
+    times: dict[str, list[float]] = {name: [] for name in ("parse", "decode", *gateways)}
+
+    def timed(name: str, work: Callable[[], object]) -> None:
         t0 = time.thread_time()  # this thread's CPU: the sink's threads and other processes do not count
-        gw._handle([ExportTraceServiceRequest.FromString(body)])  # pylint: disable=protected-access
-        times[which].append((time.thread_time() - t0) / BATCH * 1e6)
-    for gw in gateways:
+        work()
+        times[name].append((time.thread_time() - t0) / BATCH * 1e6)
+
+    requests = _requests(batches, 10**9)
+    for _, body in requests:
+        timed("parse", lambda: ExportTraceServiceRequest.FromString(body))
+        request = ExportTraceServiceRequest.FromString(body)
+        timed("decode", lambda: readable_spans(request))
+        for name, gw in gateways.items():
+            request = ExportTraceServiceRequest.FromString(body)
+            timed(name, lambda: gw._handle([request]))  # pylint: disable=protected-access
+    for gw in gateways.values():
         gw.stop()
-    return statistics.median(times[0][2:]), statistics.median(times[1][2:])
+    # the first batches fill the conversation table and the drift baseline: steady state after
+    return {name: statistics.median(values[len(values) // 2:]) for name, values in times.items()}
 
 
 def main() -> None:
@@ -242,7 +258,7 @@ def main() -> None:
     sink = _Sink()
     sink.receiver.start()
     scratch = tempfile.mkdtemp(prefix="bench-collector-")
-    raw_us, sdk_us = _worker_cost(sink, 6 if args.quick else 20, scratch)
+    cost = _worker_cost(sink, 24 if args.quick else 60, scratch)
     collector = _Collector(sink.receiver.grpc_endpoint or "", args.queue, scratch)
     next_id = 1
     try:
@@ -264,8 +280,14 @@ def main() -> None:
         shutil.rmtree(scratch, ignore_errors=True)
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {BATCH} spans/request, "
           f"queue {args.queue} spans, {seconds:.0f} s per level; collector totals: {summary}")
-    print(f"\nworker path, median CPU µs per span: forward as received {raw_us:.0f} ({1e6 / raw_us:,.0f} spans/s), "
-          f"SDK re-encode {sdk_us:.0f} ({1e6 / sdk_us:,.0f} spans/s); ratio {sdk_us / raw_us:.2f}")
+    print("\nworker CPU per span at steady state (median µs; spans/s if the worker did only this):\n")
+    print("| part | µs/span | spans/s |")
+    print("|---|---:|---:|")
+    for name, label in (("parse", "parse the request"), ("decode", "parse + decode into SDK spans"),
+                        ("bare", "no stages: decode, forward"), ("full", "full pipeline, forward as received"),
+                        ("sdk", "full pipeline, SDK re-encode")):
+        us = cost[name] + (cost["parse"] if name == "decode" else 0.0)
+        print(f"| {label} | {us:.0f} | {1e6 / us:,.0f} |")
     print(f"\nsustainable (closed loop): {sustained:,.0f} spans/s\n")
     print("| load | offered spans/s | accepted | refused | delivered spans/s | p50 ms | p99 ms | peak RSS MB |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
