@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 
 import numpy as np
@@ -178,3 +179,29 @@ def test_unknown_features_and_arl_are_refused():
         DriftStage(features=("lenght",))
     with pytest.raises(ValueError):
         DriftStage(arl=0.5)
+
+
+def test_calls_without_text_cues_batch_their_misses_into_the_known_detectors_only():
+    """Spans without captured content never know the preamble, code-fence or retry features:
+    their misses are still batched, and only the detectors of known features learn from them."""
+    from frictionlens.processors.drift.calibration import thresholds
+    from frictionlens.processors.drift.stage import RATE_FEATURES, StreamState
+
+    th = thresholds(10_000.0, rates=len(RATE_FEATURES), numeric=0)
+    batched = StreamState(th, RATE_FEATURES, ())
+    one_by_one = StreamState(th, RATE_FEATURES, ())
+    rng = np.random.default_rng(3)
+    for _ in range(3000):
+        invalid = bool(rng.random() < 0.05)
+        # format validity, refusal, truncation and error known; preamble, code fence, retry not
+        rates = (invalid, None, None, False, False, False, None)
+        batched.observe(rates, (), None, None, None, None, random.Random(0))
+        for rate, x in zip(one_by_one.rates, rates):
+            if x is not None:
+                rate.update(x)
+                if rate.drift_detected:
+                    rate.alarm()
+    batched._flush_misses()  # pylint: disable=protected-access
+    for fed, ref, x in zip(batched.rates, one_by_one.rates, rates):
+        assert fed.n == ref.n > 0 if x is not None else fed.n == ref.n == 0, fed.feature
+        assert fed.count == pytest.approx(ref.count) and fed.statistic == pytest.approx(ref.statistic), fed.feature

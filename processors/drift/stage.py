@@ -75,7 +75,7 @@ ATTRIBUTION_CALLS = 4 * WINDOW
 class StreamState:
     """Everything the stage knows about one stream: a monitor per feature, and recent changes."""
 
-    __slots__ = ("calls", "last_seen_ns", "rates", "misses", "numeric", "content", "model", "fingerprint", "prompt",
+    __slots__ = ("calls", "last_seen_ns", "rates", "misses", "miss_pattern", "numeric", "content", "model", "fingerprint", "prompt",
                  "provider_changed_at", "prompt_changed_at")
 
     def __init__(self, th: Thresholds, rates: Iterable[str], numeric: Iterable[str]) -> None:
@@ -86,6 +86,9 @@ class StreamState:
         self.rates = tuple(RateMonitor(f, th, WARMUP) if f in on else None for f in RATE_FEATURES)
         self.misses = 0
         """calls with no failure sign, not yet handed to the rate detectors (at most a block)"""
+        self.miss_pattern: tuple[object, ...] = _ALL_MISSES
+        """the rates of those calls: False where the feature was known, None where absent
+        (spans without captured content never know the text cues)"""
         self.numeric = tuple(NumericMonitor(f, th, WARMUP) if f in on else None for f in NUMERIC_FEATURES[:-1])
         self.content = ContentMonitor(CONTENT, th, WARMUP) if CONTENT in on else None
         self.model = CategoryMonitor(RESPONSE_MODEL, WARMUP)
@@ -126,10 +129,15 @@ class StreamState:
             self.prompt.update(prompt)
             if self.prompt.new:
                 self.prompt_changed_at = self.calls
-        if rates == _ALL_MISSES:  # the usual call: no failure sign at all
+        if rates == self.miss_pattern:  # the usual call: no failure sign at all
             self.misses += 1
             if self.misses == BLOCK:
                 self._flush_misses()
+        elif not any(rates):  # no failure sign either, but other features known
+            if self.misses:
+                self._flush_misses()
+            self.miss_pattern = tuple(rates)
+            self.misses = 1
         else:
             if self.misses:
                 self._flush_misses()
@@ -153,8 +161,8 @@ class StreamState:
 
     def _flush_misses(self) -> None:
         """Hand the rate detectors the misses counted since the last flush."""
-        for rate in self.rates:
-            if rate is not None:
+        for rate, known in zip(self.rates, self.miss_pattern):
+            if rate is not None and known is not None:
                 rate.update_misses(self.misses)
         self.misses = 0
 
