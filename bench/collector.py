@@ -15,8 +15,8 @@ requests of GenAI call spans (15 attributes each, 2,000 conversations) over gRPC
    counted; a real exporter would retry them), delivered per second, p50 / p99 latency
    from send to arrival at the sink, and the collector's peak RSS in that phase.
 
-    python bench/collector.py            # about 90 s
-    python bench/collector.py --quick    # a smoke run, about 30 s
+    python bench/collector.py            # about 2 minutes
+    python bench/collector.py --quick    # a smoke run, under a minute
 """
 
 from __future__ import annotations
@@ -116,6 +116,11 @@ class _Collector:
         line = self.proc.stdout.readline() if self.proc.stdout else ""
         self.endpoint = dict(p.split("=", 1) for p in line.split()[2:])["grpc"]
 
+    def cpu_s(self) -> float:
+        """CPU seconds the collector has used, all its threads."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def rss_kb(self) -> int:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
@@ -147,6 +152,7 @@ def _phase(collector: _Collector, sink: _Sink, requests: list[tuple[int, bytes]]
     with sink.lock:
         start_spans = sink.spans
     t0 = time.monotonic()
+    cpu0 = collector.cpu_s()
     interval = None if rate is None else BATCH / rate
 
     def sender(k: int) -> None:
@@ -192,6 +198,7 @@ def _phase(collector: _Collector, sink: _Sink, requests: list[tuple[int, bytes]]
                 break
         time.sleep(0.02)
     elapsed = time.monotonic() - t0
+    cpu = collector.cpu_s() - cpu0
     done.set()
     watcher.join()
     with sink.lock:
@@ -205,14 +212,28 @@ def _phase(collector: _Collector, sink: _Sink, requests: list[tuple[int, bytes]]
         "p50_ms": statistics.median(latencies) if latencies else float("nan"),
         "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] if latencies else float("nan"),
         "peak_rss_mb": peak[0] / 1024,
+        "cpu_cores": cpu / elapsed,
     }
+
+
+def _cpu_timed(process: Callable[..., None], name: str, spent: dict[str, float]) -> Callable[..., None]:
+    """``process`` adding the CPU it takes to ``spent[name]``."""
+    spent[name] = 0.0
+
+    def timed(*args: object) -> None:
+        t0 = time.thread_time()
+        process(*args)
+        spent[name] += time.thread_time() - t0
+
+    return timed
 
 
 def _worker_cost(sink: _Sink, batches: int, scratch: str) -> dict[str, float]:
     """Median CPU µs per span of the worker's parts, interleaved request by request: parsing,
     decoding into SDK spans (a ceiling: the most a process could do with no stages and no
     export), the worker with no stages (decode, merge, forward), the full pipeline forwarding
-    the protobuf as received, and the full pipeline re-encoding with the SDK."""
+    the protobuf as received (and, within it, each stage), and the full pipeline re-encoding
+    with the SDK."""
     from frictionlens.collector.decode import readable_spans
     from frictionlens.collector.gateway import Gateway, collector_options
     from frictionlens.exporters import otlp
@@ -228,6 +249,9 @@ def _worker_cost(sink: _Sink, batches: int, scratch: str) -> dict[str, float]:
     sdk._exporter, sdk._send_raw = otlp.span_exporter(f"http://{sink.receiver.grpc_endpoint}"), None  # pylint: disable=protected-access
     gateways["bare"].pipeline.stages = []
     times: dict[str, list[float]] = {name: [] for name in ("parse", "decode", *gateways)}
+    stage_cpu: dict[str, float] = {}
+    for stage in gateways["full"].pipeline.stages:
+        stage.process = _cpu_timed(stage.process, type(stage).__name__, stage_cpu)  # type: ignore[method-assign]
 
     def timed(name: str, work: Callable[[], object]) -> None:
         t0 = time.thread_time()  # this thread's CPU: the sink's threads and other processes do not count
@@ -242,6 +266,9 @@ def _worker_cost(sink: _Sink, batches: int, scratch: str) -> dict[str, float]:
         for name, gw in gateways.items():
             request = ExportTraceServiceRequest.FromString(body)
             timed(name, lambda: gw._handle([request]))  # pylint: disable=protected-access
+        for stage, spent in stage_cpu.items():
+            times.setdefault(stage, []).append(spent / BATCH * 1e6)
+            stage_cpu[stage] = 0.0
     for gw in gateways.values():
         gw.stop()
     # the first batches fill the conversation table and the drift baseline: steady state after
@@ -267,7 +294,8 @@ def main() -> None:
         _phase(collector, sink, warm, None)
         probe = _requests(int(4000 * seconds / BATCH) + 1, next_id)
         next_id += len(probe) * BATCH
-        sustained = _phase(collector, sink, probe, None)["delivered_per_s"]
+        closed = _phase(collector, sink, probe, None)
+        sustained = closed["delivered_per_s"]
         rows = []
         for factor in (1, 2, 4):
             rate = sustained * factor
@@ -288,12 +316,15 @@ def main() -> None:
                         ("sdk", "full pipeline, SDK re-encode")):
         us = cost[name] + (cost["parse"] if name == "decode" else 0.0)
         print(f"| {label} | {us:.0f} | {1e6 / us:,.0f} |")
-    print(f"\nsustainable (closed loop): {sustained:,.0f} spans/s\n")
-    print("| load | offered spans/s | accepted | refused | delivered spans/s | p50 ms | p99 ms | peak RSS MB |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+        if name == "full":
+            for stage in (k for k in cost if k not in ("parse", "decode", "bare", "full", "sdk")):
+                print(f"| … of which {stage} | {cost[stage]:.0f} | |")
+    print(f"\nsustainable (closed loop): {sustained:,.0f} spans/s, collector CPU {closed['cpu_cores']:.2f} cores\n")
+    print("| load | offered spans/s | accepted | refused | delivered spans/s | p50 ms | p99 ms | peak RSS MB | collector CPU (cores) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for factor, rate, r in rows:
         print(f"| {factor}x | {r['offered']:,.0f} | {r['accepted']:,} | {r['refused']:,} | {r['delivered_per_s']:,.0f} "
-              f"| {r['p50_ms']:.0f} | {r['p99_ms']:.0f} | {r['peak_rss_mb']:.0f} |")
+              f"| {r['p50_ms']:.0f} | {r['p99_ms']:.0f} | {r['peak_rss_mb']:.0f} | {r['cpu_cores']:.2f} |")
 
 
 if __name__ == "__main__":
