@@ -289,8 +289,6 @@ class ConversationTracker:
         if upto == len(msgs) and hist.ends_with_user:
             th.new_user = msgs[-1].text
             upto -= 1
-        if not upto:  # nothing before it
-            return th
         answers: list[TextFeatures] = []
         for i in range(upto - 1, -1, -1):
             m = msgs[i]
@@ -321,17 +319,14 @@ class ConversationTracker:
     # -- after detection -----------------------------------------------------------------
     def record(self, th: Threading, answer: int, failed: bool, now_ns: int) -> None:
         """Remember the call in its conversation's ring (and the request index)."""
-        conv, hist, turn = th.conv, th.history, th.turn
+        conv, hist = th.conv, th.history
         h = hist.hashes
         n = len(h) - 1
         conv.calls += 1
-        if now_ns > conv.last_ns:
-            conv.last_ns = now_ns
-        conv.turn = turn
-        if turn > conv.turns:
-            conv.turns = turn
-        if hist.has_answer:
-            conv.resends_history = True
+        conv.last_ns = max(conv.last_ns, now_ns)
+        conv.turn = th.turn
+        conv.turns = max(conv.turns, th.turn)
+        conv.resends_history = conv.resends_history or hist.has_answer
         ring = conv.ring
         if th.relation in (RESEND, EDIT):
             at = th.entry
@@ -348,7 +343,7 @@ class ConversationTracker:
         ends_with_user = hist.ends_with_user
         if last >= 0 and ring[last + _PREFIX] == 0 and not ends_with_user:
             self._truncate(conv, last)  # keep only the latest agent step
-        ring.extend((turn, h[n], h[n - 1] if ends_with_user else 0, answer, int(failed)))
+        ring.extend((th.turn, h[n], h[n - 1] if ends_with_user else 0, answer, int(failed)))
         while len(ring) > RING * _FIELDS:
             self._unindex(conv, ring[_REQ])
             del ring[:_FIELDS]

@@ -157,8 +157,8 @@ class FrictionStage:
         conv = th.conv
         found = self._detect(th, output, abandoned)
         self.tracker.record(th, answer, failed, now)
-        provider = _name(get(semconv.GEN_AI_PROVIDER_NAME), conv.provider)
-        model = _name(get(semconv.GEN_AI_REQUEST_MODEL) or get(semconv.GEN_AI_RESPONSE_MODEL), conv.model)
+        provider = _name(get(semconv.GEN_AI_PROVIDER_NAME))
+        model = _name(get(semconv.GEN_AI_REQUEST_MODEL) or get(semconv.GEN_AI_RESPONSE_MODEL))
         ctx = span.context
         if ctx is not None:
             conv.trace_id, conv.span_id = ctx.trace_id, ctx.span_id
@@ -260,7 +260,7 @@ class FrictionStage:
             record.set(semconv.FRICTION_CATEGORY, K.CATEGORY[first])
             for kind in found:
                 record.add_event(semconv.GEN_AI_EVALUATION_RESULT, _evaluation(kind, response_id))
-        record.set(semconv.FRICTION_SCORE, K.combine(0.0, found) if found else 0.0)
+        record.set(semconv.FRICTION_SCORE, K.combine(0.0, found))
         if conv is None:
             reason = self._crossing(_counts(found), found)
         else:
@@ -396,11 +396,6 @@ def _str(value: object) -> str | None:
     return None if value is None else str(value)
 
 
-def _name(value: object, known: str | None) -> str | None:
-    """Provider / model names are few: share one string object per name across conversations.
-    ``known``: the conversation's current one (already shared), reused while it is unchanged."""
-    if value is None:
-        return None
-    if value == known:
-        return known
-    return sys.intern(str(value))
+def _name(value: object) -> str | None:
+    """Provider / model names are few: share one string object per name across conversations."""
+    return None if value is None else sys.intern(str(value))
