@@ -22,11 +22,17 @@ ANSWER = (
     "and that the service is still writing to the live log without a restart."
 )
 MESSAGES: list[dict[str, str]] = [
-    {"role": "system", "content": "You are a concise assistant for a Linux operations team. "
-     "Answer with the exact commands or configuration needed, explain each step in one short "
-     "sentence, and say so plainly when you are not sure rather than guessing."},
+    {
+        "role": "system",
+        "content": "You are a concise assistant for a Linux operations team. "
+        "Answer with the exact commands or configuration needed, explain each step in one short "
+        "sentence, and say so plainly when you are not sure rather than guessing.",
+    },
     {"role": "user", "content": "How do I keep the logs of my service from filling the disk?"},
-    {"role": "assistant", "content": "Use logrotate, or journald limits if the service logs to the journal."},
+    {
+        "role": "assistant",
+        "content": "Use logrotate, or journald limits if the service logs to the journal.",
+    },
 ]
 QUESTION = "It writes to /var/log/app/app.log itself; how do I rotate that file every day? (#{n})"
 
@@ -40,32 +46,52 @@ _MARK = "@@N@@"
 
 
 def _chat_body(n: int) -> bytes:
-    return json.dumps({
-        "id": f"chatcmpl-{n}", "object": "chat.completion", "created": 1700000000, "model": MODEL,
-        "system_fingerprint": "fp_bench",
-        "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
-                     "message": {"role": "assistant", "content": f"{ANSWER} ({n})", "refusal": None}}],
-        "usage": {"prompt_tokens": 96, "completion_tokens": 88, "total_tokens": 184},
-    }).encode()
+    return json.dumps(
+        {
+            "id": f"chatcmpl-{n}",
+            "object": "chat.completion",
+            "created": 1700000000,
+            "model": MODEL,
+            "system_fingerprint": "fp_bench",
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "stop",
+                    "logprobs": None,
+                    "message": {"role": "assistant", "content": f"{ANSWER} ({n})", "refusal": None},
+                }
+            ],
+            "usage": {"prompt_tokens": 96, "completion_tokens": 88, "total_tokens": 184},
+        }
+    ).encode()
 
 
 def _pieces(n: int, count: int) -> list[str]:
     """ANSWER in ``count`` streamed text pieces (the call's number pads short answers)."""
     words = ANSWER.split(" ")
     step = max(1, math.ceil(len(words) / max(1, count)))
-    pieces = [" ".join(words[i:i + step]) + " " for i in range(0, len(words), step)][:count]
+    pieces = [" ".join(words[i : i + step]) + " " for i in range(0, len(words), step)][:count]
     return pieces + [f"({n}) "] * (count - len(pieces))
 
 
 def _sse_body(n: int, chunks: int) -> bytes:
     """``chunks`` SSE events: a role chunk, content chunks, a finish chunk; then [DONE]."""
     pieces = _pieces(n, chunks - 2)
-    base = {"id": f"chatcmpl-{n}", "object": "chat.completion.chunk", "created": 1700000000,
-            "model": MODEL, "system_fingerprint": "fp_bench"}
+    base = {
+        "id": f"chatcmpl-{n}",
+        "object": "chat.completion.chunk",
+        "created": 1700000000,
+        "model": MODEL,
+        "system_fingerprint": "fp_bench",
+    }
     deltas = [{"role": "assistant", "content": ""}] + [{"content": p} for p in pieces]
-    events = [{**base, "choices": [{"index": 0, "delta": d, "finish_reason": None}]} for d in deltas]
+    events = [
+        {**base, "choices": [{"index": 0, "delta": d, "finish_reason": None}]} for d in deltas
+    ]
     events.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
-    return b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events) + b"data: [DONE]\n\n"
+    return (
+        b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events) + b"data: [DONE]\n\n"
+    )
 
 
 def openai_client(*, stream: bool, asynchronous: bool = False, chunks: int = 50) -> Any:
@@ -75,8 +101,12 @@ def openai_client(*, stream: bool, asynchronous: bool = False, chunks: int = 50)
     # built once; each answer differs only by its number, so building it costs ~nothing
     template = _sse_body(_MARK, chunks) if stream else _chat_body(_MARK)  # type: ignore[arg-type]
     cls = openai.AsyncOpenAI if asynchronous else openai.OpenAI
-    return cls(http_client=_mock_http(template, stream, asynchronous), api_key="sk-bench",
-               base_url="https://api.openai.com/v1", max_retries=0)
+    return cls(
+        http_client=_mock_http(template, stream, asynchronous),
+        api_key="sk-bench",
+        base_url="https://api.openai.com/v1",
+        max_retries=0,
+    )
 
 
 def anthropic_messages(n: int) -> tuple[str, list[dict[str, str]]]:
@@ -85,15 +115,30 @@ def anthropic_messages(n: int) -> tuple[str, list[dict[str, str]]]:
     return system["content"], rest
 
 
-def _anthropic_message(n: int, content: list[Any], stop: str | None, output_tokens: int) -> dict[str, Any]:
-    return {"id": f"msg_{n}", "type": "message", "role": "assistant", "model": ANTHROPIC_MODEL, "content": content,
-            "stop_reason": stop, "stop_sequence": None,
-            "usage": {"input_tokens": 96, "output_tokens": output_tokens, "cache_creation_input_tokens": 0,
-                      "cache_read_input_tokens": 0}}
+def _anthropic_message(
+    n: int, content: list[Any], stop: str | None, output_tokens: int
+) -> dict[str, Any]:
+    return {
+        "id": f"msg_{n}",
+        "type": "message",
+        "role": "assistant",
+        "model": ANTHROPIC_MODEL,
+        "content": content,
+        "stop_reason": stop,
+        "stop_sequence": None,
+        "usage": {
+            "input_tokens": 96,
+            "output_tokens": output_tokens,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0,
+        },
+    }
 
 
 def _anthropic_body(n: int) -> bytes:
-    return json.dumps(_anthropic_message(n, [{"type": "text", "text": f"{ANSWER} ({n})"}], "end_turn", 88)).encode()
+    return json.dumps(
+        _anthropic_message(n, [{"type": "text", "text": f"{ANSWER} ({n})"}], "end_turn", 88)
+    ).encode()
 
 
 def _anthropic_sse_body(n: int, chunks: int) -> bytes:
@@ -102,15 +147,22 @@ def _anthropic_sse_body(n: int, chunks: int) -> bytes:
         {"type": "message_start", "message": _anthropic_message(n, [], None, 1)},
         {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
     ]
-    events += [{"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": p}}
-               for p in _pieces(n, chunks - 5)]
+    events += [
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": p}}
+        for p in _pieces(n, chunks - 5)
+    ]
     events += [
         {"type": "content_block_stop", "index": 0},
-        {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-         "usage": {"output_tokens": 88}},
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+            "usage": {"output_tokens": 88},
+        },
         {"type": "message_stop"},
     ]
-    return b"".join(f"event: {e['type']}\ndata: ".encode() + json.dumps(e).encode() + b"\n\n" for e in events)
+    return b"".join(
+        f"event: {e['type']}\ndata: ".encode() + json.dumps(e).encode() + b"\n\n" for e in events
+    )
 
 
 def anthropic_client(*, stream: bool, asynchronous: bool = False, chunks: int = 50) -> Any:
@@ -119,8 +171,12 @@ def anthropic_client(*, stream: bool, asynchronous: bool = False, chunks: int = 
 
     template = _anthropic_sse_body(_MARK, chunks) if stream else _anthropic_body(_MARK)  # type: ignore[arg-type]
     cls = anthropic.AsyncAnthropic if asynchronous else anthropic.Anthropic
-    return cls(http_client=_mock_http(template, stream, asynchronous), api_key="sk-bench",
-               base_url="https://api.anthropic.com", max_retries=0)
+    return cls(
+        http_client=_mock_http(template, stream, asynchronous),
+        api_key="sk-bench",
+        base_url="https://api.anthropic.com",
+        max_retries=0,
+    )
 
 
 def _mock_http(template: bytes, stream: bool, asynchronous: bool) -> Any:
@@ -137,7 +193,11 @@ def _mock_http(template: bytes, stream: bool, asynchronous: bool) -> Any:
         return httpx2.Response(200, headers={"content-type": ctype}, content=body)
 
     transport = httpx2.MockTransport(handler)
-    return httpx2.AsyncClient(transport=transport) if asynchronous else httpx2.Client(transport=transport)
+    return (
+        httpx2.AsyncClient(transport=transport)
+        if asynchronous
+        else httpx2.Client(transport=transport)
+    )
 
 
 def median(values: Sequence[float]) -> float:

@@ -64,19 +64,33 @@ def _requests(count: int, first_id: int) -> list[tuple[int, bytes]]:
         first = n
         for _ in range(BATCH):
             attrs = {
-                semconv.GEN_AI_OPERATION_NAME: "chat", semconv.GEN_AI_PROVIDER_NAME: "openai",
-                semconv.GEN_AI_REQUEST_MODEL: "gpt-4o-mini", semconv.GEN_AI_RESPONSE_MODEL: "gpt-4o-mini-2024-07-18",
-                semconv.GEN_AI_RESPONSE_ID: f"chatcmpl-{n}", semconv.GEN_AI_USAGE_INPUT_TOKENS: 96,
-                semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 88, semconv.GEN_AI_CONVERSATION_ID: f"conv-{n % CONVERSATIONS}",
-                semconv.OUTPUT_CHARS: 400 + n % 50, semconv.OUTPUT_FORMAT_EXPECTED: "text",
-                semconv.OUTPUT_FORMAT_VALID: True, semconv.OUTPUT_REFUSAL: False, semconv.OUTPUT_TRUNCATED: False,
-                semconv.STREAM_ABANDONED: n % 97 == 0, "server.address": "api.openai.com",
+                semconv.GEN_AI_OPERATION_NAME: "chat",
+                semconv.GEN_AI_PROVIDER_NAME: "openai",
+                semconv.GEN_AI_REQUEST_MODEL: "gpt-4o-mini",
+                semconv.GEN_AI_RESPONSE_MODEL: "gpt-4o-mini-2024-07-18",
+                semconv.GEN_AI_RESPONSE_ID: f"chatcmpl-{n}",
+                semconv.GEN_AI_USAGE_INPUT_TOKENS: 96,
+                semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 88,
+                semconv.GEN_AI_CONVERSATION_ID: f"conv-{n % CONVERSATIONS}",
+                semconv.OUTPUT_CHARS: 400 + n % 50,
+                semconv.OUTPUT_FORMAT_EXPECTED: "text",
+                semconv.OUTPUT_FORMAT_VALID: True,
+                semconv.OUTPUT_REFUSAL: False,
+                semconv.OUTPUT_TRUNCATED: False,
+                semconv.STREAM_ABANDONED: n % 97 == 0,
+                "server.address": "api.openai.com",
             }
-            spans.append(Span(
-                trace_id=n.to_bytes(16, "big"), span_id=n.to_bytes(8, "big"), name="chat gpt-4o-mini",
-                kind=Span.SPAN_KIND_CLIENT, start_time_unix_nano=now - 900_000_000, end_time_unix_nano=now,
-                attributes=[_kv(k, v) for k, v in attrs.items()],
-            ))
+            spans.append(
+                Span(
+                    trace_id=n.to_bytes(16, "big"),
+                    span_id=n.to_bytes(8, "big"),
+                    name="chat gpt-4o-mini",
+                    kind=Span.SPAN_KIND_CLIENT,
+                    start_time_unix_nano=now - 900_000_000,
+                    end_time_unix_nano=now,
+                    attributes=[_kv(k, v) for k, v in attrs.items()],
+                )
+            )
             n += 1
         rs = ResourceSpans(scope_spans=[ScopeSpans(spans=spans)])
         rs.resource.attributes.append(_kv("service.name", "bench-app"))
@@ -97,7 +111,12 @@ class _Sink:
         if signal != "traces":
             return
         now = time.monotonic_ns()
-        ids = [int.from_bytes(s.span_id, "big") for rs in message.resource_spans for ss in rs.scope_spans for s in ss.spans]
+        ids = [
+            int.from_bytes(s.span_id, "big")
+            for rs in message.resource_spans
+            for ss in rs.scope_spans
+            for s in ss.spans
+        ]
         with self.lock:
             self.spans += len(ids)
             for i in ids:
@@ -107,11 +126,30 @@ class _Sink:
 
 class _Collector:
     def __init__(self, sink: str, queue: int, cwd: str) -> None:
-        env = {**os.environ, "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_EXPORTER_OTLP_INSECURE": "true"}
+        env = {
+            **os.environ,
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+            "OTEL_EXPORTER_OTLP_INSECURE": "true",
+        }
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "frictionlens.cli", "collector", "--grpc", "127.0.0.1:0", "--http", "off",
-             "--forward", f"http://{sink}", "--queue", str(queue)],
-            env=env, stdout=subprocess.PIPE, text=True, cwd=cwd,
+            [
+                sys.executable,
+                "-m",
+                "frictionlens.cli",
+                "collector",
+                "--grpc",
+                "127.0.0.1:0",
+                "--http",
+                "off",
+                "--forward",
+                f"http://{sink}",
+                "--queue",
+                str(queue),
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=cwd,
         )
         line = self.proc.stdout.readline() if self.proc.stdout else ""
         self.endpoint = dict(p.split("=", 1) for p in line.split()[2:])["grpc"]
@@ -143,8 +181,13 @@ def _send(channel: grpc.Channel, body: bytes) -> bool:
         raise
 
 
-def _phase(collector: _Collector, sink: _Sink, requests: list[tuple[int, bytes]], rate: float | None,
-           senders: int = 2) -> dict[str, float]:
+def _phase(
+    collector: _Collector,
+    sink: _Sink,
+    requests: list[tuple[int, bytes]],
+    rate: float | None,
+    senders: int = 2,
+) -> dict[str, float]:
     """Send ``requests`` at ``rate`` spans/s (None: closed loop, retrying refusals)."""
     sent: dict[int, int] = {}
     refused = [0]
@@ -207,16 +250,22 @@ def _phase(collector: _Collector, sink: _Sink, requests: list[tuple[int, bytes]]
     latencies.sort()
     return {
         "offered": len(requests) * BATCH / send_s if rate else float("nan"),
-        "refused": refused[0] * BATCH, "accepted": len(sent) * BATCH, "delivered": delivered,
+        "refused": refused[0] * BATCH,
+        "accepted": len(sent) * BATCH,
+        "delivered": delivered,
         "delivered_per_s": delivered / elapsed,
         "p50_ms": statistics.median(latencies) if latencies else float("nan"),
-        "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] if latencies else float("nan"),
+        "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+        if latencies
+        else float("nan"),
         "peak_rss_mb": peak[0] / 1024,
         "cpu_cores": cpu / elapsed,
     }
 
 
-def _cpu_timed(process: Callable[..., None], name: str, spent: dict[str, float]) -> Callable[..., None]:
+def _cpu_timed(
+    process: Callable[..., None], name: str, spent: dict[str, float]
+) -> Callable[..., None]:
     """``process`` adding the CPU it takes to ``spent[name]``."""
     spent[name] = 0.0
 
@@ -240,8 +289,12 @@ def _worker_cost(sink: _Sink, batches: int, scratch: str) -> dict[str, float]:
 
     os.environ["OTEL_EXPORTER_OTLP_PROTOCOL"] = "grpc"
     gateways = {
-        name: Gateway(grpc_endpoint=None, http_endpoint=None, forward=f"http://{sink.receiver.grpc_endpoint}",
-                      options=collector_options(data_dir=f"{scratch}/worker-{name}"))
+        name: Gateway(
+            grpc_endpoint=None,
+            http_endpoint=None,
+            forward=f"http://{sink.receiver.grpc_endpoint}",
+            options=collector_options(data_dir=f"{scratch}/worker-{name}"),
+        )
         for name in ("full", "sdk", "bare")
     }
     # a fresh (unpatched) gRPC exporter and no raw sender: spans re-encoded by the SDK
@@ -254,7 +307,9 @@ def _worker_cost(sink: _Sink, batches: int, scratch: str) -> dict[str, float]:
         stage.process = _cpu_timed(stage.process, type(stage).__name__, stage_cpu)  # type: ignore[method-assign]
 
     def timed(name: str, work: Callable[[], object]) -> None:
-        t0 = time.thread_time()  # this thread's CPU: the sink's threads and other processes do not count
+        t0 = (
+            time.thread_time()
+        )  # this thread's CPU: the sink's threads and other processes do not count
         work()
         times[name].append((time.thread_time() - t0) / BATCH * 1e6)
 
@@ -272,14 +327,20 @@ def _worker_cost(sink: _Sink, batches: int, scratch: str) -> dict[str, float]:
     for gw in gateways.values():
         gw.stop()
     # the first batches fill the conversation table and the drift baseline: steady state after
-    return {name: statistics.median(values[len(values) // 2:]) for name, values in times.items()}
+    return {name: statistics.median(values[len(values) // 2 :]) for name, values in times.items()}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--seconds", type=float, default=None, help="seconds per load level (default 10, quick 3)")
-    parser.add_argument("--queue", type=int, default=4096, help="collector queue in spans (default 4096)")
+    parser.add_argument(
+        "--seconds", type=float, default=None, help="seconds per load level (default 10, quick 3)"
+    )
+    parser.add_argument(
+        "--queue", type=int, default=4096, help="collector queue in spans (default 4096)"
+    )
     args = parser.parse_args()
     seconds = args.seconds or (3.0 if args.quick else 10.0)
     sink = _Sink()
@@ -306,25 +367,39 @@ def main() -> None:
         summary = collector.stop()
         sink.receiver.stop()
         shutil.rmtree(scratch, ignore_errors=True)
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {BATCH} spans/request, "
-          f"queue {args.queue} spans, {seconds:.0f} s per level; collector totals: {summary}")
-    print("\nworker CPU per span at steady state (median µs; spans/s if the worker did only this):\n")
+    print(
+        f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {BATCH} spans/request, "
+        f"queue {args.queue} spans, {seconds:.0f} s per level; collector totals: {summary}"
+    )
+    print(
+        "\nworker CPU per span at steady state (median µs; spans/s if the worker did only this):\n"
+    )
     print("| part | µs/span | spans/s |")
     print("|---|---:|---:|")
-    for name, label in (("parse", "parse the request"), ("decode", "parse + decode into SDK spans"),
-                        ("bare", "no stages: decode, forward"), ("full", "full pipeline, forward as received"),
-                        ("sdk", "full pipeline, SDK re-encode")):
+    for name, label in (
+        ("parse", "parse the request"),
+        ("decode", "parse + decode into SDK spans"),
+        ("bare", "no stages: decode, forward"),
+        ("full", "full pipeline, forward as received"),
+        ("sdk", "full pipeline, SDK re-encode"),
+    ):
         us = cost[name] + (cost["parse"] if name == "decode" else 0.0)
         print(f"| {label} | {us:.0f} | {1e6 / us:,.0f} |")
         if name == "full":
             for stage in (k for k in cost if k not in ("parse", "decode", "bare", "full", "sdk")):
                 print(f"| … of which {stage} | {cost[stage]:.0f} | |")
-    print(f"\nsustainable (closed loop): {sustained:,.0f} spans/s, collector CPU {closed['cpu_cores']:.2f} cores\n")
-    print("| load | offered spans/s | accepted | refused | delivered spans/s | p50 ms | p99 ms | peak RSS MB | collector CPU (cores) |")
+    print(
+        f"\nsustainable (closed loop): {sustained:,.0f} spans/s, collector CPU {closed['cpu_cores']:.2f} cores\n"
+    )
+    print(
+        "| load | offered spans/s | accepted | refused | delivered spans/s | p50 ms | p99 ms | peak RSS MB | collector CPU (cores) |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for factor, rate, r in rows:
-        print(f"| {factor}x | {r['offered']:,.0f} | {r['accepted']:,} | {r['refused']:,} | {r['delivered_per_s']:,.0f} "
-              f"| {r['p50_ms']:.0f} | {r['p99_ms']:.0f} | {r['peak_rss_mb']:.0f} | {r['cpu_cores']:.2f} |")
+        print(
+            f"| {factor}x | {r['offered']:,.0f} | {r['accepted']:,} | {r['refused']:,} | {r['delivered_per_s']:,.0f} "
+            f"| {r['p50_ms']:.0f} | {r['p99_ms']:.0f} | {r['peak_rss_mb']:.0f} | {r['cpu_cores']:.2f} |"
+        )
 
 
 if __name__ == "__main__":

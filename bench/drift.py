@@ -57,7 +57,12 @@ from frictionlens.processors.drift import calibration  # noqa: E402
 from frictionlens.processors.drift.calibration import WARMUP, thresholds  # noqa: E402
 from frictionlens.processors.drift.detectors import ks_distance  # noqa: E402
 from frictionlens.processors.drift.monitors import ContentMonitor, NumericMonitor, RateMonitor  # noqa: E402
-from frictionlens.processors.drift.stage import NUMERIC_FEATURES, RATE_FEATURES, DriftStage, StreamState  # noqa: E402
+from frictionlens.processors.drift.stage import (
+    NUMERIC_FEATURES,
+    RATE_FEATURES,
+    DriftStage,
+    StreamState,
+)  # noqa: E402
 
 ARL = 10_000.0
 PRE = 1_000  # calls before the change: warm-up (512, 576 for content) plus settling
@@ -69,11 +74,11 @@ OURS_ALONE = "ours, this feature alone (1 per 10k)"
 # -- scenarios -----------------------------------------------------------------------------
 TOPICS = {
     "ops": "log rotate disk service daemon journal cron restart systemd config file size compress "
-           "daily archive permission mount volume backup kernel process memory swap".split(),
+    "daily archive permission mount volume backup kernel process memory swap".split(),
     "code": "function variable return class import module error exception test loop array string "
-            "parse value type compile build library method argument object".split(),
+    "parse value type compile build library method argument object".split(),
     "billing": "invoice payment refund customer order shipping account billing card charge price "
-               "discount receipt subscription plan tax amount balance credit".split(),
+    "discount receipt subscription plan tax amount balance credit".split(),
 }
 COMMON = "the a to of and in is it you that for on with this be can your will as if or".split()
 
@@ -83,7 +88,9 @@ def _texts(rng: np.random.Generator, topics: list[str], weights: list[float], n:
     for t in rng.choice(len(topics), n, p=weights):
         words = TOPICS[topics[t]]
         k = int(rng.integers(30, 80))
-        mix = np.where(rng.random(k) < 0.55, rng.choice(len(COMMON), k), -1 - rng.choice(len(words), k))
+        mix = np.where(
+            rng.random(k) < 0.55, rng.choice(len(COMMON), k), -1 - rng.choice(len(words), k)
+        )
         out.append(" ".join(COMMON[i] if i >= 0 else words[-1 - i] for i in mix))
     return out
 
@@ -116,8 +123,15 @@ class ContentPools:
 
     def __init__(self, seed: int = 7, size: int = 6_000) -> None:
         rng = np.random.default_rng(seed)
-        self.pre = np.array([content_vector(t) for t in _texts(rng, ["ops", "code"], [0.5, 0.5], size)])
-        self.post = np.array([content_vector(t) for t in _texts(rng, ["ops", "code", "billing"], [0.25, 0.25, 0.5], size)])
+        self.pre = np.array(
+            [content_vector(t) for t in _texts(rng, ["ops", "code"], [0.5, 0.5], size)]
+        )
+        self.post = np.array(
+            [
+                content_vector(t)
+                for t in _texts(rng, ["ops", "code", "billing"], [0.25, 0.25, 0.5], size)
+            ]
+        )
         self.centroid = self.pre.mean(axis=0)
         # the scalar the other detectors watch: dissimilarity to the true pre-change centroid
         d0, d1 = -self.pre @ self.centroid, -self.post @ self.centroid
@@ -150,15 +164,51 @@ def pools() -> ContentPools:
 def scenarios() -> list[Scenario]:
     sd2 = math.sqrt(2.0)
     return [
-        Scenario("JSON validity 99% -> 80%", "rate", _bern(0.01), _bern(0.20), _bern_llr(0.01, 0.20), 1_000, 0.05),
-        Scenario("mean length +1 sd", "numeric", lambda r, n: r.standard_normal(n), lambda r, n: r.standard_normal(n) + 1.0,
-                 lambda x: x - 0.5, 1_000, 0.5),
-        Scenario("length variance x2", "numeric", lambda r, n: r.standard_normal(n), lambda r, n: r.standard_normal(n) * sd2,
-                 lambda x: x * x / 4 - math.log(2) / 2, 2_000, 0.5),
-        Scenario("preamble rate 0% -> 30%", "rate", _bern(0.0), _bern(0.30), _bern_llr(0.0, 0.30), 1_000, 0.05),
-        Scenario("topic shift (half the outputs on a new topic)", "content",
-                 lambda r, n: pools().draw(r, n, False), lambda r, n: pools().draw(r, n, True), lambda d: pools().llr(d), 1_000,
-                 0.5 * float(np.std(pools().scalar(pools().pre)))),
+        Scenario(
+            "JSON validity 99% -> 80%",
+            "rate",
+            _bern(0.01),
+            _bern(0.20),
+            _bern_llr(0.01, 0.20),
+            1_000,
+            0.05,
+        ),
+        Scenario(
+            "mean length +1 sd",
+            "numeric",
+            lambda r, n: r.standard_normal(n),
+            lambda r, n: r.standard_normal(n) + 1.0,
+            lambda x: x - 0.5,
+            1_000,
+            0.5,
+        ),
+        Scenario(
+            "length variance x2",
+            "numeric",
+            lambda r, n: r.standard_normal(n),
+            lambda r, n: r.standard_normal(n) * sd2,
+            lambda x: x * x / 4 - math.log(2) / 2,
+            2_000,
+            0.5,
+        ),
+        Scenario(
+            "preamble rate 0% -> 30%",
+            "rate",
+            _bern(0.0),
+            _bern(0.30),
+            _bern_llr(0.0, 0.30),
+            1_000,
+            0.05,
+        ),
+        Scenario(
+            "topic shift (half the outputs on a new topic)",
+            "content",
+            lambda r, n: pools().draw(r, n, False),
+            lambda r, n: pools().draw(r, n, True),
+            lambda d: pools().llr(d),
+            1_000,
+            0.5 * float(np.std(pools().scalar(pools().pre))),
+        ),
     ]
 
 
@@ -168,7 +218,11 @@ class Ours:
 
     def __init__(self, kind: str, only: str | None, seed: int, alone: bool = False) -> None:
         self.rng = random.Random(seed)
-        th = thresholds(ARL, rates=int(kind == "rate"), numeric=int(kind != "rate")) if alone else SHIPPED
+        th = (
+            thresholds(ARL, rates=int(kind == "rate"), numeric=int(kind != "rate"))
+            if alone
+            else SHIPPED
+        )
         if kind == "rate":
             self.monitor: Any = RateMonitor("x", th, WARMUP)
         elif kind == "numeric":
@@ -269,7 +323,10 @@ def _scalar(sc: Scenario, x: np.ndarray) -> np.ndarray:
 
 RIVER_GRIDS: dict[str, tuple[str, list[float]]] = {  # most sensitive first
     "ADWIN": ("delta", [0.5, 0.2, 0.1, 0.05, 0.02, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 1e-5, 1e-6, 1e-8]),
-    "PageHinkley": ("threshold", [1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 25, 30, 40, 50, 70, 100, 150, 200, 300, 500]),
+    "PageHinkley": (
+        "threshold",
+        [1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 25, 30, 40, 50, 70, 100, 150, 200, 300, 500],
+    ),
 }
 
 
@@ -285,7 +342,9 @@ def river_factory(name: str, param: float, sc: Scenario) -> Callable[[], Any]:
 
 
 # -- runs ----------------------------------------------------------------------------------
-def _stationary_alarms(make: Callable[[int], Any], sc: Scenario, streams: int, calls: int, seed: int) -> int:
+def _stationary_alarms(
+    make: Callable[[int], Any], sc: Scenario, streams: int, calls: int, seed: int
+) -> int:
     """Alarms in `calls` counted calls per stream, after PRE calls of burn-in."""
     alarms = 0
     for s in range(streams):
@@ -303,7 +362,9 @@ def tune_river(name: str, sc: Scenario, calls: int) -> tuple[float, int]:
     """The most sensitive grid value with at most one false alarm per ARL calls."""
     key, grid = RIVER_GRIDS[name]
     for value in grid:
-        alarms = _stationary_alarms(lambda s: River(river_factory(name, value, sc)), sc, 4, calls // 4, seed=99)
+        alarms = _stationary_alarms(
+            lambda s: River(river_factory(name, value, sc)), sc, 4, calls // 4, seed=99
+        )
         if alarms <= calls / ARL:
             return value, alarms
     return grid[-1], alarms
@@ -340,7 +401,11 @@ def job(args: tuple[int, str, int, int]) -> Row:
     sc = scenarios()[index]
     note = ""
     if detector.startswith("ours"):
-        only = {"ours: mean CUSUM": "mean", "ours: variance CUSUM": "variance", "ours: TwoWindowKS": "ks"}.get(detector)
+        only = {
+            "ours: mean CUSUM": "mean",
+            "ours: variance CUSUM": "variance",
+            "ours: TwoWindowKS": "ks",
+        }.get(detector)
         alone = detector == OURS_ALONE
         make: Callable[[int], Any] = lambda s: Ours(sc.kind, only, s, alone)
     elif detector.startswith("oracle"):
@@ -359,7 +424,9 @@ def job(args: tuple[int, str, int, int]) -> Row:
         return Row(sc.name, detector, d, fa, 2 * (fa_calls // 10), note)
     else:
         value, _ = tune_river(detector, sc, fa_calls)
-        note = f"{RIVER_GRIDS[detector][0]}={value:g}" + (f", delta={sc.ph_delta:.3g}" if detector == "PageHinkley" else "")
+        note = f"{RIVER_GRIDS[detector][0]}={value:g}" + (
+            f", delta={sc.ph_delta:.3g}" if detector == "PageHinkley" else ""
+        )
         make = lambda s: River(river_factory(detector, value, sc))
     d = delays(make, sc, trials)
     streams = 4
@@ -368,10 +435,29 @@ def job(args: tuple[int, str, int, int]) -> Row:
 
 
 def detectors_for(sc: Scenario) -> list[str]:
-    ours = ["ours: BernoulliCUSUM"] if sc.kind == "rate" else (
-        ["ours: NumericMonitor (all)", "ours: mean CUSUM", "ours: variance CUSUM", "ours: TwoWindowKS"]
-        if sc.kind == "numeric" else ["ours: ContentMonitor"])
-    return ours + [OURS_ALONE, "oracle CUSUM", ORACLE_SHARE, "ADWIN", "PageHinkley", "KSWIN", "fixed KS / 100 calls"]
+    ours = (
+        ["ours: BernoulliCUSUM"]
+        if sc.kind == "rate"
+        else (
+            [
+                "ours: NumericMonitor (all)",
+                "ours: mean CUSUM",
+                "ours: variance CUSUM",
+                "ours: TwoWindowKS",
+            ]
+            if sc.kind == "numeric"
+            else ["ours: ContentMonitor"]
+        )
+    )
+    return ours + [
+        OURS_ALONE,
+        "oracle CUSUM",
+        ORACLE_SHARE,
+        "ADWIN",
+        "PageHinkley",
+        "KSWIN",
+        "fixed KS / 100 calls",
+    ]
 
 
 def family_wise(streams: int, calls: int, seed: int = 3) -> tuple[int, int]:
@@ -406,16 +492,29 @@ def quality(trials: int, fa_calls: int, workers: int) -> list[Row]:
     with mp.get_context("fork").Pool(workers) as pool:
         rows = pool.map(job, jobs, chunksize=1)
     names = [sc.name for sc in scenarios()]
-    rows.sort(key=lambda r: (names.index(r.scenario), detectors_for(scenarios()[names.index(r.scenario)]).index(r.detector)))
+    rows.sort(
+        key=lambda r: (
+            names.index(r.scenario),
+            detectors_for(scenarios()[names.index(r.scenario)]).index(r.detector),
+        )
+    )
     return rows
 
 
 def print_quality(rows: list[Row]) -> None:
-    print("\n## Detection delay (calls after the change) and false alarms per 10,000 stationary calls\n")
-    print("| scenario | detector | median delay | p90 delay | detected | FA / 10k (alarms/calls) "
-          "| / oracle | / oracle at our budget | setting |")
+    print(
+        "\n## Detection delay (calls after the change) and false alarms per 10,000 stationary calls\n"
+    )
+    print(
+        "| scenario | detector | median delay | p90 delay | detected | FA / 10k (alarms/calls) "
+        "| / oracle | / oracle at our budget | setting |"
+    )
     print("|---|---|---:|---:|---:|---:|---:|---:|---|")
-    oracle = {(r.scenario, r.detector): statistics.median(r.delays) for r in rows if r.detector.startswith("oracle")}
+    oracle = {
+        (r.scenario, r.detector): statistics.median(r.delays)
+        for r in rows
+        if r.detector.startswith("oracle")
+    }
     for r in rows:
         med = statistics.median(r.delays)
         ratios = []
@@ -424,8 +523,10 @@ def print_quality(rows: list[Row]) -> None:
             ratios.append("—" if math.isinf(med) or math.isinf(base) else f"{med / base:.2f}")
         hit = sum(not math.isinf(d) for d in r.delays) / len(r.delays)
         name = f"**{r.detector}**" if r.detector.startswith("ours") else r.detector
-        print(f"| {r.scenario} | {name} | {_fmt_delay(r.delays, 50)} | {_fmt_delay(r.delays, 90)} | {hit:.0%} | "
-              f"{r.fa / r.fa_calls * 1e4:.2f} ({r.fa}/{r.fa_calls:,}) | {ratios[0]} | {ratios[1]} | {r.note} |")
+        print(
+            f"| {r.scenario} | {name} | {_fmt_delay(r.delays, 50)} | {_fmt_delay(r.delays, 90)} | {hit:.0%} | "
+            f"{r.fa / r.fa_calls * 1e4:.2f} ({r.fa}/{r.fa_calls:,}) | {ratios[0]} | {ratios[1]} | {r.note} |"
+        )
 
 
 # -- cost ------------------------------------------------------------------------------------
@@ -461,19 +562,38 @@ def stage_cost(calls: int = 3_000) -> tuple[float, float, float]:
     for i in range(warm + calls):
         chars = int(np.exp(rng.normal(6, 0.4)))
         attrs = {
-            semconv.GEN_AI_OPERATION_NAME: "chat", semconv.GEN_AI_PROVIDER_NAME: "openai",
-            semconv.GEN_AI_REQUEST_MODEL: "gpt-4o-mini", semconv.GEN_AI_RESPONSE_MODEL: "gpt-4o-mini-2024-07-18",
-            semconv.OPENAI_RESPONSE_SYSTEM_FINGERPRINT: "fp_1", semconv.GEN_AI_RESPONSE_ID: f"chatcmpl-{i}",
-            semconv.GEN_AI_RESPONSE_FINISH_REASONS: ("stop",), semconv.GEN_AI_USAGE_INPUT_TOKENS: 96,
-            semconv.GEN_AI_USAGE_OUTPUT_TOKENS: chars // 4, semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: 0.2 + rng.random() / 10,
-            semconv.OUTPUT_CHARS: chars, semconv.OUTPUT_FORMAT_EXPECTED: "json", semconv.OUTPUT_FORMAT_VALID: bool(rng.random() > 0.01),
-            semconv.OUTPUT_PREAMBLE: False, semconv.OUTPUT_CODE_FENCE: False, semconv.OUTPUT_REFUSAL: False,
-            semconv.OUTPUT_TRUNCATED: False, semconv.RETRY_COUNT: 0, semconv.ROUTE: "support",
+            semconv.GEN_AI_OPERATION_NAME: "chat",
+            semconv.GEN_AI_PROVIDER_NAME: "openai",
+            semconv.GEN_AI_REQUEST_MODEL: "gpt-4o-mini",
+            semconv.GEN_AI_RESPONSE_MODEL: "gpt-4o-mini-2024-07-18",
+            semconv.OPENAI_RESPONSE_SYSTEM_FINGERPRINT: "fp_1",
+            semconv.GEN_AI_RESPONSE_ID: f"chatcmpl-{i}",
+            semconv.GEN_AI_RESPONSE_FINISH_REASONS: ("stop",),
+            semconv.GEN_AI_USAGE_INPUT_TOKENS: 96,
+            semconv.GEN_AI_USAGE_OUTPUT_TOKENS: chars // 4,
+            semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: 0.2 + rng.random() / 10,
+            semconv.OUTPUT_CHARS: chars,
+            semconv.OUTPUT_FORMAT_EXPECTED: "json",
+            semconv.OUTPUT_FORMAT_VALID: bool(rng.random() > 0.01),
+            semconv.OUTPUT_PREAMBLE: False,
+            semconv.OUTPUT_CODE_FENCE: False,
+            semconv.OUTPUT_REFUSAL: False,
+            semconv.OUTPUT_TRUNCATED: False,
+            semconv.RETRY_COUNT: 0,
+            semconv.ROUTE: "support",
         }
         start = 1_700_000_000_000_000_000 + i * 10**9
         span = tracer.start_span("chat gpt-4o-mini", attributes=attrs, start_time=start)
         span.end(end_time=start + int(float(np.exp(rng.normal(0, 0.3))) * 1e9))
-        records.append((keep.spans[-1], CallFeatures(system_digest=1, output_vector=vectors[0] + 0.01 * rng.standard_normal(len(vectors[0])))))
+        records.append(
+            (
+                keep.spans[-1],
+                CallFeatures(
+                    system_digest=1,
+                    output_vector=vectors[0] + 0.01 * rng.standard_normal(len(vectors[0])),
+                ),
+            )
+        )
     stage = DriftStage(seed=0)
     emit = lambda span: None  # noqa: E731
     for span, feats in records[:warm]:  # past the reservoirs' early, busier phase
@@ -515,7 +635,10 @@ def bytes_per_stream(streams: int = 40) -> float:
     rng = np.random.default_rng(2)
     prng = random.Random(2)
     vectors = pools().draw(rng, 800, False)
-    data = [((rng.random(7) < 0.05).tolist(), rng.standard_normal(5).tolist(), vectors[i]) for i in range(800)]
+    data = [
+        ((rng.random(7) < 0.05).tolist(), rng.standard_normal(5).tolist(), vectors[i])
+        for i in range(800)
+    ]
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
     kept = []
@@ -540,24 +663,34 @@ def main() -> None:
         return
     trials, fa_calls, fw = (30, 40_000, (4, 10_000)) if args.quick else (100, 200_000, (20, 25_000))
     t0 = time.time()
-    print(f"# frictionlens drift bench ({'quick' if args.quick else 'full'}; Python {sys.version.split()[0]})")
-    print(f"shipped thresholds (ARL {ARL:,.0f} per stream, {SHIPPED.statistics} statistics): rate h={SHIPPED.rate:.2f}, "
-          f"mean h={SHIPPED.mean:.2f}, variance h={SHIPPED.variance:.2f}, KS D>{SHIPPED.ks:.3f}")
+    print(
+        f"# frictionlens drift bench ({'quick' if args.quick else 'full'}; Python {sys.version.split()[0]})"
+    )
+    print(
+        f"shipped thresholds (ARL {ARL:,.0f} per stream, {SHIPPED.statistics} statistics): rate h={SHIPPED.rate:.2f}, "
+        f"mean h={SHIPPED.mean:.2f}, variance h={SHIPPED.variance:.2f}, KS D>{SHIPPED.ks:.3f}"
+    )
     rows = quality(trials, fa_calls, args.workers)
     print_quality(rows)
     alarms, counted = family_wise(*fw)
-    print(f"\n## Whole stream, all 13 features at once (target <= 1 per 10,000)\n\n"
-          f"false alarms: {alarms} in {counted:,} stationary calls = {alarms / counted * 1e4:.2f} per 10,000 calls")
+    print(
+        f"\n## Whole stream, all 13 features at once (target <= 1 per 10,000)\n\n"
+        f"false alarms: {alarms} in {counted:,} stationary calls = {alarms / counted * 1e4:.2f} per 10,000 calls"
+    )
     ours, base, ratio = stage_cost()
     vec, digest = vector_cost()
     mem = bytes_per_stream()
     print("\n## Cost (this machine; same-run references)\n")
     print("| measure | value |\n|---|---:|")
     print(f"| drift stage, median per LLM span (all features) | {ours:.1f} µs |")
-    print(f"| SDK span start+end with the same attributes, no processor (reference) | {base:.1f} µs |")
+    print(
+        f"| SDK span start+end with the same attributes, no processor (reference) | {base:.1f} µs |"
+    )
     print(f"| stage / SDK span | {ratio:.2f}× |")
     print(f"| content_vector, 4 KB output (reads the first 1,024 characters) | {vec:.1f} µs |")
-    print(f"| salted digest of the same output (reference, already paid per message) | {digest:.1f} µs |")
+    print(
+        f"| salted digest of the same output (reference, already paid per message) | {digest:.1f} µs |"
+    )
     print(f"| memory per warmed-up stream | {mem / 1024:.1f} KB |")
     print(f"\n({time.time() - t0:.0f} s)")
 

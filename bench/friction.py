@@ -46,6 +46,8 @@ from frictionlens.processors.friction import FrictionStage
 from frictionlens.processors.pipeline import SignalPipeline, SpanRecord
 
 SALT = b"bench-salt"
+
+
 def _text(rng: random.Random, chars: int) -> str:
     """Random words (3-9 letters): unrelated texts, as most turns of a chat are."""
     out: list[str] = []
@@ -57,7 +59,9 @@ def _text(rng: random.Random, chars: int) -> str:
     return " ".join(out)[:chars]
 
 
-def conversations(n: int, turns: int, chars: int, seed: int) -> list[list[tuple[dict, CallFeatures]]]:
+def conversations(
+    n: int, turns: int, chars: int, seed: int
+) -> list[list[tuple[dict, CallFeatures]]]:
     """``n`` chats of ``turns`` calls: (span attributes, features) per call, history resent."""
     rng = random.Random(seed)
     system = text_features(_text(rng, 300), SALT)
@@ -66,15 +70,24 @@ def conversations(n: int, turns: int, chars: int, seed: int) -> list[list[tuple[
         history: list[MessageFeatures] = [MessageFeatures("system", system)]
         calls = []
         for t in range(turns):
-            history.append(MessageFeatures("user", text_features(f"{c}/{t} " + _text(rng, chars), SALT)))
+            history.append(
+                MessageFeatures("user", text_features(f"{c}/{t} " + _text(rng, chars), SALT))
+            )
             answer = text_features(f"{c}/{t} " + _text(rng, chars), SALT)
             attrs = {
-                semconv.GEN_AI_OPERATION_NAME: semconv.OP_CHAT, semconv.GEN_AI_PROVIDER_NAME: "openai",
-                semconv.GEN_AI_REQUEST_MODEL: _common.MODEL, semconv.SERVER_ADDRESS: "api.openai.com",
-                semconv.GEN_AI_RESPONSE_ID: f"chatcmpl-{c}-{t}", semconv.GEN_AI_RESPONSE_MODEL: _common.MODEL,
-                semconv.GEN_AI_RESPONSE_FINISH_REASONS: ("stop",), semconv.GEN_AI_USAGE_INPUT_TOKENS: 96,
-                semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 88, semconv.RETRY_COUNT: 0, semconv.OUTPUT_CHARS: answer.chars,
-                semconv.OUTPUT_FORMAT_EXPECTED: "text", semconv.OUTPUT_FORMAT_VALID: True,
+                semconv.GEN_AI_OPERATION_NAME: semconv.OP_CHAT,
+                semconv.GEN_AI_PROVIDER_NAME: "openai",
+                semconv.GEN_AI_REQUEST_MODEL: _common.MODEL,
+                semconv.SERVER_ADDRESS: "api.openai.com",
+                semconv.GEN_AI_RESPONSE_ID: f"chatcmpl-{c}-{t}",
+                semconv.GEN_AI_RESPONSE_MODEL: _common.MODEL,
+                semconv.GEN_AI_RESPONSE_FINISH_REASONS: ("stop",),
+                semconv.GEN_AI_USAGE_INPUT_TOKENS: 96,
+                semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 88,
+                semconv.RETRY_COUNT: 0,
+                semconv.OUTPUT_CHARS: answer.chars,
+                semconv.OUTPUT_FORMAT_EXPECTED: "text",
+                semconv.OUTPUT_FORMAT_VALID: True,
             }
             calls.append((attrs, CallFeatures(messages=tuple(history), outputs=(answer,))))
             history.append(MessageFeatures("assistant", answer))
@@ -91,7 +104,9 @@ def _provider(stages: list | None) -> TracerProvider:
     if stages is None:
         tp.add_span_processor(SpanProcessor())
     else:
-        tp.add_span_processor(SignalPipeline(stages, downstream=SpanProcessor(), tick_interval_s=3600))
+        tp.add_span_processor(
+            SignalPipeline(stages, downstream=SpanProcessor(), tick_interval_s=3600)
+        )
     return tp
 
 
@@ -131,11 +146,18 @@ def _time_stage(chats) -> list[float]:
 
 
 def measure(chars: int, rounds: int, n: int, turns: int) -> dict[str, float]:
-    samples: dict[str, list[float]] = {"sdk span": [], "pipeline": [], "pipeline+friction": [], "friction stage": []}
+    samples: dict[str, list[float]] = {
+        "sdk span": [],
+        "pipeline": [],
+        "pipeline+friction": [],
+        "friction stage": [],
+    }
     variants: dict[str, Callable[[list], list[float]]] = {
         "sdk span": lambda chats: _time_spans(_provider(None), chats, False),
         "pipeline": lambda chats: _time_spans(_provider([]), chats, True),
-        "pipeline+friction": lambda chats: _time_spans(_provider([FrictionStage(meter=_quiet_meter())]), chats, True),
+        "pipeline+friction": lambda chats: _time_spans(
+            _provider([FrictionStage(meter=_quiet_meter())]), chats, True
+        ),
         "friction stage": _time_stage,
     }
     for r in range(rounds):
@@ -170,18 +192,26 @@ def bytes_per_conversation(n: int, turns: int, chars: int) -> tuple[float, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     rounds, n, turns, mem_n = (2, 20, 6, 300) if args.quick else (7, 60, 8, 3000)
-    print(f"friction stage, {rounds} rounds x {n} conversations x {turns} calls (history resent), python {sys.version.split()[0]}")
+    print(
+        f"friction stage, {rounds} rounds x {n} conversations x {turns} calls (history resent), python {sys.version.split()[0]}"
+    )
     print()
-    print("| messages | sdk span µs | pipeline µs | pipeline+friction µs | friction stage µs | stage / sdk span |")
+    print(
+        "| messages | sdk span µs | pipeline µs | pipeline+friction µs | friction stage µs | stage / sdk span |"
+    )
     print("|---|---|---|---|---|---|")
     for chars, label in ((200, "200 chars"), (4096, "4 KB")):
         m = measure(chars, rounds, n, turns)
-        print(f"| {label} | {m['sdk span']:.1f} | {m['pipeline']:.1f} | {m['pipeline+friction']:.1f} | "
-              f"{m['friction stage']:.1f} | {m['friction stage'] / m['sdk span']:.2f} |")
+        print(
+            f"| {label} | {m['sdk span']:.1f} | {m['pipeline']:.1f} | {m['pipeline+friction']:.1f} | "
+            f"{m['friction stage']:.1f} | {m['friction stage'] / m['sdk span']:.2f} |"
+        )
     print()
     print("| messages | conversations | turns each | bytes per tracked conversation |")
     print("|---|---|---|---|")

@@ -32,7 +32,10 @@ def _raw_caller(server: LocalLLMServer, body: dict[str, object]) -> Callable[[],
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     reader = sock.makefile("rb")
     data = json.dumps(body).encode()
-    request = b"POST /v1/chat/completions HTTP/1.1\r\nHost: b\r\nContent-Length: %d\r\n\r\n%s" % (len(data), data)
+    request = b"POST /v1/chat/completions HTTP/1.1\r\nHost: b\r\nContent-Length: %d\r\n\r\n%s" % (
+        len(data),
+        data,
+    )
 
     def call() -> None:
         sock.sendall(request)
@@ -76,10 +79,16 @@ def main() -> None:
                 _raw_caller(server, {"model": "m", "messages": MESSAGES, "stream": True}),
                 stream_50,
             ),
-            ("openai SDK: chat", lambda: oai.chat.completions.create(model="m", messages=MESSAGES), None),
+            (
+                "openai SDK: chat",
+                lambda: oai.chat.completions.create(model="m", messages=MESSAGES),
+                None,
+            ),
             (
                 "openai SDK: 50-chunk stream",
-                lambda: list(oai.chat.completions.create(model="m", messages=MESSAGES, stream=True)),
+                lambda: list(
+                    oai.chat.completions.create(model="m", messages=MESSAGES, stream=True)
+                ),
                 stream_50,
             ),
             (
@@ -94,12 +103,19 @@ def main() -> None:
             if responder is not None:
                 server.responder = responder
             times = sorted(_times(call, args.calls))
-            print(f"{label:34} {statistics.median(times):10.0f} {times[int(len(times) * 0.95)]:10.0f}")
+            print(
+                f"{label:34} {statistics.median(times):10.0f} {times[int(len(times) * 0.95)]:10.0f}"
+            )
         server.reset()
         for threads in (1, 4, 16):
-            callers = [_raw_caller(server, {"model": "m", "messages": MESSAGES}) for _ in range(threads)]
+            callers = [
+                _raw_caller(server, {"model": "m", "messages": MESSAGES}) for _ in range(threads)
+            ]
             per_thread = max(1, args.calls // threads)
-            workers = [threading.Thread(target=lambda c=c: [c() for _ in range(per_thread)]) for c in callers]
+            workers = [
+                threading.Thread(target=lambda c=c: [c() for _ in range(per_thread)])
+                for c in callers
+            ]
             start = time.perf_counter()
             for worker in workers:
                 worker.start()

@@ -48,23 +48,42 @@ def shapes(n: int) -> dict[str, tuple[dict[str, Any], bool]]:
     """row -> (span attributes, in-process features attached?) for call ``n``."""
     msgs = _common.messages(n)
     answer = f"{_common.ANSWER} ({n})"
-    genai = {sc.GEN_AI_OPERATION_NAME: "chat", sc.GEN_AI_PROVIDER_NAME: "openai", sc.GEN_AI_REQUEST_MODEL: _common.MODEL,
-             sc.GEN_AI_RESPONSE_MODEL: _common.MODEL, sc.GEN_AI_RESPONSE_ID: f"chatcmpl-{n}",
-             sc.GEN_AI_RESPONSE_FINISH_REASONS: ("stop",), sc.GEN_AI_USAGE_INPUT_TOKENS: 96, sc.GEN_AI_USAGE_OUTPUT_TOKENS: 88}
-    content = {sc.GEN_AI_INPUT_MESSAGES: json.dumps([_parts(m["role"], m["content"]) for m in msgs]),
-               sc.GEN_AI_OUTPUT_MESSAGES: json.dumps([{**_parts("assistant", answer), "finish_reason": "stop"}])}
-    oi: dict[str, Any] = {sc.OPENINFERENCE_SPAN_KIND: "LLM", sc.OPENINFERENCE_LLM_SYSTEM: "openai",
-                          sc.OPENINFERENCE_MODEL_NAME: _common.MODEL,
-                          sc.OPENINFERENCE_INVOCATION_PARAMETERS: json.dumps({"model": _common.MODEL}),
-                          sc.OPENINFERENCE_TOKENS_PROMPT: 96, sc.OPENINFERENCE_TOKENS_COMPLETION: 88,
-                          sc.OPENINFERENCE_FINISH_REASON: "stop", "llm.output_messages.0.message.role": "assistant",
-                          "llm.output_messages.0.message.content": answer}
+    genai = {
+        sc.GEN_AI_OPERATION_NAME: "chat",
+        sc.GEN_AI_PROVIDER_NAME: "openai",
+        sc.GEN_AI_REQUEST_MODEL: _common.MODEL,
+        sc.GEN_AI_RESPONSE_MODEL: _common.MODEL,
+        sc.GEN_AI_RESPONSE_ID: f"chatcmpl-{n}",
+        sc.GEN_AI_RESPONSE_FINISH_REASONS: ("stop",),
+        sc.GEN_AI_USAGE_INPUT_TOKENS: 96,
+        sc.GEN_AI_USAGE_OUTPUT_TOKENS: 88,
+    }
+    content = {
+        sc.GEN_AI_INPUT_MESSAGES: json.dumps([_parts(m["role"], m["content"]) for m in msgs]),
+        sc.GEN_AI_OUTPUT_MESSAGES: json.dumps(
+            [{**_parts("assistant", answer), "finish_reason": "stop"}]
+        ),
+    }
+    oi: dict[str, Any] = {
+        sc.OPENINFERENCE_SPAN_KIND: "LLM",
+        sc.OPENINFERENCE_LLM_SYSTEM: "openai",
+        sc.OPENINFERENCE_MODEL_NAME: _common.MODEL,
+        sc.OPENINFERENCE_INVOCATION_PARAMETERS: json.dumps({"model": _common.MODEL}),
+        sc.OPENINFERENCE_TOKENS_PROMPT: 96,
+        sc.OPENINFERENCE_TOKENS_COMPLETION: 88,
+        sc.OPENINFERENCE_FINISH_REASON: "stop",
+        "llm.output_messages.0.message.role": "assistant",
+        "llm.output_messages.0.message.content": answer,
+    }
     for i, m in enumerate(msgs):
         oi[f"llm.input_messages.{i}.message.role"] = m["role"]
         oi[f"llm.input_messages.{i}.message.content"] = m["content"]
     return {
         "frictionlens' own LLM span (early exit)": ({**genai, sc.OUTPUT_CHARS: len(answer)}, True),
-        "other span, e.g. HTTP (early exit)": ({"http.request.method": "POST", "url.full": "https://x/v1"}, False),
+        "other span, e.g. HTTP (early exit)": (
+            {"http.request.method": "POST", "url.full": "https://x/v1"},
+            False,
+        ),
         "official / GenAI conventions, no content": (genai, False),
         "official / GenAI conventions, content": ({**genai, **content}, False),
         "OpenInference, content": (oi, False),
@@ -127,7 +146,9 @@ def main() -> None:
     args = parser.parse_args()
     count, rounds = (200, 3) if args.quick else (1000, 15)
     rows = build(count)
-    results: dict[str, dict[str, list[float]]] = {row: {"baseline": [], "normalizer": []} for row in rows}
+    results: dict[str, dict[str, list[float]]] = {
+        row: {"baseline": [], "normalizer": []} for row in rows
+    }
     span_ref: list[float] = []
     gc.collect()
     gc.disable()
@@ -142,13 +163,20 @@ def main() -> None:
     finally:
         gc.enable()
     ref = _common.median(span_ref) / 1000
-    print(f"normalizer cost per span, {rounds} rounds x {count} spans; median of per-round medians, µs")
+    print(
+        f"normalizer cost per span, {rounds} rounds x {count} spans; median of per-round medians, µs"
+    )
     print()
     print("| span | baseline µs | with normalizer µs | added µs | added / SDK span |")
     print("|---|---:|---:|---:|---:|")
     for row, res in results.items():
-        base, norm = _common.median(res["baseline"]) / 1000, _common.median(res["normalizer"]) / 1000
-        print(f"| {row} | {base:.2f} | {norm:.2f} | {norm - base:.2f} | {(norm - base) / ref:.2f}× |")
+        base, norm = (
+            _common.median(res["baseline"]) / 1000,
+            _common.median(res["normalizer"]) / 1000,
+        )
+        print(
+            f"| {row} | {base:.2f} | {norm:.2f} | {norm - base:.2f} | {(norm - base) / ref:.2f}× |"
+        )
     print(f"| reference: create and end an SDK span, 12 attributes | | | {ref:.2f} | 1.00× |")
 
 

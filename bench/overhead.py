@@ -56,15 +56,42 @@ import _common  # noqa: E402
 GROUPS: dict[str, dict[str, Any]] = {
     # group -> the SDK it calls, the variants it measures (besides "none"), the distributions
     # it needs and reports
-    "frictionlens": {"sdk": "openai", "variants": ["frictionlens", "bare span"], "dists": ["frictionlens"], "peer": False},
-    "official": {"sdk": "openai", "variants": ["official"],
-                 "dists": ["opentelemetry-instrumentation-openai-v2", "opentelemetry-util-genai"], "peer": True},
-    "traceloop": {"sdk": "openai", "variants": ["traceloop"], "dists": ["opentelemetry-instrumentation-openai"], "peer": True},
-    "frictionlens-anthropic": {"sdk": "anthropic", "variants": ["frictionlens"], "dists": ["frictionlens"], "peer": False},
-    "traceloop-anthropic": {"sdk": "anthropic", "variants": ["traceloop-anthropic"],
-                            "dists": ["opentelemetry-instrumentation-anthropic"], "peer": True},
-    "openinference-anthropic": {"sdk": "anthropic", "variants": ["openinference-anthropic"],
-                                "dists": ["openinference-instrumentation-anthropic"], "peer": True},
+    "frictionlens": {
+        "sdk": "openai",
+        "variants": ["frictionlens", "bare span"],
+        "dists": ["frictionlens"],
+        "peer": False,
+    },
+    "official": {
+        "sdk": "openai",
+        "variants": ["official"],
+        "dists": ["opentelemetry-instrumentation-openai-v2", "opentelemetry-util-genai"],
+        "peer": True,
+    },
+    "traceloop": {
+        "sdk": "openai",
+        "variants": ["traceloop"],
+        "dists": ["opentelemetry-instrumentation-openai"],
+        "peer": True,
+    },
+    "frictionlens-anthropic": {
+        "sdk": "anthropic",
+        "variants": ["frictionlens"],
+        "dists": ["frictionlens"],
+        "peer": False,
+    },
+    "traceloop-anthropic": {
+        "sdk": "anthropic",
+        "variants": ["traceloop-anthropic"],
+        "dists": ["opentelemetry-instrumentation-anthropic"],
+        "peer": True,
+    },
+    "openinference-anthropic": {
+        "sdk": "anthropic",
+        "variants": ["openinference-anthropic"],
+        "dists": ["openinference-instrumentation-anthropic"],
+        "peer": True,
+    },
 }
 LABELS = {
     "frictionlens": "**frictionlens**",
@@ -127,7 +154,9 @@ def _instrument(name: str, tp: Any, mp: Any) -> Any:
     if name == "frictionlens":
         import frictionlens
 
-        frictionlens.instrument(exporter="none", tracer_provider=tp, meter_provider=mp, salt="bench")
+        frictionlens.instrument(
+            exporter="none", tracer_provider=tp, meter_provider=mp, salt="bench"
+        )
     elif name == "official":
         from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
 
@@ -141,7 +170,9 @@ def _instrument(name: str, tp: Any, mp: Any) -> Any:
 
         AnthropicInstrumentor().instrument(tracer_provider=tp, meter_provider=mp)
     elif name == "openinference-anthropic":
-        from openinference.instrumentation.anthropic import AnthropicInstrumentor as OpenInferenceInstrumentor
+        from openinference.instrumentation.anthropic import (
+            AnthropicInstrumentor as OpenInferenceInstrumentor,
+        )
 
         OpenInferenceInstrumentor().instrument(tracer_provider=tp)  # it records no metrics
     elif name == "bare span":
@@ -154,18 +185,32 @@ def _bare_span(tracer: Any, raw: Callable[..., Any], stream: bool) -> Callable[.
     from opentelemetry.trace import SpanKind
 
     request = {
-        "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": _common.MODEL,
-        "server.address": "api.openai.com", "server.port": 443, "gen_ai.request.temperature": 0.2,
-        "gen_ai.request.max_tokens": 512, "gen_ai.request.stream": stream,
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": _common.MODEL,
+        "server.address": "api.openai.com",
+        "server.port": 443,
+        "gen_ai.request.temperature": 0.2,
+        "gen_ai.request.max_tokens": 512,
+        "gen_ai.request.stream": stream,
     }
 
     def respond(span: Any, rid: str, model: str, reason: str) -> None:
-        span.set_attributes({"gen_ai.response.id": rid, "gen_ai.response.model": model,
-                             "gen_ai.response.finish_reasons": (reason,), "gen_ai.usage.output_tokens": 88})
+        span.set_attributes(
+            {
+                "gen_ai.response.id": rid,
+                "gen_ai.response.model": model,
+                "gen_ai.response.finish_reasons": (reason,),
+                "gen_ai.usage.output_tokens": 88,
+            }
+        )
 
     if stream:
+
         def call(self: Any, **kw: Any) -> Any:
-            span = tracer.start_span(f"chat {_common.MODEL}", kind=SpanKind.CLIENT, attributes=request)
+            span = tracer.start_span(
+                f"chat {_common.MODEL}", kind=SpanKind.CLIENT, attributes=request
+            )
             last = None
             for last in raw(self, **kw):
                 pass
@@ -173,12 +218,16 @@ def _bare_span(tracer: Any, raw: Callable[..., Any], stream: bool) -> Callable[.
             span.end()
             return None  # consumed here, inside the span
     else:
+
         def call(self: Any, **kw: Any) -> Any:
-            span = tracer.start_span(f"chat {_common.MODEL}", kind=SpanKind.CLIENT, attributes=request)
+            span = tracer.start_span(
+                f"chat {_common.MODEL}", kind=SpanKind.CLIENT, attributes=request
+            )
             resp = raw(self, **kw)
             respond(span, resp.id, resp.model, resp.choices[0].finish_reason)
             span.end()
             return resp
+
     return call
 
 
@@ -186,20 +235,36 @@ def _abare_span(tracer: Any, raw: Callable[..., Any], stream: bool) -> Callable[
     from opentelemetry.trace import SpanKind
 
     async def call(self: Any, **kw: Any) -> Any:
-        span = tracer.start_span(f"chat {_common.MODEL}", kind=SpanKind.CLIENT, attributes={
-            "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": _common.MODEL,
-            "server.address": "api.openai.com", "server.port": 443, "gen_ai.request.temperature": 0.2,
-            "gen_ai.request.max_tokens": 512, "gen_ai.request.stream": stream})
+        span = tracer.start_span(
+            f"chat {_common.MODEL}",
+            kind=SpanKind.CLIENT,
+            attributes={
+                "gen_ai.operation.name": "chat",
+                "gen_ai.provider.name": "openai",
+                "gen_ai.request.model": _common.MODEL,
+                "server.address": "api.openai.com",
+                "server.port": 443,
+                "gen_ai.request.temperature": 0.2,
+                "gen_ai.request.max_tokens": 512,
+                "gen_ai.request.stream": stream,
+            },
+        )
         result = await raw(self, **kw)
         last = result
         if stream:
             async for last in result:
                 pass
-        span.set_attributes({"gen_ai.response.id": last.id, "gen_ai.response.model": last.model,
-                             "gen_ai.response.finish_reasons": (last.choices[0].finish_reason,),
-                             "gen_ai.usage.output_tokens": 88})
+        span.set_attributes(
+            {
+                "gen_ai.response.id": last.id,
+                "gen_ai.response.model": last.model,
+                "gen_ai.response.finish_reasons": (last.choices[0].finish_reason,),
+                "gen_ai.usage.output_tokens": 88,
+            }
+        )
         span.end()
         return None if stream else result  # a stream is consumed here, inside the span
+
     return call
 
 
@@ -228,8 +293,10 @@ class _Worker:
         tp, mp = _providers(shared)
         make = _common.anthropic_client if self.sdk == "anthropic" else _common.openai_client
         self.clients = {
-            "chat": make(stream=False), "stream": make(stream=True),
-            "achat": make(stream=False, asynchronous=True), "astream": make(stream=True, asynchronous=True),
+            "chat": make(stream=False),
+            "stream": make(stream=True),
+            "achat": make(stream=False, asynchronous=True),
+            "astream": make(stream=True, asynchronous=True),
         }
         self.calls_by_variant: dict[str, dict[str, Callable[..., Any]]] = {
             "none": {"chat": raw, "stream": raw, "achat": araw, "astream": araw}
@@ -241,13 +308,17 @@ class _Worker:
                 self.exporters[name], self.tracer_providers[name] = own, btp
                 tracer = _instrument(name, btp, mp)
                 self.calls_by_variant[name] = {
-                    "chat": _bare_span(tracer, raw, False), "stream": _bare_span(tracer, raw, True),
-                    "achat": _abare_span(tracer, araw, False), "astream": _abare_span(tracer, araw, True),
+                    "chat": _bare_span(tracer, raw, False),
+                    "stream": _bare_span(tracer, raw, True),
+                    "achat": _abare_span(tracer, araw, False),
+                    "astream": _abare_span(tracer, araw, True),
                 }
             else:
                 self.exporters[name], self.tracer_providers[name] = shared, tp
                 _instrument(name, tp, mp)
-                self.calls_by_variant[name] = {m: None for m in (*SYNC_MODES, *ASYNC_MODES)}  # via the client
+                self.calls_by_variant[name] = {
+                    m: None for m in (*SYNC_MODES, *ASYNC_MODES)
+                }  # via the client
         self.loop = asyncio.new_event_loop() if asynchronous else None
         self.seq = 0
 
@@ -256,9 +327,19 @@ class _Worker:
         kw: dict[str, Any]
         if self.sdk == "anthropic":  # this SDK takes no temperature for current models
             system, msgs = _common.anthropic_messages(self.seq)
-            kw = {"model": _common.ANTHROPIC_MODEL, "system": system, "messages": msgs, "max_tokens": 512}
+            kw = {
+                "model": _common.ANTHROPIC_MODEL,
+                "system": system,
+                "messages": msgs,
+                "max_tokens": 512,
+            }
         else:
-            kw = {"model": _common.MODEL, "messages": _common.messages(self.seq), "temperature": 0.2, "max_tokens": 512}
+            kw = {
+                "model": _common.MODEL,
+                "messages": _common.messages(self.seq),
+                "temperature": 0.2,
+                "max_tokens": 512,
+            }
         if stream:
             kw["stream"] = True
         return kw
@@ -316,6 +397,7 @@ class _Worker:
                     t1 = perf()
                     record(name, t0, t1, c0, cpu(), o0, own())
             else:
+
                 async def run() -> None:
                     for name, kw in schedule:
                         c0, o0 = cpu(), own()
@@ -336,9 +418,12 @@ class _Worker:
             for name in names:
                 exporter = self.exporters.get(name)
                 s0, a0 = counts_before.get(name, (0, 0))
-                out[name][mode] = {"times": times[name], "cpu": sum(cpus[name]) + (background if name == owner else 0),
-                                   "spans": exporter.spans - s0 if exporter else 0,
-                                   "attrs": exporter.attributes - a0 if exporter else 0}
+                out[name][mode] = {
+                    "times": times[name],
+                    "cpu": sum(cpus[name]) + (background if name == owner else 0),
+                    "spans": exporter.spans - s0 if exporter else 0,
+                    "attrs": exporter.attributes - a0 if exporter else 0,
+                }
         return out
 
 
@@ -352,9 +437,13 @@ def _worker_main(group: str, calls: int, warmup: int, asynchronous: bool) -> int
 
     sdk = GROUPS[group]["sdk"]
     env = {
-        "python": platform.python_version(), "implementation": platform.python_implementation(),
-        "openai": _version("openai"), "anthropic": _version("anthropic"), "httpx2": _version("httpx2"),
-        "opentelemetry-sdk": _version("opentelemetry-sdk"), "wrapt": _version("wrapt"),
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "openai": _version("openai"),
+        "anthropic": _version("anthropic"),
+        "httpx2": _version("httpx2"),
+        "opentelemetry-sdk": _version("opentelemetry-sdk"),
+        "wrapt": _version("wrapt"),
         **{d: _version(d) for d in GROUPS[group]["dists"]},
     }
     missing = [d for d in GROUPS[group]["dists"] if env.get(d) is None]
@@ -365,8 +454,14 @@ def _worker_main(group: str, calls: int, warmup: int, asynchronous: bool) -> int
         import frictionlens
 
         if not hasattr(frictionlens, "instrument"):  # e.g. an editable install older than the tree
-            send({"status": "error", "env": env, "detail": "`import frictionlens` found no package here: "
-                  "reinstall it (pip install -e .)"})
+            send(
+                {
+                    "status": "error",
+                    "env": env,
+                    "detail": "`import frictionlens` found no package here: "
+                    "reinstall it (pip install -e .)",
+                }
+            )
             return 0
     try:
         worker = _Worker(group, warmup, asynchronous)
@@ -394,10 +489,24 @@ class _Proc:
     def __init__(self, group: str, python: str, args: argparse.Namespace, warmup: int) -> None:
         self.group = group
         self.stderr = tempfile.TemporaryFile()
-        cmd = [python, str(Path(__file__).resolve()), "--worker", group, "--calls", str(args.calls),
-               "--warmup", str(warmup)] + (["--async"] if args.asynchronous else [])
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
-                                     text=True, bufsize=1)
+        cmd = [
+            python,
+            str(Path(__file__).resolve()),
+            "--worker",
+            group,
+            "--calls",
+            str(args.calls),
+            "--warmup",
+            str(warmup),
+        ] + (["--async"] if args.asynchronous else [])
+        self.proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+            text=True,
+            bufsize=1,
+        )
         self.hello: dict[str, Any] = {}
         self.rounds: list[dict[str, Any]] = []
 
@@ -407,7 +516,10 @@ class _Proc:
         if not line:
             self.stderr.seek(0)
             tail = self.stderr.read().decode(errors="replace").strip().splitlines()[-3:]
-            return {"status": "error", "detail": " | ".join(tail) or f"worker exited ({self.proc.wait()})"}
+            return {
+                "status": "error",
+                "detail": " | ".join(tail) or f"worker exited ({self.proc.wait()})",
+            }
         return json.loads(line)
 
     def send(self, text: str) -> None:
@@ -448,8 +560,15 @@ def _stats(proc: _Proc, variant: str, mode: str, calls: int) -> dict[str, float]
     n = len(pooled)
     # standard error of the median of the per-round differences (robust: IQR-based sigma)
     spread = (pct(d_med, 75) - pct(d_med, 25)) / 1.349 * 1.2533 / max(1, len(d_med)) ** 0.5
-    return {"median": med(d_med), "err": spread, "p95": pct(pooled, 95) - pct(base, 95), "cpu": med(d_cpu),
-            "raw": med(pooled), "spans": spans / n if n else float("nan"), "attrs": attrs / spans if spans else 0.0}
+    return {
+        "median": med(d_med),
+        "err": spread,
+        "p95": pct(pooled, 95) - pct(base, 95),
+        "cpu": med(d_cpu),
+        "raw": med(pooled),
+        "spans": spans / n if n else float("nan"),
+        "attrs": attrs / spans if spans else 0.0,
+    }
 
 
 def _table(procs: list[_Proc], modes: tuple[str, str], calls: int) -> list[str]:
@@ -465,12 +584,19 @@ def _table(procs: list[_Proc], modes: tuple[str, str], calls: int) -> list[str]:
         if status != "ready":
             for name in GROUPS[proc.group]["variants"]:
                 detail = proc.hello.get("detail", "")
-                lines.append(f"| {LABELS[name]} | {status}{': ' + detail if detail and status != 'not installed' else ''} "
-                             "| | | | | | |")
+                lines.append(
+                    f"| {LABELS[name]} | {status}{': ' + detail if detail and status != 'not installed' else ''} "
+                    "| | | | | | |"
+                )
             continue
-        base = {m: _common.median([t for r in proc.rounds for t in r["none"][m]["times"]]) for m in modes}
-        lines.append(f"| none (baseline of the {proc.group} process) | 0 | 0 | 0 | 0 | 0 "
-                     f"| {_us(base[a])} / {_us(base[s])} | 0 |")
+        base = {
+            m: _common.median([t for r in proc.rounds for t in r["none"][m]["times"]])
+            for m in modes
+        }
+        lines.append(
+            f"| none (baseline of the {proc.group} process) | 0 | 0 | 0 | 0 | 0 "
+            f"| {_us(base[a])} / {_us(base[s])} | 0 |"
+        )
         for name in GROUPS[proc.group]["variants"]:
             c, st = _stats(proc, name, a, calls), _stats(proc, name, s, calls)
             lines.append(
@@ -538,17 +664,36 @@ def _calibration() -> str:
 
     loop = min(timeit.repeat("sum((1, 2, 3))", number=200_000, repeat=5)) / 200_000
     held = min(timeit.repeat(locked, number=200_000, repeat=5)) / 200_000
-    return f"`sum((1, 2, 3))` {loop * 1e9:.0f} ns, uncontended `with lock:` call {held * 1e9:.0f} ns"
+    return (
+        f"`sum((1, 2, 3))` {loop * 1e9:.0f} ns, uncontended `with lock:` call {held * 1e9:.0f} ns"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 30; --quick: 2)")
-    ap.add_argument("--calls", type=int, default=None, help="calls per variant, mode and round (default 20; --quick: 8)")
-    ap.add_argument("--quick", action="store_true", help="a few seconds: a smoke test, not a measurement")
-    ap.add_argument("--async", dest="asynchronous", action="store_true", help="also measure AsyncOpenAI (second table)")
-    ap.add_argument("--peer-python", default=None,
-                    help="interpreter for the peer rows (a venv with the peer instrumentations); default: this one")
+    ap.add_argument(
+        "--rounds", type=int, default=None, help="interleaved rounds (default 30; --quick: 2)"
+    )
+    ap.add_argument(
+        "--calls",
+        type=int,
+        default=None,
+        help="calls per variant, mode and round (default 20; --quick: 8)",
+    )
+    ap.add_argument(
+        "--quick", action="store_true", help="a few seconds: a smoke test, not a measurement"
+    )
+    ap.add_argument(
+        "--async",
+        dest="asynchronous",
+        action="store_true",
+        help="also measure AsyncOpenAI (second table)",
+    )
+    ap.add_argument(
+        "--peer-python",
+        default=None,
+        help="interpreter for the peer rows (a venv with the peer instrumentations); default: this one",
+    )
     ap.add_argument("--only", default=None, help=f"comma-separated groups: {','.join(GROUPS)}")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--warmup", type=int, default=None, help=argparse.SUPPRESS)
@@ -562,9 +707,18 @@ def main(argv: list[str] | None = None) -> int:
         return _worker_main(args.worker, args.calls, warmup, args.asynchronous)
 
     calibration = _calibration()  # before the workers start, on a quiet machine
-    groups = list(GROUPS) if not args.only else [g.strip() for g in args.only.split(",") if g.strip()]
-    procs = [_Proc(g, (args.peer_python or sys.executable) if GROUPS[g]["peer"] else sys.executable, args, warmup)
-             for g in groups]
+    groups = (
+        list(GROUPS) if not args.only else [g.strip() for g in args.only.split(",") if g.strip()]
+    )
+    procs = [
+        _Proc(
+            g,
+            (args.peer_python or sys.executable) if GROUPS[g]["peer"] else sys.executable,
+            args,
+            warmup,
+        )
+        for g in groups
+    ]
     started = time.monotonic()
     try:
         for p in procs:
@@ -580,12 +734,18 @@ def main(argv: list[str] | None = None) -> int:
                     live.remove(p)
                     continue
                 p.rounds.append(reply["round"])
-            print(f"round {r + 1}/{args.rounds} done ({time.monotonic() - started:.0f} s)", file=sys.stderr)
+            print(
+                f"round {r + 1}/{args.rounds} done ({time.monotonic() - started:.0f} s)",
+                file=sys.stderr,
+            )
     finally:
         for p in procs:
             p.close()
 
-    out = ["## Instrumentation overhead per call (µs, relative to each process' own uninstrumented SDK)", ""]
+    out = [
+        "## Instrumentation overhead per call (µs, relative to each process' own uninstrumented SDK)",
+        "",
+    ]
     out += _environment(procs, args, calibration) + [""]
     for sdk, title in SDKS.items():
         mine = [p for p in procs if GROUPS[p.group]["sdk"] == sdk]

@@ -47,7 +47,23 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 CORPUS = SHARED / "corpus" / "banking77" / "train.csv"
 SALT = b"bench-rephrase-salt"
 TUNE_SEED, EVAL_SEED = 7, 11
-_NAME_STOPWORDS = {"a", "and", "after", "by", "for", "in", "is", "my", "not", "of", "on", "or", "the", "to", "via"}
+_NAME_STOPWORDS = {
+    "a",
+    "and",
+    "after",
+    "by",
+    "for",
+    "in",
+    "is",
+    "my",
+    "not",
+    "of",
+    "on",
+    "or",
+    "the",
+    "to",
+    "via",
+}
 
 Pair = tuple[str, str]
 
@@ -63,6 +79,7 @@ def load_banking77(path: Path = CORPUS) -> dict[str, list[str]]:
 
 def neighbours(intents: Sequence[str]) -> dict[str, list[str]]:
     """Intents whose names share a content word: the near misses."""
+
     def words(name: str) -> set[str]:
         return {w for w in name.lower().strip("?").split("_") if w not in _NAME_STOPWORDS}
 
@@ -96,7 +113,9 @@ def roc_auc(pos: Sequence[float], neg: Sequence[float]) -> float:
     return float((ranks[:n_pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-def prf(pos: Sequence[float], neg: Sequence[float], threshold: float, beta: float = 1.0) -> tuple[float, float, float]:
+def prf(
+    pos: Sequence[float], neg: Sequence[float], threshold: float, beta: float = 1.0
+) -> tuple[float, float, float]:
     """Precision, recall and F-beta (F1 by default) of ``score >= threshold``."""
     tp = int(np.sum(np.asarray(pos) >= threshold))
     fp = int(np.sum(np.asarray(neg) >= threshold))
@@ -110,7 +129,9 @@ def prf(pos: Sequence[float], neg: Sequence[float], threshold: float, beta: floa
 def tuned_threshold(pos: Sequence[float], neg: Sequence[float]) -> float:
     """The threshold (0.01 grid) with the best F0.5: a false rephrase puts a happy
     conversation up for review, so precision weighs twice as much as recall."""
-    return float(max(np.arange(0.0, 1.0, 0.01).round(2), key=lambda t: prf(pos, neg, t, beta=0.5)[2]))
+    return float(
+        max(np.arange(0.0, 1.0, 0.01).round(2), key=lambda t: prf(pos, neg, t, beta=0.5)[2])
+    )
 
 
 def mixed_negatives(scored: dict[str, list[float]]) -> list[float]:
@@ -135,7 +156,7 @@ def _word_set(text: str) -> set[str]:
 def _gram4_set(text: str) -> set[bytes]:
     """The shingles the sketch estimates the Jaccard of."""
     data = b" " + textfeat._words(textfeat.normalise(text)) + b" "
-    return {data[i:i + 4] for i in range(len(data) - 3)}
+    return {data[i : i + 4] for i in range(len(data) - 3)}
 
 
 def word_jaccard(a: str, b: str) -> float:
@@ -166,8 +187,12 @@ def score_pairs(scorer: Scorer, pairs: dict[str, list[Pair]]) -> dict[str, list[
     return {kind: [scorer(a, b) for a, b in items] for kind, items in pairs.items()}
 
 
-def quality_row(name: str, tune: dict[str, list[float]], held: dict[str, list[float]],
-                threshold: float | None = None) -> dict[str, float | str]:
+def quality_row(
+    name: str,
+    tune: dict[str, list[float]],
+    held: dict[str, list[float]],
+    threshold: float | None = None,
+) -> dict[str, float | str]:
     """Metrics on the held-out sample at ``threshold`` (default: tuned on the tuning one)."""
     if threshold is None:
         threshold = tuned_threshold(tune["same"], mixed_negatives(tune))
@@ -187,6 +212,7 @@ def quality_row(name: str, tune: dict[str, list[float]], held: dict[str, list[fl
 
 # --- duplicates ------------------------------------------------------------------------
 
+
 def light_edit(text: str, rng: random.Random) -> str:
     words = text.split()
     kind = rng.randrange(4)
@@ -200,14 +226,15 @@ def light_edit(text: str, rng: random.Random) -> str:
         w = words[i]
         if len(w) > 3:
             j = rng.randrange(len(w) - 1)
-            words[i] = w[:j] + w[j + 1] + w[j] + w[j + 2:]
+            words[i] = w[:j] + w[j + 1] + w[j] + w[j + 2 :]
     else:
         return text.upper().rstrip("?.!") + "!!"
     return " ".join(words)
 
 
-def duplicate_rates(scorer: Scorer, by_intent: dict[str, list[str]], n: int, seed: int,
-                    threshold: float) -> tuple[float, float]:
+def duplicate_rates(
+    scorer: Scorer, by_intent: dict[str, list[str]], n: int, seed: int, threshold: float
+) -> tuple[float, float]:
     """(share of light edits at/above threshold, share of same-intent pairs at/above it)."""
     rng = random.Random(seed)
     intents = sorted(by_intent)
@@ -221,6 +248,7 @@ def duplicate_rates(scorer: Scorer, by_intent: dict[str, list[str]], n: int, see
 
 
 # --- cost ------------------------------------------------------------------------------
+
 
 def _messages(by_intent: dict[str, list[str]], size: int, count: int, seed: int) -> list[str]:
     """``count`` distinct messages of ``size`` characters built from real utterances."""
@@ -236,8 +264,9 @@ def _messages(by_intent: dict[str, list[str]], size: int, count: int, seed: int)
     return out
 
 
-def cost_rows(by_intent: dict[str, list[str]], rounds: int, calls: int,
-              embedder: textfeat.Embedder | None) -> list[dict[str, float | str]]:
+def cost_rows(
+    by_intent: dict[str, list[str]], rounds: int, calls: int, embedder: textfeat.Embedder | None
+) -> list[dict[str, float | str]]:
     variants: dict[str, Callable[[str], object]] = {
         "digest (baseline)": lambda t: textfeat.digest(t, SALT),
         "text_features": lambda t: textfeat.text_features(t, SALT),
@@ -262,25 +291,37 @@ def cost_rows(by_intent: dict[str, list[str]], rounds: int, calls: int,
         base = _common.median(samples["digest (baseline)"])
         for name, values in samples.items():
             med = _common.median(values)
-            rows.append({"message": f"{size} chars", "variant": name, "median_us": med,
-                         "p90_us": _common.percentile(values, 90), "x_baseline": med / base,
-                         "over_baseline_us": med - base})
+            rows.append(
+                {
+                    "message": f"{size} chars",
+                    "variant": name,
+                    "median_us": med,
+                    "p90_us": _common.percentile(values, 90),
+                    "x_baseline": med / base,
+                    "over_baseline_us": med - base,
+                }
+            )
     return rows
 
 
 def _table(rows: list[dict[str, float | str]], columns: Sequence[str]) -> str:
     def cell(v: float | str) -> str:
         return f"{v:.3f}" if isinstance(v, float) else str(v)
+
     cells = [[cell(r[c]) for c in columns] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
-    lines += ["  ".join(v.rjust(w) if i else v.ljust(w) for i, (v, w) in enumerate(zip(row, widths))) for row in cells]
+    lines += [
+        "  ".join(v.rjust(w) if i else v.ljust(w) for i, (v, w) in enumerate(zip(row, widths)))
+        for row in cells
+    ]
     return "\n".join(lines)
 
 
 def load_embedder() -> textfeat.Embedder | None:
     try:
         from frictionlens.instrumentation.semantic import WordLlamaEmbedder
+
         return WordLlamaEmbedder()
     except ImportError:
         return None
@@ -300,47 +341,100 @@ def main() -> None:
     embedder = load_embedder()
 
     sketch = feature_scorer()
-    rows = [quality_row(name, score_pairs(fn, tune), score_pairs(fn, held))
-            for name, fn in (("word jaccard (exact)", word_jaccard), ("4-gram jaccard (exact)", gram4_jaccard),
-                             ("words+4-grams jaccard (exact)", mixed_jaccard))]
+    rows = [
+        quality_row(name, score_pairs(fn, tune), score_pairs(fn, held))
+        for name, fn in (
+            ("word jaccard (exact)", word_jaccard),
+            ("4-gram jaccard (exact)", gram4_jaccard),
+            ("words+4-grams jaccard (exact)", mixed_jaccard),
+        )
+    ]
     sketch_tune, sketch_held = score_pairs(sketch, tune), score_pairs(sketch, held)
     rows.append(quality_row("sketch (tuned)", sketch_tune, sketch_held))
-    rows.append(quality_row("sketch @ REPHRASE_THRESHOLD", sketch_tune, sketch_held, textfeat.REPHRASE_THRESHOLD))
+    rows.append(
+        quality_row(
+            "sketch @ REPHRASE_THRESHOLD", sketch_tune, sketch_held, textfeat.REPHRASE_THRESHOLD
+        )
+    )
     if embedder is not None:
         raw = feature_scorer(embedder)
         sem_tune, sem_held = score_pairs(raw, tune), score_pairs(raw, held)
         rows.append(quality_row("wordllama (tuned)", sem_tune, sem_held))
-        rows.append(quality_row("wordllama @ REPHRASE_THRESHOLD", sem_tune, sem_held, textfeat.REPHRASE_THRESHOLD))
-    print(f"Rephrase detection, BANKING77: {n} same-intent, {n} random and {n} neighbouring-intent "
-          f"pairs per sample; thresholds tuned (best F0.5) on seed {TUNE_SEED}, everything reported "
-          f"on seed {EVAL_SEED}; P/R/F1 on the positives vs as many mixed negatives")
-    print(_table(rows, ["scorer", "auc_random", "auc_hard", "auc_mixed", "threshold", "precision", "recall", "f1"]))
-    print(f"REPHRASE_THRESHOLD = {textfeat.REPHRASE_THRESHOLD}; EMBEDDING_EXPONENT = {textfeat.EMBEDDING_EXPONENT} "
-          "(right when both '(tuned)' rows land on REPHRASE_THRESHOLD)"
-          + ("" if embedder is not None else "; wordllama not installed"))
+        rows.append(
+            quality_row(
+                "wordllama @ REPHRASE_THRESHOLD", sem_tune, sem_held, textfeat.REPHRASE_THRESHOLD
+            )
+        )
+    print(
+        f"Rephrase detection, BANKING77: {n} same-intent, {n} random and {n} neighbouring-intent "
+        f"pairs per sample; thresholds tuned (best F0.5) on seed {TUNE_SEED}, everything reported "
+        f"on seed {EVAL_SEED}; P/R/F1 on the positives vs as many mixed negatives"
+    )
+    print(
+        _table(
+            rows,
+            [
+                "scorer",
+                "auc_random",
+                "auc_hard",
+                "auc_mixed",
+                "threshold",
+                "precision",
+                "recall",
+                "f1",
+            ],
+        )
+    )
+    print(
+        f"REPHRASE_THRESHOLD = {textfeat.REPHRASE_THRESHOLD}; EMBEDDING_EXPONENT = {textfeat.EMBEDDING_EXPONENT} "
+        "(right when both '(tuned)' rows land on REPHRASE_THRESHOLD)"
+        + ("" if embedder is not None else "; wordllama not installed")
+    )
 
     # embeddings are shown to say why duplicates are judged on the sketch alone
-    dup = [("sketch", sketch)] + ([("wordllama (unused)", feature_scorer(embedder))] if embedder is not None else [])
+    dup = [("sketch", sketch)] + (
+        [("wordllama (unused)", feature_scorer(embedder))] if embedder is not None else []
+    )
     print(f"\nDuplicates at DUPLICATE_THRESHOLD = {textfeat.DUPLICATE_THRESHOLD}")
-    print(_table([{"scorer": name, "light_edits_flagged": e, "same_intent_flagged": s}
-                  for name, fn in dup
-                  for e, s in [duplicate_rates(fn, by_intent, n, EVAL_SEED, textfeat.DUPLICATE_THRESHOLD)]],
-                 ["scorer", "light_edits_flagged", "same_intent_flagged"]))
+    print(
+        _table(
+            [
+                {"scorer": name, "light_edits_flagged": e, "same_intent_flagged": s}
+                for name, fn in dup
+                for e, s in [
+                    duplicate_rates(fn, by_intent, n, EVAL_SEED, textfeat.DUPLICATE_THRESHOLD)
+                ]
+            ],
+            ["scorer", "light_edits_flagged", "same_intent_flagged"],
+        )
+    )
 
     queries = [t for texts in by_intent.values() for t in texts]
     counts = {kind: 0 for kind in textfeat.CUE_KINDS}
     for t in queries:
         for kind in textfeat.cues(t):
             counts[kind] += 1
-    print(f"\nCues on the {len(queries)} BANKING77 queries (first turns: none is friction, so every "
-          "hit is a false cue for a stage that read first turns)")
-    print(_table([{"kind": k, "queries": c, "share": c / len(queries)} for k, c in counts.items()],
-                 ["kind", "queries", "share"]))
+    print(
+        f"\nCues on the {len(queries)} BANKING77 queries (first turns: none is friction, so every "
+        "hit is a false cue for a stage that read first turns)"
+    )
+    print(
+        _table(
+            [{"kind": k, "queries": c, "share": c / len(queries)} for k, c in counts.items()],
+            ["kind", "queries", "share"],
+        )
+    )
 
     rounds, calls = (5, 50) if args.quick else (31, 200)
-    print(f"\nCost per message, {rounds} rounds of {calls} distinct messages (median and p90 over rounds)")
-    print(_table(cost_rows(by_intent, rounds, calls, embedder),
-                 ["message", "variant", "median_us", "p90_us", "x_baseline", "over_baseline_us"]))
+    print(
+        f"\nCost per message, {rounds} rounds of {calls} distinct messages (median and p90 over rounds)"
+    )
+    print(
+        _table(
+            cost_rows(by_intent, rounds, calls, embedder),
+            ["message", "variant", "median_us", "p90_us", "x_baseline", "over_baseline_us"],
+        )
+    )
 
 
 if __name__ == "__main__":

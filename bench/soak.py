@@ -56,25 +56,51 @@ class Load:
         self.calls = 0
 
     def text(self, chars: int) -> TextFeatures:
-        digest, *sketch = self.rng.integers(0, 1 << 63, dtype=np.int64), *self.rng.integers(0, 255, SKETCH_BINS)
+        digest, *sketch = (
+            self.rng.integers(0, 1 << 63, dtype=np.int64),
+            *self.rng.integers(0, 255, SKETCH_BINS),
+        )
         return TextFeatures(int(digest), chars, tuple(int(b) for b in sketch))
 
-    def call(self, stream: int, messages: tuple[MessageFeatures, ...], output: TextFeatures | None,
-             tools: tuple[tuple[str, int], ...] = (), conversation: str | None = None) -> None:
+    def call(
+        self,
+        stream: int,
+        messages: tuple[MessageFeatures, ...],
+        output: TextFeatures | None,
+        tools: tuple[tuple[str, int], ...] = (),
+        conversation: str | None = None,
+    ) -> None:
         self.calls += 1
         self.now += self.args.step_ms * 1_000_000
         attrs = {
-            sc.GEN_AI_OPERATION_NAME: sc.OP_CHAT, sc.GEN_AI_PROVIDER_NAME: "openai",
-            sc.GEN_AI_REQUEST_MODEL: f"model-{stream}", sc.GEN_AI_RESPONSE_MODEL: f"model-{stream}",
-            sc.OUTPUT_CHARS: output.chars if output else 0, sc.OUTPUT_FORMAT_EXPECTED: sc.FORMAT_TEXT,
-            sc.OUTPUT_FORMAT_VALID: True, sc.OUTPUT_PREAMBLE: False, sc.OUTPUT_REFUSAL: False,
-            sc.OUTPUT_TRUNCATED: False, sc.RETRY_COUNT: 0, sc.GEN_AI_USAGE_OUTPUT_TOKENS: 60,
+            sc.GEN_AI_OPERATION_NAME: sc.OP_CHAT,
+            sc.GEN_AI_PROVIDER_NAME: "openai",
+            sc.GEN_AI_REQUEST_MODEL: f"model-{stream}",
+            sc.GEN_AI_RESPONSE_MODEL: f"model-{stream}",
+            sc.OUTPUT_CHARS: output.chars if output else 0,
+            sc.OUTPUT_FORMAT_EXPECTED: sc.FORMAT_TEXT,
+            sc.OUTPUT_FORMAT_VALID: True,
+            sc.OUTPUT_PREAMBLE: False,
+            sc.OUTPUT_REFUSAL: False,
+            sc.OUTPUT_TRUNCATED: False,
+            sc.RETRY_COUNT: 0,
+            sc.GEN_AI_USAGE_OUTPUT_TOKENS: 60,
         }
         if conversation:
             attrs[sc.GEN_AI_CONVERSATION_ID] = conversation
-        span = self.tracer.start_span(f"chat model-{stream}", attributes=attrs, start_time=self.now - 40_000_000)
-        features.attach(span, CallFeatures(messages=messages, outputs=(output,) if output else (), system_digest=stream,
-                                           tool_calls=tools, tool_call_ids=tuple(f"c{self.calls}" for _ in tools)))
+        span = self.tracer.start_span(
+            f"chat model-{stream}", attributes=attrs, start_time=self.now - 40_000_000
+        )
+        features.attach(
+            span,
+            CallFeatures(
+                messages=messages,
+                outputs=(output,) if output else (),
+                system_digest=stream,
+                tool_calls=tools,
+                tool_call_ids=tuple(f"c{self.calls}" for _ in tools),
+            ),
+        )
         span.end(end_time=self.now)
 
     def conversation_turn(self, state: dict) -> bool:
@@ -90,16 +116,37 @@ class Load:
 
     def task(self, n: int) -> None:
         """An agent task: a tool-calling LLM call, the tool run, the final call."""
-        root = self.tracer.start_span(f"invoke_agent agent-{n % 1000}", start_time=self.now, attributes={
-            sc.GEN_AI_OPERATION_NAME: sc.OP_INVOKE_AGENT, sc.GEN_AI_AGENT_NAME: f"agent-{n % 1000}"})
+        root = self.tracer.start_span(
+            f"invoke_agent agent-{n % 1000}",
+            start_time=self.now,
+            attributes={
+                sc.GEN_AI_OPERATION_NAME: sc.OP_INVOKE_AGENT,
+                sc.GEN_AI_AGENT_NAME: f"agent-{n % 1000}",
+            },
+        )
         with trace.use_span(root, end_on_exit=False):
             ask = (MessageFeatures("user", self.text(80)),)
-            self.call(n % self.args.streams, ask, None, tools=(("lookup", int(self.rng.integers(1 << 62))),))
-            tool = self.tracer.start_span("execute_tool lookup", start_time=self.now, attributes={
-                sc.GEN_AI_OPERATION_NAME: sc.OP_EXECUTE_TOOL, sc.GEN_AI_TOOL_NAME: "lookup",
-                sc.GEN_AI_TOOL_CALL_ID: f"c{self.calls}"})
+            self.call(
+                n % self.args.streams,
+                ask,
+                None,
+                tools=(("lookup", int(self.rng.integers(1 << 62))),),
+            )
+            tool = self.tracer.start_span(
+                "execute_tool lookup",
+                start_time=self.now,
+                attributes={
+                    sc.GEN_AI_OPERATION_NAME: sc.OP_EXECUTE_TOOL,
+                    sc.GEN_AI_TOOL_NAME: "lookup",
+                    sc.GEN_AI_TOOL_CALL_ID: f"c{self.calls}",
+                },
+            )
             tool.end(end_time=self.now + 1_000_000)
-            self.call(n % self.args.streams, ask + (MessageFeatures("tool", self.text(200)),), self.text(300))
+            self.call(
+                n % self.args.streams,
+                ask + (MessageFeatures("tool", self.text(200)),),
+                self.text(300),
+            )
         root.set_attribute(sc.TRAJECTORY_OUTCOME, sc.TRAJECTORY_OUTCOME_SUCCESS)
         root.end(end_time=self.now + 2_000_000)
 
@@ -113,18 +160,26 @@ def signal_stages(pipeline: SignalPipeline) -> tuple[Any, Any, Any]:
 def held(pipeline: SignalPipeline) -> str:
     """Entries each stage holds right now."""
     friction, trajectory, drift = signal_stages(pipeline)
-    return (f"{len(friction.tracker._convs)} conv, {len(trajectory._traces)} traces, "
-            f"{len(trajectory.history._names)} names, {len(drift.streams)} streams")
+    return (
+        f"{len(friction.tracker._convs)} conv, {len(trajectory._traces)} traces, "
+        f"{len(trajectory.history._names)} names, {len(drift.streams)} streams"
+    )
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--calls", type=int, default=1_000_000)
     ap.add_argument("--active", type=int, default=2_000, help="conversations open at once")
     ap.add_argument("--step-ms", type=int, default=50, help="simulated time between calls")
     args = ap.parse_args()
     scale = args.calls / 1_000_000
-    args.conversations, args.streams, args.tasks = int(200_000 * scale), max(1, int(5_000 * scale)), int(50_000 * scale)
+    args.conversations, args.streams, args.tasks = (
+        int(200_000 * scale),
+        max(1, int(5_000 * scale)),
+        int(50_000 * scale),
+    )
     if args.streams < 5_000:
         args.streams = min(5_000, max(args.streams, 300))  # always more streams than the drift cap
 
@@ -136,9 +191,13 @@ def main() -> None:
     load = Load(pipeline, args)
     gc.collect()
     base = rss_mb()
-    print(f"{args.calls:,} calls, {args.conversations:,} conversations ({args.active:,} open at once), "
-          f"{args.streams:,} streams, {args.tasks:,} agent tasks; RSS before: {base:.0f} MB")
-    print("| calls | conversations started | tasks | elapsed s | RSS MB | held | evictions (state/reason: n) |")
+    print(
+        f"{args.calls:,} calls, {args.conversations:,} conversations ({args.active:,} open at once), "
+        f"{args.streams:,} streams, {args.tasks:,} agent tasks; RSS before: {base:.0f} MB"
+    )
+    print(
+        "| calls | conversations started | tasks | elapsed s | RSS MB | held | evictions (state/reason: n) |"
+    )
     print("|---:|---:|---:|---:|---:|---|---|")
     started, tasks_done, peak = 0, 0, base
     active: list[dict] = []
@@ -152,9 +211,15 @@ def main() -> None:
             tasks_done += 1
         else:
             while len(active) < args.active and started < args.conversations:
-                active.append({"id": f"c{started}", "given": started % 2 == 0, "turns": 4 + started % 2,
-                               "stream": started % args.streams,
-                               "history": (MessageFeatures("system", load.text(300)),)})
+                active.append(
+                    {
+                        "id": f"c{started}",
+                        "given": started % 2 == 0,
+                        "turns": 4 + started % 2,
+                        "stream": started % args.streams,
+                        "history": (MessageFeatures("system", load.text(300)),),
+                    }
+                )
                 started += 1
             if not active:  # every conversation done: the rest of the calls start new ones
                 args.conversations += args.active
@@ -169,13 +234,18 @@ def main() -> None:
             gc.collect()
             peak = max(peak, rss_mb())
             ev = ", ".join(f"{s}/{r}: {n:,}" for (s, r), n in sorted(health.evictions().items()))
-            print(f"| {load.calls:,} | {started:,} | {tasks_done:,} | {time.perf_counter() - t0:.0f} | {rss_mb():.0f} "
-                  f"| {held(pipeline)} | {ev} |", flush=True)
+            print(
+                f"| {load.calls:,} | {started:,} | {tasks_done:,} | {time.perf_counter() - t0:.0f} | {rss_mb():.0f} "
+                f"| {held(pipeline)} | {ev} |",
+                flush=True,
+            )
     friction = signal_stages(pipeline)[0]
     convs = len(friction.tracker._convs)
-    print(f"\npeak RSS {peak:.0f} MB (target <= 300 MB); growth over the start {peak - base:.0f} MB; "
-          f"at most {(peak - base) * 2**20 / max(1, convs):,.0f} bytes per held conversation "
-          f"({convs:,} held, every other table included)")
+    print(
+        f"\npeak RSS {peak:.0f} MB (target <= 300 MB); growth over the start {peak - base:.0f} MB; "
+        f"at most {(peak - base) * 2**20 / max(1, convs):,.0f} bytes per held conversation "
+        f"({convs:,} held, every other table included)"
+    )
     pipeline.shutdown()
 
 

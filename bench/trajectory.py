@@ -51,8 +51,11 @@ class _Capture(SpanProcessor):
 
 def _kind(span: ReadableSpan) -> str:
     op = (span.attributes or {}).get(semconv.GEN_AI_OPERATION_NAME)
-    return {semconv.OP_CHAT: "LLM call", semconv.OP_EXECUTE_TOOL: "execute_tool",
-            semconv.OP_INVOKE_AGENT: "task root (ends the task)"}.get(str(op), "other span (HTTP)")
+    return {
+        semconv.OP_CHAT: "LLM call",
+        semconv.OP_EXECUTE_TOOL: "execute_tool",
+        semconv.OP_INVOKE_AGENT: "task root (ends the task)",
+    }.get(str(op), "other span (HTTP)")
 
 
 def build_traces(count: int, turns: int) -> list[list[Item]]:
@@ -64,26 +67,45 @@ def build_traces(count: int, turns: int) -> list[list[Item]]:
     traces = []
     for n in range(count):
         capture.items = []
-        with tracer.start_as_current_span("invoke_agent bench", attributes={
-            semconv.GEN_AI_OPERATION_NAME: semconv.OP_INVOKE_AGENT, semconv.GEN_AI_AGENT_NAME: "bench",
-            semconv.TRAJECTORY_EXPECTED_STEPS: turns + 1,
-        }):
+        with tracer.start_as_current_span(
+            "invoke_agent bench",
+            attributes={
+                semconv.GEN_AI_OPERATION_NAME: semconv.OP_INVOKE_AGENT,
+                semconv.GEN_AI_AGENT_NAME: "bench",
+                semconv.TRAJECTORY_EXPECTED_STEPS: turns + 1,
+            },
+        ):
             for t in range(turns + 1):
-                with tracer.start_as_current_span("chat gpt-4o-mini", kind=SpanKind.CLIENT, attributes={
-                    semconv.GEN_AI_OPERATION_NAME: semconv.OP_CHAT, semconv.GEN_AI_PROVIDER_NAME: "openai",
-                    semconv.GEN_AI_REQUEST_MODEL: "gpt-4o-mini", semconv.GEN_AI_USAGE_INPUT_TOKENS: 300 + 50 * t,
-                    semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 40,
-                }) as llm:
+                with tracer.start_as_current_span(
+                    "chat gpt-4o-mini",
+                    kind=SpanKind.CLIENT,
+                    attributes={
+                        semconv.GEN_AI_OPERATION_NAME: semconv.OP_CHAT,
+                        semconv.GEN_AI_PROVIDER_NAME: "openai",
+                        semconv.GEN_AI_REQUEST_MODEL: "gpt-4o-mini",
+                        semconv.GEN_AI_USAGE_INPUT_TOKENS: 300 + 50 * t,
+                        semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 40,
+                    },
+                ) as llm:
                     with tracer.start_as_current_span("POST", kind=SpanKind.CLIENT):
                         pass
                     if t < turns:
-                        features.attach(llm, CallFeatures(
-                            tool_calls=((f"tool{t % 3}", hash((n, t)) & 0xFFFFFFFFFFFFFFFF),), tool_call_ids=(f"call_{n}_{t}",)))
+                        features.attach(
+                            llm,
+                            CallFeatures(
+                                tool_calls=((f"tool{t % 3}", hash((n, t)) & 0xFFFFFFFFFFFFFFFF),),
+                                tool_call_ids=(f"call_{n}_{t}",),
+                            ),
+                        )
                 if t < turns:
-                    with tracer.start_as_current_span(f"execute_tool tool{t % 3}", attributes={
-                        semconv.GEN_AI_OPERATION_NAME: semconv.OP_EXECUTE_TOOL, semconv.GEN_AI_TOOL_NAME: f"tool{t % 3}",
-                        semconv.GEN_AI_TOOL_CALL_ID: f"call_{n}_{t}",
-                    }):
+                    with tracer.start_as_current_span(
+                        f"execute_tool tool{t % 3}",
+                        attributes={
+                            semconv.GEN_AI_OPERATION_NAME: semconv.OP_EXECUTE_TOOL,
+                            semconv.GEN_AI_TOOL_NAME: f"tool{t % 3}",
+                            semconv.GEN_AI_TOOL_CALL_ID: f"call_{n}_{t}",
+                        },
+                    ):
                         pass
         traces.append(capture.items)
     return traces
@@ -107,7 +129,9 @@ ALL = "all spans (median of every span)"
 WHOLE = "mean per span, task end included"
 
 
-def _replay(stage: Any, traces: list[list[Item]], per_kind: dict[str, list[int]], per_trace: list[float]) -> None:
+def _replay(
+    stage: Any, traces: list[list[Item]], per_kind: dict[str, list[int]], per_trace: list[float]
+) -> None:
     clock = time.perf_counter_ns
     for items in traces:
         total = 0
@@ -126,13 +150,15 @@ def _replay(stage: Any, traces: list[list[Item]], per_kind: dict[str, list[int]]
 def measure(traces: list[list[Item]], rounds: int) -> dict[str, dict[str, list[float]]]:
     """variant -> row -> one median (ns) per round; variants alternate order every round."""
     kinds = sorted({k for items in traces for k, _, _ in items}) + [ALL]
-    out: dict[str, dict[str, list[float]]] = {v: {k: [] for k in [*kinds, WHOLE]} for v in ("baseline", "trajectory")}
+    out: dict[str, dict[str, list[float]]] = {
+        v: {k: [] for k in [*kinds, WHOLE]} for v in ("baseline", "trajectory")
+    }
     stage = TrajectoryStage(meter=_meter())
     gc.collect()
     gc.disable()
     try:
         for r in range(rounds):
-            for variant in (("baseline", "trajectory") if r % 2 == 0 else ("trajectory", "baseline")):
+            for variant in ("baseline", "trajectory") if r % 2 == 0 else ("trajectory", "baseline"):
                 per_kind: dict[str, list[int]] = {k: [] for k in kinds}
                 per_trace: list[float] = []
                 _replay(stage if variant == "trajectory" else _NoOp(), traces, per_kind, per_trace)
@@ -179,7 +205,9 @@ def memory_per_open_task(count: int, turns: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="few traces and rounds (smoke test)")
     parser.add_argument("--turns", type=int, default=5, help="tool turns per task (default 5)")
     args = parser.parse_args(argv)
@@ -202,8 +230,10 @@ def main(argv: list[str] | None = None) -> int:
     for kind in res["baseline"]:
         base, traj = res["baseline"][kind], res["trajectory"][kind]
         added = [t - b for t, b in zip(traj, base)]
-        lines.append(f"| {kind} | {us(base)} | {us(traj)} | {us(added)} | "
-                     f"{_common.median(traj) / _common.median(base):.1f}x |")
+        lines.append(
+            f"| {kind} | {us(base)} | {us(traj)} | {us(added)} | "
+            f"{_common.median(traj) / _common.median(base):.1f}x |"
+        )
     ref = references()
     lines += [
         "",
@@ -214,8 +244,10 @@ def main(argv: list[str] | None = None) -> int:
         "|---|---|",
     ]
     for turns in (1, args.turns, 20):
-        lines.append(f"| task with {turns} tool turns, all children ended, root open | "
-                     f"{memory_per_open_task(200 if args.quick else 2000, turns):,.0f} |")
+        lines.append(
+            f"| task with {turns} tool turns, all children ended, root open | "
+            f"{memory_per_open_task(200 if args.quick else 2000, turns):,.0f} |"
+        )
     lines += ["", "target: <= 10 µs median per span (row: all spans, added)."]
     print("\n".join(lines))
     return 0

@@ -13,7 +13,11 @@ from typing import Any, Iterable, Mapping
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, InstrumentationScope as PBScope
+from opentelemetry.proto.common.v1.common_pb2 import (
+    AnyValue,
+    ArrayValue,
+    InstrumentationScope as PBScope,
+)
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue, KeyValueList
 from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource as PBResource
@@ -22,7 +26,15 @@ from opentelemetry.proto.trace.v1.trace_pb2 import SpanFlags
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
+from opentelemetry.trace import (
+    Link,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    TraceState,
+)
 
 __all__ = [
     "any_value",
@@ -129,7 +141,10 @@ def span_fields(attrs: Mapping[str, Any], events: Iterable[Event] = ()) -> bytes
         except TypeError:  # unhashable (a list): not cached
             parts.append(_attribute_field.__wrapped__(key, value))
     events = [
-        PBSpan.Event(name=e.name, time_unix_nano=e.timestamp, attributes=key_values(e.attributes or {})) for e in events
+        PBSpan.Event(
+            name=e.name, time_unix_nano=e.timestamp, attributes=key_values(e.attributes or {})
+        )
+        for e in events
     ]
     if events:
         parts.append(PBSpan(events=events).SerializeToString())
@@ -146,7 +161,9 @@ def _resource(pb: PBResource, schema_url: str) -> Resource:
 
 
 def _scope(pb: PBScope, schema_url: str) -> InstrumentationScope:
-    return InstrumentationScope(pb.name, pb.version or None, schema_url or None, attributes(pb.attributes))
+    return InstrumentationScope(
+        pb.name, pb.version or None, schema_url or None, attributes(pb.attributes)
+    )
 
 
 def _is_remote(flags: int) -> bool:
@@ -164,13 +181,21 @@ def _span(pb: PBSpan, resource: Resource, scope: InstrumentationScope) -> Readab
     # A span that was exported was recorded, so it counts as sampled here: SDK span
     # processors (and so the export stage behind the pipeline) drop unsampled spans.
     flags = _FLAGS[(pb_flags & 0xFF) | TraceFlags.SAMPLED]
-    context = SpanContext(trace_id, int.from_bytes(pb.span_id, "big"), False, flags, _trace_state(pb.trace_state))
+    context = SpanContext(
+        trace_id, int.from_bytes(pb.span_id, "big"), False, flags, _trace_state(pb.trace_state)
+    )
     parent_id = pb.parent_span_id
-    parent = SpanContext(trace_id, int.from_bytes(parent_id, "big"), _is_remote(pb_flags)) if parent_id else None
+    parent = (
+        SpanContext(trace_id, int.from_bytes(parent_id, "big"), _is_remote(pb_flags))
+        if parent_id
+        else None
+    )
     pb_status = pb.status
     code = _STATUS.get(pb_status.code, StatusCode.UNSET)
     # The SDK keeps a description only on ERROR (and warns otherwise): pass it only then.
-    status = Status(code, pb_status.message or None) if code is StatusCode.ERROR else _PLAIN_STATUS[code]
+    status = (
+        Status(code, pb_status.message or None) if code is StatusCode.ERROR else _PLAIN_STATUS[code]
+    )
     pb_events, pb_links = pb.events, pb.links
     return ReadableSpan(
         name=pb.name,
@@ -178,7 +203,9 @@ def _span(pb: PBSpan, resource: Resource, scope: InstrumentationScope) -> Readab
         parent=parent,
         resource=resource,
         attributes=attributes(pb.attributes),
-        events=tuple(Event(e.name, attributes(e.attributes), e.time_unix_nano) for e in pb_events) if pb_events else (),
+        events=tuple(Event(e.name, attributes(e.attributes), e.time_unix_nano) for e in pb_events)
+        if pb_events
+        else (),
         links=tuple(
             Link(
                 SpanContext(
@@ -191,7 +218,9 @@ def _span(pb: PBSpan, resource: Resource, scope: InstrumentationScope) -> Readab
                 attributes(link.attributes),
             )
             for link in pb_links
-        ) if pb_links else (),
+        )
+        if pb_links
+        else (),
         kind=_KINDS.get(pb.kind, SpanKind.INTERNAL),
         status=status,
         start_time=pb.start_time_unix_nano,
@@ -234,7 +263,8 @@ def span_dict(span: ReadableSpan) -> dict[str, Any]:
         "end_time_unix_nano": span.end_time,
         "attributes": dict(span.attributes or {}),
         "events": [
-            {"name": e.name, "attributes": dict(e.attributes or {}), "time_unix_nano": e.timestamp} for e in span.events
+            {"name": e.name, "attributes": dict(e.attributes or {}), "time_unix_nano": e.timestamp}
+            for e in span.events
         ],
         "links": [
             {

@@ -92,7 +92,8 @@ class _SpanQueue:
                 raise Overloaded("collector is shutting down", RETRY_AFTER_S)
             if self.spans and self.spans + count > self.capacity:
                 raise Overloaded(
-                    f"collector queue full ({self.spans} of {self.capacity} spans waiting); retry later", RETRY_AFTER_S
+                    f"collector queue full ({self.spans} of {self.capacity} spans waiting); retry later",
+                    RETRY_AFTER_S,
                 )
             self._items.append((request, count))
             self.spans += count
@@ -144,18 +145,26 @@ class _Forwarder(SpanProcessor):
         self._forwarded = 0
         self._pending: list[ReadableSpan] = []
 
-    def forward(self, request: ExportTraceServiceRequest, spans: Sequence[ReadableSpan],
-                records: Sequence[SpanRecord | None]) -> None:
+    def forward(
+        self,
+        request: ExportTraceServiceRequest,
+        spans: Sequence[ReadableSpan],
+        records: Sequence[SpanRecord | None],
+    ) -> None:
         """Pass on every span of ``request`` (decoded as ``spans``) with what the stages added
         to it (``records``, aligned with ``spans``; None for a span that skipped them)."""
         if self._send_raw is None:
-            out = [span if record is None else record.to_span() for span, record in zip(spans, records)]
+            out = [
+                span if record is None else record.to_span() for span, record in zip(spans, records)
+            ]
             with self._lock:
                 self._pending.extend(out)
             return
         for pb, record in zip(pb_spans(request), records):
             if record is not None and (record.attributes or record.events):
-                _append_additions(pb, span_attributes(record.span), record.attributes, record.events)
+                _append_additions(
+                    pb, span_attributes(record.span), record.attributes, record.events
+                )
         with self._lock:
             self._requests.append((request, None))
             self._forwarded += len(spans)
@@ -181,7 +190,12 @@ class _Forwarder(SpanProcessor):
             kept.add(i)
             self._forwarded += 1
         if span is not original:
-            _append_additions(pb, span_attributes(original), span_attributes(span), span.events[len(original.events):])
+            _append_additions(
+                pb,
+                span_attributes(original),
+                span_attributes(span),
+                span.events[len(original.events) :],
+            )
 
     def flush(self) -> None:
         with self._export_lock:
@@ -222,7 +236,9 @@ class _Forwarder(SpanProcessor):
             self._exporter.shutdown()
 
 
-def _raw_sender(exporter: SpanExporter | None) -> Callable[[ExportTraceServiceRequest], bool] | None:
+def _raw_sender(
+    exporter: SpanExporter | None,
+) -> Callable[[ExportTraceServiceRequest], bool] | None:
     """Send an encoded request through the SDK's gRPC exporter (its retries, headers, TLS).
 
     The exporter translates spans with ``_translate_data``; given a request it has nothing
@@ -237,8 +253,9 @@ def _raw_sender(exporter: SpanExporter | None) -> Callable[[ExportTraceServiceRe
     return lambda request: export(request) is SpanExportResult.SUCCESS
 
 
-def _append_additions(pb: PBSpan, before: Mapping[str, Any], attributes: Mapping[str, Any],
-                      events: Sequence[Event]) -> None:
+def _append_additions(
+    pb: PBSpan, before: Mapping[str, Any], attributes: Mapping[str, Any], events: Sequence[Event]
+) -> None:
     """Add to ``pb`` (whose attributes were ``before``) the ``attributes`` that are new or
     changed, and ``events``."""
     added = {k: v for k, v in attributes.items() if k not in before or before[k] != v}
@@ -277,7 +294,9 @@ class _Counter:
         meter = meter_provider.get_meter(semconv.SCOPE_NAME, __version__)
         self.meter = meter
         self._metric = meter.create_counter(
-            semconv.METRIC_COLLECTOR_SPANS, unit="{span}", description="Spans the collector handled, by outcome"
+            semconv.METRIC_COLLECTOR_SPANS,
+            unit="{span}",
+            description="Spans the collector handled, by outcome",
         )
         self.totals: collections.Counter[str] = collections.Counter()
         self._lock = threading.Lock()
@@ -321,11 +340,15 @@ class Gateway:
             tls=tls,
         )
         reader = self._metric_reader(forward)
-        self.meter_provider = MeterProvider(resource=Resource.create(), metric_readers=[reader] if reader else [])
+        self.meter_provider = MeterProvider(
+            resource=Resource.create(), metric_readers=[reader] if reader else []
+        )
         self._count = _Counter(self.meter_provider)
         self._meter = meter = BatchingMeter(self._count.meter)
         meter.create_observable_gauge(
-            semconv.METRIC_COLLECTOR_QUEUE, [self._observe_queue], unit="{span}",
+            semconv.METRIC_COLLECTOR_QUEUE,
+            [self._observe_queue],
+            unit="{span}",
             description="Spans waiting between the receiver and the pipeline",
         )
         exporter = otlp.span_exporter(forward) if forward else runtime._span_exporter(self.options)  # pylint: disable=protected-access
@@ -334,7 +357,9 @@ class Gateway:
         self._persistent = runtime.persistent_stages(stages) if persist else {}
         if self._persistent:
             StateFile(self.options.data_dir / STATE_FILE).restore_stages(self._persistent)
-        self.pipeline = SignalPipeline(stages, runtime.sampled(self._forwarder, self.options, meter))
+        self.pipeline = SignalPipeline(
+            stages, runtime.sampled(self._forwarder, self.options, meter)
+        )
         self._worker: threading.Thread | None = None
         self._stopped = False
 
@@ -347,7 +372,9 @@ class Gateway:
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> Gateway:
         health.bind_meter(self._meter)
-        self._worker = threading.Thread(target=self._work, name="frictionlens-collector", daemon=True)
+        self._worker = threading.Thread(
+            target=self._work, name="frictionlens-collector", daemon=True
+        )
         self._worker.start()
         self.receiver.start()
         return self
@@ -418,9 +445,15 @@ class Gateway:
         spans = readable_spans(request)
         enriched = [is_enriched(span) for span in spans]
         passed = sum(enriched)
-        if self.pipeline.downstream is self._forwarder:  # no sampler: the stages' records go straight out
-            records = iter(self.pipeline.process_batch([s for s, e in zip(spans, enriched) if not e]))
-            self._forwarder.forward(request, spans, [None if e else next(records) for e in enriched])
+        if (
+            self.pipeline.downstream is self._forwarder
+        ):  # no sampler: the stages' records go straight out
+            records = iter(
+                self.pipeline.process_batch([s for s, e in zip(spans, enriched) if not e])
+            )
+            self._forwarder.forward(
+                request, spans, [None if e else next(records) for e in enriched]
+            )
         else:
             self._forwarder.adopt(request, spans)
             for span, e in zip(spans, enriched):

@@ -41,8 +41,12 @@ class _BatchedCounter(Counter):
         self._lock = threading.Lock()
         self._sums: dict[tuple[tuple[str, object], ...], float] = {}
 
-    def add(self, amount: float, attributes: Attributes = None, context: Context | None = None) -> None:
-        if context is not None or amount < 0:  # an exemplar's context, or what the SDK refuses: as it is
+    def add(
+        self, amount: float, attributes: Attributes = None, context: Context | None = None
+    ) -> None:
+        if (
+            context is not None or amount < 0
+        ):  # an exemplar's context, or what the SDK refuses: as it is
             self._counter.add(amount, attributes, context)
             return
         key = tuple(attributes.items()) if attributes else ()
@@ -73,30 +77,60 @@ class BatchingMeter(Meter):
             counter.flush()
 
     def create_counter(self, name: str, unit: str = "", description: str = "") -> Counter:
-        counter = _BatchedCounter(self._meter.create_counter(name, unit, description), name, unit, description)
+        counter = _BatchedCounter(
+            self._meter.create_counter(name, unit, description), name, unit, description
+        )
         self._counters.append(counter)
         return counter
 
-    def create_up_down_counter(self, name: str, unit: str = "", description: str = "") -> UpDownCounter:
+    def create_up_down_counter(
+        self, name: str, unit: str = "", description: str = ""
+    ) -> UpDownCounter:
         return self._meter.create_up_down_counter(name, unit, description)
 
-    def create_observable_counter(self, name: str, callbacks: Sequence[Callback] | None = None, unit: str = "",
-                                  description: str = "") -> ObservableCounter:
+    def create_observable_counter(
+        self,
+        name: str,
+        callbacks: Sequence[Callback] | None = None,
+        unit: str = "",
+        description: str = "",
+    ) -> ObservableCounter:
         return self._meter.create_observable_counter(name, callbacks, unit, description)
 
-    def create_histogram(self, name: str, unit: str = "", description: str = "", *,
-                         explicit_bucket_boundaries_advisory: Sequence[float] | None = None) -> Histogram:
+    def create_histogram(
+        self,
+        name: str,
+        unit: str = "",
+        description: str = "",
+        *,
+        explicit_bucket_boundaries_advisory: Sequence[float] | None = None,
+    ) -> Histogram:
         return self._meter.create_histogram(
-            name, unit, description, explicit_bucket_boundaries_advisory=explicit_bucket_boundaries_advisory
+            name,
+            unit,
+            description,
+            explicit_bucket_boundaries_advisory=explicit_bucket_boundaries_advisory,
         )
 
-    def create_gauge(self, name: str, unit: str = "", description: str = "") -> Any:  # the API's Gauge is private
+    def create_gauge(
+        self, name: str, unit: str = "", description: str = ""
+    ) -> Any:  # the API's Gauge is private
         return self._meter.create_gauge(name, unit, description)
 
-    def create_observable_gauge(self, name: str, callbacks: Sequence[Callback] | None = None, unit: str = "",
-                                description: str = "") -> ObservableGauge:
+    def create_observable_gauge(
+        self,
+        name: str,
+        callbacks: Sequence[Callback] | None = None,
+        unit: str = "",
+        description: str = "",
+    ) -> ObservableGauge:
         return self._meter.create_observable_gauge(name, callbacks, unit, description)
 
-    def create_observable_up_down_counter(self, name: str, callbacks: Sequence[Callback] | None = None,
-                                          unit: str = "", description: str = "") -> ObservableUpDownCounter:
+    def create_observable_up_down_counter(
+        self,
+        name: str,
+        callbacks: Sequence[Callback] | None = None,
+        unit: str = "",
+        description: str = "",
+    ) -> ObservableUpDownCounter:
         return self._meter.create_observable_up_down_counter(name, callbacks, unit, description)

@@ -55,6 +55,7 @@ class Overloaded(Exception):
         super().__init__(message)
         self.retry_after_s = retry_after_s
 
+
 #: largest request accepted, before and after decompression (the gRPC default is 4 MiB)
 DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024
 
@@ -101,7 +102,11 @@ class _Refused(Exception):
     """A request we answer with an error status instead of passing on."""
 
     def __init__(
-        self, http_status: int, grpc_code: grpc.StatusCode, message: str, retry_after_s: float | None = None
+        self,
+        http_status: int,
+        grpc_code: grpc.StatusCode,
+        message: str,
+        retry_after_s: float | None = None,
     ) -> None:
         super().__init__(message)
         self.http_status = http_status
@@ -125,11 +130,21 @@ class _Refused(Exception):
             info = error_details_pb2.RetryInfo(retry_delay=delay)
             detail = any_pb2.Any()
             detail.Pack(info)
-            status = status_pb2.Status(code=self.grpc_code.value[0], message=self.message, details=[detail])
-            context.set_trailing_metadata((
-                ("google.rpc.retryinfo-bin", info.SerializeToString()),  # what the Python exporter reads
-                ("grpc-status-details-bin", status.SerializeToString()),  # the gRPC standard (Go collector)
-            ))
+            status = status_pb2.Status(
+                code=self.grpc_code.value[0], message=self.message, details=[detail]
+            )
+            context.set_trailing_metadata(
+                (
+                    (
+                        "google.rpc.retryinfo-bin",
+                        info.SerializeToString(),
+                    ),  # what the Python exporter reads
+                    (
+                        "grpc-status-details-bin",
+                        status.SerializeToString(),
+                    ),  # the gRPC standard (Go collector)
+                )
+            )
         context.abort(self.grpc_code, self.message)
 
 
@@ -237,7 +252,10 @@ class OTLPReceiver:
         return self.start()
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.stop()
 
@@ -260,25 +278,40 @@ class OTLPReceiver:
     def _check_auth(self, authorization: str | None) -> None:
         if self._authorization is None:
             return
-        if authorization is None or not hmac.compare_digest(authorization.encode(), self._authorization):
-            raise _Refused(401, grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token (Authorization: Bearer ...)")
+        if authorization is None or not hmac.compare_digest(
+            authorization.encode(), self._authorization
+        ):
+            raise _Refused(
+                401,
+                grpc.StatusCode.UNAUTHENTICATED,
+                "missing or wrong bearer token (Authorization: Bearer ...)",
+            )
 
     def _accept(self, kind: _Kind, message: Message) -> None:
         try:
             self._sink(kind.signal, message)
         except Overloaded as exc:
-            raise _Refused(429, grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc), exc.retry_after_s) from None
+            raise _Refused(
+                429, grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc), exc.retry_after_s
+            ) from None
         except Exception as exc:
             _log.warning("OTLP sink failed on %s", kind.signal, exc_info=True)
-            raise _Refused(500, grpc.StatusCode.INTERNAL, f"could not accept {kind.signal}: {exc}") from None
+            raise _Refused(
+                500, grpc.StatusCode.INTERNAL, f"could not accept {kind.signal}: {exc}"
+            ) from None
 
     # -- gRPC ----------------------------------------------------------------------------
     def _start_grpc(self, address: tuple[str, int]) -> None:
-        self._grpc_workers = futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="otlp-grpc")
+        self._grpc_workers = futures.ThreadPoolExecutor(
+            max_workers=4, thread_name_prefix="otlp-grpc"
+        )
         server = grpc.server(
             self._grpc_workers,
             # no SO_REUSEPORT: a second receiver on a busy port must fail, not share it
-            options=[("grpc.max_receive_message_length", self.max_request_bytes), ("grpc.so_reuseport", 0)],
+            options=[
+                ("grpc.max_receive_message_length", self.max_request_bytes),
+                ("grpc.so_reuseport", 0),
+            ],
         )
         for kind in self._kinds:
             # Raw bytes in (no request_deserializer): grpc would answer a body that does not
@@ -286,13 +319,17 @@ class OTLPReceiver:
             handler = grpc.unary_unary_rpc_method_handler(
                 self._grpc_export(kind), response_serializer=kind.response.SerializeToString
             )
-            server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(kind.service, {"Export": handler}),))
+            server.add_generic_rpc_handlers(
+                (grpc.method_handlers_generic_handler(kind.service, {"Export": handler}),)
+            )
         where = f"{_url_host(address[0])}:{address[1]}"
         if self._tls is None:
             self.grpc_port = server.add_insecure_port(where)
         else:
             cert, key = (_read(path) for path in self._tls)
-            self.grpc_port = server.add_secure_port(where, grpc.ssl_server_credentials([(key, cert)]))
+            self.grpc_port = server.add_secure_port(
+                where, grpc.ssl_server_credentials([(key, cert)])
+            )
         server.start()
         self._grpc = server
 
@@ -313,25 +350,43 @@ class OTLPReceiver:
         self.http_port = server.server_address[1]
         self._http = server
         self._http_thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="otlp-http", daemon=True
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="otlp-http",
+            daemon=True,
         )
         self._http_thread.start()
 
     def _http_export(
-        self, path: str, content_type: str, encoding: str, body: bytes, authorization: str | None = None
+        self,
+        path: str,
+        content_type: str,
+        encoding: str,
+        body: bytes,
+        authorization: str | None = None,
     ) -> tuple[int, str, bytes, dict[str, str]]:
         """(status, content type, body, extra headers) of the answer to one POST."""
         try:
             self._check_auth(authorization)
         except _Refused as refused:
-            return refused.http_status, "text/plain", refused.message.encode(), refused.http_headers()
+            return (
+                refused.http_status,
+                "text/plain",
+                refused.message.encode(),
+                refused.http_headers(),
+            )
         kind = _BY_PATH.get(path)
         if kind not in self._kinds:
             paths = " or ".join(k.path for k in self._kinds)
             return 404, "text/plain", f"no OTLP endpoint at {path}; use {paths}".encode(), {}
         media = content_type.split(";", 1)[0].strip().lower()
         if media not in (_PROTOBUF, _JSON):
-            return 415, "text/plain", f"unsupported Content-Type {content_type!r}; use {_PROTOBUF} or {_JSON}".encode(), {}
+            return (
+                415,
+                "text/plain",
+                f"unsupported Content-Type {content_type!r}; use {_PROTOBUF} or {_JSON}".encode(),
+                {},
+            )
         try:
             body = self._decompress(encoding, body)
             parse = _parse_json if media == _JSON else _parse_protobuf
@@ -346,7 +401,11 @@ class OTLPReceiver:
         if encoding in ("", "identity"):
             return body
         if encoding != "gzip":
-            raise _Refused(415, grpc.StatusCode.UNIMPLEMENTED, f"unsupported Content-Encoding {encoding!r}; use gzip")
+            raise _Refused(
+                415,
+                grpc.StatusCode.UNIMPLEMENTED,
+                f"unsupported Content-Encoding {encoding!r}; use gzip",
+            )
         inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
         try:
             data = inflater.decompress(body, self.max_request_bytes + 1)
@@ -381,7 +440,9 @@ def _encode(message: Message, media: str) -> bytes:
 
 
 class _HTTPServer(TrackingHTTPServer):
-    def __init__(self, address: tuple[str, int], receiver: OTLPReceiver, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self, address: tuple[str, int], receiver: OTLPReceiver, tls: ssl.SSLContext | None = None
+    ) -> None:
         self.receiver = receiver
         self._tls = tls
         super().__init__(address, _HTTPHandler)
@@ -431,7 +492,11 @@ class _HTTPHandler(BaseHTTPRequestHandler):
             return self._read_chunked(limit)
         length = self.headers.get("Content-Length")
         if length is None or not length.strip().isdigit():
-            raise _Refused(411, grpc.StatusCode.INVALID_ARGUMENT, "Content-Length or chunked Transfer-Encoding required")
+            raise _Refused(
+                411,
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "Content-Length or chunked Transfer-Encoding required",
+            )
         if int(length) > limit:
             raise _too_large(limit)
         return self.rfile.read(int(length))
@@ -455,7 +520,9 @@ class _HTTPHandler(BaseHTTPRequestHandler):
             chunks.append(self.rfile.read(size))
             self.rfile.readline(8)  # the CRLF after each chunk
 
-    def _reply(self, status: int, content_type: str, payload: bytes, headers: dict[str, str] | None = None) -> None:
+    def _reply(
+        self, status: int, content_type: str, payload: bytes, headers: dict[str, str] | None = None
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         for name, value in (headers or {}).items():

@@ -50,7 +50,9 @@ def _pipeline() -> tuple[SignalPipeline, _Collect]:
     options = collector_options()
     meter = MeterProvider().get_meter(semconv.SCOPE_NAME, __version__)
     collect = _Collect()
-    return SignalPipeline(runtime.build_stages(options, meter, options.salt_bytes()), collect), collect
+    return SignalPipeline(
+        runtime.build_stages(options, meter, options.salt_bytes()), collect
+    ), collect
 
 
 _PIPELINE, _COLLECT = _pipeline()
@@ -68,10 +70,20 @@ def _as_protobuf(resource_spans: Any) -> ExportTraceServiceRequest:
     for rotel_scope in resource_spans.scope_spans:
         ss = rs.scope_spans.add()
         if rotel_scope.scope is not None:
-            ss.scope.name, ss.scope.version = rotel_scope.scope.name or "", rotel_scope.scope.version or ""
+            ss.scope.name, ss.scope.version = (
+                rotel_scope.scope.name or "",
+                rotel_scope.scope.version or "",
+            )
         for s in rotel_scope.spans:
-            pb = Span(trace_id=s.trace_id, span_id=s.span_id, parent_span_id=s.parent_span_id or b"", name=s.name,
-                      kind=s.kind, start_time_unix_nano=s.start_time_unix_nano, end_time_unix_nano=s.end_time_unix_nano)
+            pb = Span(
+                trace_id=s.trace_id,
+                span_id=s.span_id,
+                parent_span_id=s.parent_span_id or b"",
+                name=s.name,
+                kind=s.kind,
+                start_time_unix_nano=s.start_time_unix_nano,
+                end_time_unix_nano=s.end_time_unix_nano,
+            )
             for key, value in _attrs(s.attributes):
                 pb.attributes.add(key=key, value=to_any_value(value))
             if s.status is not None:

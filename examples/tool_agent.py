@@ -23,7 +23,11 @@ TOOLS = [
         "function": {
             "name": "get_weather",
             "description": "Current weather for a city",
-            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+            "parameters": {
+                "type": "object",
+                "properties": {"city": {"type": "string"}},
+                "required": ["city"],
+            },
         },
     }
 ]
@@ -48,8 +52,14 @@ def run(question: str, max_steps: int = 6) -> str:
             for call in msg.tool_calls:
                 with frictionlens.tool(call.function.name, call_id=call.id):
                     args = json.loads(call.function.arguments or "{}")
-                    result = get_weather(**args) if call.function.name == "get_weather" else {"error": "unknown tool"}
-                messages.append({"role": "tool", "tool_call_id": call.id, "content": json.dumps(result)})
+                    result = (
+                        get_weather(**args)
+                        if call.function.name == "get_weather"
+                        else {"error": "unknown tool"}
+                    )
+                messages.append(
+                    {"role": "tool", "tool_call_id": call.id, "content": json.dumps(result)}
+                )
         task.abandon()
         return "(gave up after too many steps)"
 

@@ -68,12 +68,16 @@ class _CountingExporter(SpanExporter):
 class CountedBatchSpanProcessor(BatchSpanProcessor):
     """A ``BatchSpanProcessor`` (same options, same ``OTEL_BSP_*`` variables) that counts drops."""
 
-    def __init__(self, exporter: SpanExporter, *, meter: metrics.Meter | None = None, **options: Any) -> None:
+    def __init__(
+        self, exporter: SpanExporter, *, meter: metrics.Meter | None = None, **options: Any
+    ) -> None:
         self._lock = threading.Lock()
         self._stats: Counter[str] = Counter()
         meter = meter or metrics.get_meter(semconv.SCOPE_NAME)
         self._dropped = meter.create_counter(
-            semconv.METRIC_EXPORT_DROPPED, unit="{span}", description="spans the export stage could not deliver"
+            semconv.METRIC_EXPORT_DROPPED,
+            unit="{span}",
+            description="spans the export stage could not deliver",
         )
         super().__init__(_CountingExporter(exporter, self._count), **options)
         batch = getattr(self, "_batch_processor", None)

@@ -72,7 +72,9 @@ class FileMetricExporter(MetricExporter):
         super().__init__(preferred_temporality={}, preferred_aggregation={})
         self._out = _LineWriter(Path(data_dir) / METRICS_FILE)
 
-    def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs) -> MetricExportResult:
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs
+    ) -> MetricExportResult:
         if not metrics_data.resource_metrics:
             return MetricExportResult.SUCCESS
         ok = self._out.write(to_json_line(encode_metrics(metrics_data)))

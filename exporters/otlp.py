@@ -20,17 +20,29 @@ def endpoint_configured(environ: Mapping[str, str] | None = None) -> bool:
     env = os.environ if environ is None else environ
     return any(
         env.get(k)
-        for k in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
+        for k in (
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+        )
     )
 
 
 def protocol(signal: str, environ: Mapping[str, str] | None = None) -> str:
     env = os.environ if environ is None else environ
     value = (
-        env.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_PROTOCOL") or env.get("OTEL_EXPORTER_OTLP_PROTOCOL") or DEFAULT_PROTOCOL
-    ).strip().lower()
+        (
+            env.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_PROTOCOL")
+            or env.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+            or DEFAULT_PROTOCOL
+        )
+        .strip()
+        .lower()
+    )
     if value not in PROTOCOLS:
-        raise ValueError(f"unsupported OTLP protocol {value!r} for {signal}; use one of {', '.join(PROTOCOLS)}")
+        raise ValueError(
+            f"unsupported OTLP protocol {value!r} for {signal}; use one of {', '.join(PROTOCOLS)}"
+        )
     return value
 
 

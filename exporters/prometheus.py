@@ -18,7 +18,9 @@ try:
     from opentelemetry.exporter.prometheus import PrometheusMetricReader
     from prometheus_client import CollectorRegistry, start_http_server
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
-    raise ImportError("the Prometheus endpoint needs: pip install 'frictionlens[prometheus]'") from exc
+    raise ImportError(
+        "the Prometheus endpoint needs: pip install 'frictionlens[prometheus]'"
+    ) from exc
 
 
 class ServedPrometheusReader(PrometheusMetricReader):
@@ -42,5 +44,10 @@ def views() -> list[View]:
     ``OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION`` would otherwise turn them on);
     with no boundaries given, each histogram keeps the boundaries it advises.
     """
-    return [View(instrument_type=Histogram, meter_name=semconv.SCOPE_NAME,
-                 aggregation=ExplicitBucketHistogramAggregation())]
+    return [
+        View(
+            instrument_type=Histogram,
+            meter_name=semconv.SCOPE_NAME,
+            aggregation=ExplicitBucketHistogramAggregation(),
+        )
+    ]

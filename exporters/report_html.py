@@ -57,7 +57,9 @@ def _img(fig: Any, alt: str) -> str:
 
 
 def _t0(rep: rp.Report) -> int:
-    times = [r["time_unix_nano"] for r in rep.call_log] + [p["time_unix_nano"] for p in rep.drift_scores]
+    times = [r["time_unix_nano"] for r in rep.call_log] + [
+        p["time_unix_nano"] for p in rep.drift_scores
+    ]
     return min(times) if times else 0
 
 
@@ -89,25 +91,46 @@ def drift_chart(rep: rp.Report) -> str | None:
     series: dict[tuple[str, str], list[tuple[float, float]]] = {}
     for p in rep.drift_scores:
         if p["stream"] in alerted and p["value"] is not None:
-            series.setdefault((p["stream"], p["feature"]), []).append((_s(p["time_unix_nano"], t0), p["value"]))
+            series.setdefault((p["stream"], p["feature"]), []).append(
+                (_s(p["time_unix_nano"], t0), p["value"])
+            )
     for pts in series.values():
         pts.sort()
     for (stream, feature), pts in sorted(series.items()):
         if any(v > 0 for _, v in pts):
-            ax.plot(*zip(*pts), lw=1.2, label=feature if len(alerted) == 1 else f"{feature} ({stream})")
-    ax.scatter([_s(d["time_unix_nano"], t0) for d in rep.drift],
-               [d["value"] / d["threshold"] if d["threshold"] else 1.0 for d in rep.drift],
-               marker="v", s=60, color="#b00020", zorder=3, label="drift alert")
+            ax.plot(
+                *zip(*pts), lw=1.2, label=feature if len(alerted) == 1 else f"{feature} ({stream})"
+            )
+    ax.scatter(
+        [_s(d["time_unix_nano"], t0) for d in rep.drift],
+        [d["value"] / d["threshold"] if d["threshold"] else 1.0 for d in rep.drift],
+        marker="v",
+        s=60,
+        color="#b00020",
+        zorder=3,
+        label="drift alert",
+    )
     for i, c in enumerate(rep.provider_changes):
-        ax.axvline(_s(c["time_unix_nano"], t0), color="black", ls="--", lw=1.2, label=None if i else "provider change")
+        ax.axvline(
+            _s(c["time_unix_nano"], t0),
+            color="black",
+            ls="--",
+            lw=1.2,
+            label=None if i else "provider change",
+        )
     first = min((pts[0][0] for pts in series.values()), default=None)
     if first:  # before its first score a stream is learning its baseline
         ax.axvspan(0, first, color="#eeeeee", zorder=0, label="baseline warm-up")
     ax.axhline(1.0, color="#888", lw=0.8, ls=":")
-    if rep.call_log:  # the whole run, so the alerts sit in context (scores exist only past each warm-up)
+    if (
+        rep.call_log
+    ):  # the whole run, so the alerts sit in context (scores exist only past each warm-up)
         ax.set_xlim(0, _s(rep.call_log[-1]["time_unix_nano"], t0))
-    ax.set(title="Drift score (statistic / alarm threshold) over time", xlabel="seconds since the first call",
-           ylabel="score (1 = alarm)")
+    ax.set(
+        title="Drift score (statistic / alarm threshold) over time",
+        xlabel="seconds since the first call",
+        ylabel="score (1 = alarm)",
+    )
     ax.legend(fontsize=7, ncol=3, loc="upper left")
     return _img(fig, "drift timeline")
 
@@ -130,8 +153,18 @@ def friction_chart(rep: rp.Report) -> str | None:
     fig = _figure()
     ax = fig.add_subplot()
     for cat, counts in hits.items():
-        ax.plot(x, [100 * h / n if n else 0 for h, n in zip(counts, totals)], marker="o", ms=3, label=cat)
-    ax.set(title="Friction rate over time by category", xlabel="seconds since the first call", ylabel="% of LLM calls")
+        ax.plot(
+            x,
+            [100 * h / n if n else 0 for h, n in zip(counts, totals)],
+            marker="o",
+            ms=3,
+            label=cat,
+        )
+    ax.set(
+        title="Friction rate over time by category",
+        xlabel="seconds since the first call",
+        ylabel="% of LLM calls",
+    )
     ax.legend(fontsize=8)
     return _img(fig, "friction over time")
 
@@ -139,7 +172,11 @@ def friction_chart(rep: rp.Report) -> str | None:
 def length_chart(rep: rp.Report) -> str | None:
     """Output length on the changed stream, before and after the change."""
     stream, cut = _change(rep)
-    rows = [r for r in rep.call_log if r["stream"] == stream and r["features"][drift.OUTPUT_CHARS] is not None]
+    rows = [
+        r
+        for r in rep.call_log
+        if r["stream"] == stream and r["features"][drift.OUTPUT_CHARS] is not None
+    ]
     before = [r["features"][drift.OUTPUT_CHARS] for r in rows if r["time_unix_nano"] < (cut or 0)]
     after = [r["features"][drift.OUTPUT_CHARS] for r in rows if r["time_unix_nano"] >= (cut or 0)]
     if not before or not after:
@@ -147,9 +184,13 @@ def length_chart(rep: rp.Report) -> str | None:
     fig = _figure()
     ax = fig.add_subplot()
     bins = 30
-    ax.hist(before, bins=bins, alpha=0.6, density=True, label=f"before the change ({len(before)} calls)")
+    ax.hist(
+        before, bins=bins, alpha=0.6, density=True, label=f"before the change ({len(before)} calls)"
+    )
     ax.hist(after, bins=bins, alpha=0.6, density=True, label=f"after ({len(after)} calls)")
-    ax.set(title=f"Output length distribution, {stream}", xlabel="output characters", ylabel="density")
+    ax.set(
+        title=f"Output length distribution, {stream}", xlabel="output characters", ylabel="density"
+    )
     ax.legend(fontsize=8)
     return _img(fig, "output length before and after")
 
@@ -162,12 +203,22 @@ def trajectory_chart(rep: rp.Report) -> str | None:
     fig = _figure(height=3.2)
     ax = fig.add_subplot()
     x = range(len(tasks))
-    ax.bar(x, [t["steps"] or 0 for t in tasks], color=["#b00020" if t["brute_force"] else "#4c72b0" for t in tasks],
-           label="steps (red: brute force)")
+    ax.bar(
+        x,
+        [t["steps"] or 0 for t in tasks],
+        color=["#b00020" if t["brute_force"] else "#4c72b0" for t in tasks],
+        label="steps (red: brute force)",
+    )
     budgets = [(i, t["expected"]) for i, t in enumerate(tasks) if t["expected"] is not None]
     if budgets:
         ax.scatter(*zip(*budgets), marker="_", s=900, color="black", zorder=3, label="budget")
-    ax.set_xticks(list(x), [f"{t['task']} #{i + 1}" for i, t in enumerate(tasks)], rotation=30, ha="right", fontsize=7)
+    ax.set_xticks(
+        list(x),
+        [f"{t['task']} #{i + 1}" for i, t in enumerate(tasks)],
+        rotation=30,
+        ha="right",
+        fontsize=7,
+    )
     ax.set(title="Agent steps vs budget per task run", ylabel="LLM calls")
     ax.legend(fontsize=8)
     return _img(fig, "trajectory steps vs budget")
@@ -197,47 +248,122 @@ def render_html(rep: rp.Report, title: str = "frictionlens report") -> str:
     _matplotlib()
     review = _table(
         ("conversation", "score", "turns", "friction", "reason", "trace id"),
-        ((_e(r["conversation"]), _e(r["score"]), _e(r["turns"]),
-          _e(", ".join(f"{k}×{v}" for k, v in r["friction"].items() if v)), _e(r["reason"]), f"<code>{_e(r['trace_id'])}</code>")
-         for r in sorted(rep.review, key=lambda r: -(r["score"] or 0))))
+        (
+            (
+                _e(r["conversation"]),
+                _e(r["score"]),
+                _e(r["turns"]),
+                _e(", ".join(f"{k}×{v}" for k, v in r["friction"].items() if v)),
+                _e(r["reason"]),
+                f"<code>{_e(r['trace_id'])}</code>",
+            )
+            for r in sorted(rep.review, key=lambda r: -(r["score"] or 0))
+        ),
+    )
     friction = _table(
         ("stream", "calls", "friction rate", *_CATEGORIES, "kinds"),
-        ((_e(r["stream"]), r["calls"], _pct(r["rate"]), *(_pct(r["categories"].get(c, 0.0)) for c in _CATEGORIES),
-          _e(", ".join(f"{k} {v:.1%}" for k, v in r["kinds"].items()) or "none")) for r in rep.friction_rates))
+        (
+            (
+                _e(r["stream"]),
+                r["calls"],
+                _pct(r["rate"]),
+                *(_pct(r["categories"].get(c, 0.0)) for c in _CATEGORIES),
+                _e(", ".join(f"{k} {v:.1%}" for k, v in r["kinds"].items()) or "none"),
+            )
+            for r in rep.friction_rates
+        ),
+    )
     changes = "".join(
         f"<p>Provider change on <code>{_e(c['stream'])}</code> at {_iso(c['time_unix_nano'])}: "
-        + ", ".join(f"{_e(f)} {_e(v['before'])} → {_e(v['after'])}" for f, v in c["changed"].items()) + "</p>"
-        for c in rep.provider_changes)
+        + ", ".join(
+            f"{_e(f)} {_e(v['before'])} → {_e(v['after'])}" for f, v in c["changed"].items()
+        )
+        + "</p>"
+        for c in rep.provider_changes
+    )
     alerts = _table(
-        ("time (UTC)", "stream", "feature", "suspected cause", "value / threshold", "before", "after", "trace id"),
-        ((_iso(d["time_unix_nano"]), _e(d["stream"]), _e(d["feature"]), _e(d["cause"]),
-          f"{_e(d['value'])} / {_e(d['threshold'])}", _e(d["before"]), _e(d["after"]), f"<code>{_e(d['trace_id'])}</code>")
-         for d in rep.drift))
+        (
+            "time (UTC)",
+            "stream",
+            "feature",
+            "suspected cause",
+            "value / threshold",
+            "before",
+            "after",
+            "trace id",
+        ),
+        (
+            (
+                _iso(d["time_unix_nano"]),
+                _e(d["stream"]),
+                _e(d["feature"]),
+                _e(d["cause"]),
+                f"{_e(d['value'])} / {_e(d['threshold'])}",
+                _e(d["before"]),
+                _e(d["after"]),
+                f"<code>{_e(d['trace_id'])}</code>",
+            )
+            for d in rep.drift
+        ),
+    )
     tasks = _table(
-        ("task", "steps", "budget", "tool calls", "efficiency", "outcome", "brute force", "trace id"),
-        ((_e(t["task"]), _e(t["steps"]), _e(t["expected"]), _e(t["tool_calls"]), _e(t["efficiency"]), _e(t["outcome"]),
-          '<span class="bad">yes</span>' if t["brute_force"] else "no", f"<code>{_e(t['trace_id'])}</code>")
-         for t in rep.tasks))
+        (
+            "task",
+            "steps",
+            "budget",
+            "tool calls",
+            "efficiency",
+            "outcome",
+            "brute force",
+            "trace id",
+        ),
+        (
+            (
+                _e(t["task"]),
+                _e(t["steps"]),
+                _e(t["expected"]),
+                _e(t["tool_calls"]),
+                _e(t["efficiency"]),
+                _e(t["outcome"]),
+                '<span class="bad">yes</span>' if t["brute_force"] else "no",
+                f"<code>{_e(t['trace_id'])}</code>",
+            )
+            for t in rep.tasks
+        ),
+    )
     tail = rep.tail
-    tail_text = (f"<p>Worst {tail['share']:.0%} of conversations by friction ({len(tail['conversations'])}): mean score "
-                 f"{_e(tail['tail_mean_score'])} against {_e(tail['overall_mean_score'])} overall; they hold "
-                 f"{rp.fmt_share(tail['tail_share_of_friction'])} of all friction.</p>")
-    worst = _table(("worst streams", "calls", "friction rate", "format failure rate"),
-                   ((_e(w["stream"]), w["calls"], _pct(w["friction_rate"]), _pct(w["format_failure_rate"]))
-                    for w in tail["worst_streams"]))
-    summary = (f"<p>{rep.calls} LLM calls in {len(rep.streams)} stream(s); {rep.conversations} conversations closed; "
-               f"{len(rep.review)} need review; {len(rep.drift)} drift alerts; "
-               f"{sum(1 for t in rep.tasks if t['brute_force'])} of {len(rep.tasks)} agent tasks brute-forced.</p>")
-    body = "".join((
-        f"<h1>{html.escape(title)}</h1>", summary,
-        _section(rp.SECTION_REVIEW, review),
-        _section(rp.SECTION_FRICTION, friction, friction_chart(rep)),
-        _section(rp.SECTION_DRIFT, changes, alerts, drift_chart(rep), length_chart(rep)),
-        _section(rp.SECTION_TASKS, tasks, trajectory_chart(rep)),
-        _section(rp.SECTION_TAIL, tail_text, worst),
-    ))
-    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-            f"<style>{_CSS}</style></head><body>{body}</body></html>")
+    tail_text = (
+        f"<p>Worst {tail['share']:.0%} of conversations by friction ({len(tail['conversations'])}): mean score "
+        f"{_e(tail['tail_mean_score'])} against {_e(tail['overall_mean_score'])} overall; they hold "
+        f"{rp.fmt_share(tail['tail_share_of_friction'])} of all friction.</p>"
+    )
+    worst = _table(
+        ("worst streams", "calls", "friction rate", "format failure rate"),
+        (
+            (_e(w["stream"]), w["calls"], _pct(w["friction_rate"]), _pct(w["format_failure_rate"]))
+            for w in tail["worst_streams"]
+        ),
+    )
+    summary = (
+        f"<p>{rep.calls} LLM calls in {len(rep.streams)} stream(s); {rep.conversations} conversations closed; "
+        f"{len(rep.review)} need review; {len(rep.drift)} drift alerts; "
+        f"{sum(1 for t in rep.tasks if t['brute_force'])} of {len(rep.tasks)} agent tasks brute-forced.</p>"
+    )
+    body = "".join(
+        (
+            f"<h1>{html.escape(title)}</h1>",
+            summary,
+            _section(rp.SECTION_REVIEW, review),
+            _section(rp.SECTION_FRICTION, friction, friction_chart(rep)),
+            _section(rp.SECTION_DRIFT, changes, alerts, drift_chart(rep), length_chart(rep)),
+            _section(rp.SECTION_TASKS, tasks, trajectory_chart(rep)),
+            _section(rp.SECTION_TAIL, tail_text, worst),
+        )
+    )
+    return (
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{_CSS}</style></head><body>{body}</body></html>"
+    )
 
 
 def write_html(rep: rp.Report, out: str | Path) -> Path:

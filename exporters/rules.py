@@ -107,76 +107,142 @@ def _ratio(num: str, den: str, by: str) -> str:
 
 def _share(column_expr: str) -> dict[str, Any]:
     """Honeycomb: the average of a 0/1 calculated field is the share of spans where it is 1."""
-    return {"calculated_fields": [{"name": "hit", "expression": f"IF({column_expr}, 1, 0)"}],
-            "calculations": [{"op": "AVG", "column": "hit"}]}
+    return {
+        "calculated_fields": [{"name": "hit", "expression": f"IF({column_expr}, 1, 0)"}],
+        "calculations": [{"op": "AVG", "column": "hit"}],
+    }
 
 
-_LLM_CALL = {"column": semconv.GEN_AI_OPERATION_NAME, "op": "in", "value": sorted(semconv.LLM_OPERATIONS)}
+_LLM_CALL = {
+    "column": semconv.GEN_AI_OPERATION_NAME,
+    "op": "in",
+    "value": sorted(semconv.LLM_OPERATIONS),
+}
 _SUMMARY = {"column": "name", "op": "=", "value": semconv.CONVERSATION_SPAN}
 _TASK_ROOT = {"column": semconv.TRAJECTORY_OUTCOME, "op": "exists"}
 _OUT, _TASK = semconv.METRIC_ATTR_OUTCOME, semconv.METRIC_ATTR_TASK
 
 KINDS: dict[str, _Kind] = {
     "friction_rate": _Kind(
-        "FrictionRateHigh", "Many conversations hit friction", ">", (),
-        _ratio(f'{CONVERSATIONS}{{{_OUT}!="{semconv.CONVERSATION_OUTCOME_SMOOTH}"}}', CONVERSATIONS, ""),
-        {**_share(f'NOT(EQUALS(${semconv.CONVERSATION_OUTCOME}, "{semconv.CONVERSATION_OUTCOME_SMOOTH}"))'),
-         "filters": [_SUMMARY]},
+        "FrictionRateHigh",
+        "Many conversations hit friction",
+        ">",
+        (),
+        _ratio(
+            f'{CONVERSATIONS}{{{_OUT}!="{semconv.CONVERSATION_OUTCOME_SMOOTH}"}}', CONVERSATIONS, ""
+        ),
+        {
+            **_share(
+                f'NOT(EQUALS(${semconv.CONVERSATION_OUTCOME}, "{semconv.CONVERSATION_OUTCOME_SMOOTH}"))'
+            ),
+            "filters": [_SUMMARY],
+        },
         {semconv.REVIEW_NEEDED: True},
     ),
     "review_needed": _Kind(
-        "ReviewNeededConversations", "Conversations need human review", ">", (),
+        "ReviewNeededConversations",
+        "Conversations need human review",
+        ">",
+        (),
         f'sum(rate({CONVERSATIONS}{{{semconv.METRIC_ATTR_REVIEW_NEEDED}="true"}}[{{w}}])) * 3600',
-        {"calculations": [{"op": "COUNT"}],
-         "filters": [_SUMMARY, {"column": semconv.REVIEW_NEEDED, "op": "=", "value": True}]},
-        {semconv.REVIEW_NEEDED: True}, per_hour=True,
+        {
+            "calculations": [{"op": "COUNT"}],
+            "filters": [_SUMMARY, {"column": semconv.REVIEW_NEEDED, "op": "=", "value": True}],
+        },
+        {semconv.REVIEW_NEEDED: True},
+        per_hour=True,
     ),
     "drift": _Kind(
-        "OutputDrift", "LLM output drifted from its baseline", ">",
+        "OutputDrift",
+        "LLM output drifted from its baseline",
+        ">",
         (semconv.METRIC_ATTR_STREAM, semconv.METRIC_ATTR_FEATURE),
         # a stream's first alarm creates its series at 1, which increase() cannot see
         f"(sum by (stream, feature) (increase({DRIFT_ALERTS}[{{w}}])) > 0)"
         f" or sum by (stream, feature) ({DRIFT_ALERTS} unless {DRIFT_ALERTS} offset {{w}})",
-        {"calculations": [{"op": "COUNT"}], "filters": [{"column": "name", "op": "=", "value": semconv.DRIFT_EVENT}],
-         "breakdowns": [semconv.DRIFT_STREAM, semconv.DRIFT_FEATURE]},
+        {
+            "calculations": [{"op": "COUNT"}],
+            "filters": [{"column": "name", "op": "=", "value": semconv.DRIFT_EVENT}],
+            "breakdowns": [semconv.DRIFT_STREAM, semconv.DRIFT_FEATURE],
+        },
         {semconv.REVIEW_NEEDED: True},
     ),
     "format_failure_rate": _Kind(
-        "FormatFailureRateHigh", "Outputs break their expected format", ">", (semconv.METRIC_ATTR_STREAM,),
+        "FormatFailureRateHigh",
+        "Outputs break their expected format",
+        ">",
+        (semconv.METRIC_ATTR_STREAM,),
         _ratio(FORMAT_FAILURES, OUTPUT_LENGTH_COUNT, semconv.METRIC_ATTR_STREAM),
-        {**_share(f"EQUALS(${semconv.OUTPUT_FORMAT_VALID}, false)"),
-         "filters": [{"column": semconv.OUTPUT_FORMAT_VALID, "op": "exists"}], "breakdowns": [semconv.DRIFT_STREAM]},
+        {
+            **_share(f"EQUALS(${semconv.OUTPUT_FORMAT_VALID}, false)"),
+            "filters": [{"column": semconv.OUTPUT_FORMAT_VALID, "op": "exists"}],
+            "breakdowns": [semconv.DRIFT_STREAM],
+        },
         {semconv.OUTPUT_FORMAT_VALID: False},
     ),
     "retry_rate": _Kind(
-        "RetryRateHigh", "SDK calls retry often", ">", (semconv.METRIC_ATTR_PROVIDER, semconv.METRIC_ATTR_MODEL),
+        "RetryRateHigh",
+        "SDK calls retry often",
+        ">",
+        (semconv.METRIC_ATTR_PROVIDER, semconv.METRIC_ATTR_MODEL),
         # the duration histogram counts every call; its labels are the GenAI attribute names
         f"sum by (provider, model) (rate({RETRIES}[{{w}}])) / (sum by (provider, model) (label_replace(label_replace("
         f'rate({OPERATION_DURATION_COUNT}[{{w}}]), "provider", "$1", "{_metric(semconv.GEN_AI_PROVIDER_NAME)}", "(.*)"),'
         f' "model", "$1", "{_metric(semconv.GEN_AI_REQUEST_MODEL)}", "(.*)")) > 0)',
-        {"calculations": [{"op": "AVG", "column": semconv.RETRY_COUNT}], "filters": [_LLM_CALL],
-         "breakdowns": [semconv.GEN_AI_PROVIDER_NAME, semconv.GEN_AI_REQUEST_MODEL]},
+        {
+            "calculations": [{"op": "AVG", "column": semconv.RETRY_COUNT}],
+            "filters": [_LLM_CALL],
+            "breakdowns": [semconv.GEN_AI_PROVIDER_NAME, semconv.GEN_AI_REQUEST_MODEL],
+        },
         {},
     ),
     "trajectory_efficiency": _Kind(
-        "TrajectoryEfficiencyLow", "Agent tasks take more steps than their budget", "<", (_TASK,),
+        "TrajectoryEfficiencyLow",
+        "Agent tasks take more steps than their budget",
+        "<",
+        (_TASK,),
         _ratio(f"{TRAJECTORY_EFFICIENCY}_sum", f"{TRAJECTORY_EFFICIENCY}_count", _TASK),
-        {"calculations": [{"op": "AVG", "column": semconv.TRAJECTORY_EFFICIENCY}],
-         "filters": [{"column": semconv.TRAJECTORY_EFFICIENCY, "op": "exists"}], "breakdowns": [semconv.TRAJECTORY_TASK]},
+        {
+            "calculations": [{"op": "AVG", "column": semconv.TRAJECTORY_EFFICIENCY}],
+            "filters": [{"column": semconv.TRAJECTORY_EFFICIENCY, "op": "exists"}],
+            "breakdowns": [semconv.TRAJECTORY_TASK],
+        },
         {semconv.TRAJECTORY_BRUTE_FORCE: True},
     ),
     "brute_force_rate": _Kind(
-        "AgentBruteForcing", "Agent tasks brute-force", ">", (_TASK,),
-        _ratio(f'{TRAJECTORY_OUTCOMES}{{{semconv.METRIC_ATTR_BRUTE_FORCE}="true"}}', TRAJECTORY_OUTCOMES, _TASK),
-        {**_share(f"EQUALS(${semconv.TRAJECTORY_BRUTE_FORCE}, true)"), "filters": [_TASK_ROOT],
-         "breakdowns": [semconv.TRAJECTORY_TASK]},
+        "AgentBruteForcing",
+        "Agent tasks brute-force",
+        ">",
+        (_TASK,),
+        _ratio(
+            f'{TRAJECTORY_OUTCOMES}{{{semconv.METRIC_ATTR_BRUTE_FORCE}="true"}}',
+            TRAJECTORY_OUTCOMES,
+            _TASK,
+        ),
+        {
+            **_share(f"EQUALS(${semconv.TRAJECTORY_BRUTE_FORCE}, true)"),
+            "filters": [_TASK_ROOT],
+            "breakdowns": [semconv.TRAJECTORY_TASK],
+        },
         {semconv.TRAJECTORY_BRUTE_FORCE: True},
     ),
     "task_success": _Kind(
-        "TaskSuccessLow", "Agent tasks fail end to end", "<", (_TASK,),
-        _ratio(f'{TRAJECTORY_OUTCOMES}{{{_OUT}="{semconv.TRAJECTORY_OUTCOME_SUCCESS}"}}', TRAJECTORY_OUTCOMES, _TASK),
-        {**_share(f'EQUALS(${semconv.TRAJECTORY_OUTCOME}, "{semconv.TRAJECTORY_OUTCOME_SUCCESS}")'),
-         "filters": [_TASK_ROOT], "breakdowns": [semconv.TRAJECTORY_TASK]},
+        "TaskSuccessLow",
+        "Agent tasks fail end to end",
+        "<",
+        (_TASK,),
+        _ratio(
+            f'{TRAJECTORY_OUTCOMES}{{{_OUT}="{semconv.TRAJECTORY_OUTCOME_SUCCESS}"}}',
+            TRAJECTORY_OUTCOMES,
+            _TASK,
+        ),
+        {
+            **_share(
+                f'EQUALS(${semconv.TRAJECTORY_OUTCOME}, "{semconv.TRAJECTORY_OUTCOME_SUCCESS}")'
+            ),
+            "filters": [_TASK_ROOT],
+            "breakdowns": [semconv.TRAJECTORY_TASK],
+        },
         {semconv.TRAJECTORY_OUTCOME: semconv.TRAJECTORY_OUTCOME_FAILURE},
     ),
 }
@@ -224,12 +290,23 @@ class RulesConfig:
         frequency = int(doc.get("honeycomb", {}).get("frequency", DEFAULT_HONEYCOMB_FREQUENCY_S))
         if frequency < 60 or frequency % 60:
             raise ValueError("honeycomb.frequency must be a multiple of 60 seconds")
-        return cls(alerts, str(links.get("trace_url", DEFAULT_TRACE_URL)), str(links.get("service", DEFAULT_SERVICE)),
-                   frequency)
+        return cls(
+            alerts,
+            str(links.get("trace_url", DEFAULT_TRACE_URL)),
+            str(links.get("service", DEFAULT_SERVICE)),
+            frequency,
+        )
 
     def trace_link(self, kind: _Kind) -> str:
-        tags = urllib.parse.quote(json.dumps({k: str(v).lower() if isinstance(v, bool) else str(v)
-                                              for k, v in kind.trace_filter.items()}, separators=(",", ":")))
+        tags = urllib.parse.quote(
+            json.dumps(
+                {
+                    k: str(v).lower() if isinstance(v, bool) else str(v)
+                    for k, v in kind.trace_filter.items()
+                },
+                separators=(",", ":"),
+            )
+        )
         return self.trace_url.format(service=urllib.parse.quote(self.service), tags=tags)
 
 
@@ -276,18 +353,24 @@ def prometheus_rules(config: RulesConfig) -> str:
         rec = record_name(alert)
         records.append({"record": rec, "expr": kind.promql.replace("{w}", alert.window)})
         by = ", ".join(f"{label}={{{{ $labels.{label} }}}}" for label in kind.by)
-        alerts.append({
-            "alert": kind.title,
-            "expr": f"{rec} {kind.op} {_num(alert.threshold)}",
-            "for": alert.for_,
-            "labels": {"severity": alert.severity, "source": "frictionlens", "signal": alert.name},
-            "annotations": {
-                "summary": kind.summary + (f" ({by})" if by else ""),
-                "description": f"{alert.name} is {{{{ $value | printf \"%.3g\" }}}} over {alert.window}"
-                               f" (alert when {kind.op} {_num(alert.threshold)}).",
-                "trace_url": config.trace_link(kind),
-            },
-        })
+        alerts.append(
+            {
+                "alert": kind.title,
+                "expr": f"{rec} {kind.op} {_num(alert.threshold)}",
+                "for": alert.for_,
+                "labels": {
+                    "severity": alert.severity,
+                    "source": "frictionlens",
+                    "signal": alert.name,
+                },
+                "annotations": {
+                    "summary": kind.summary + (f" ({by})" if by else ""),
+                    "description": f'{alert.name} is {{{{ $value | printf "%.3g" }}}} over {alert.window}'
+                    f" (alert when {kind.op} {_num(alert.threshold)}).",
+                    "trace_url": config.trace_link(kind),
+                },
+            }
+        )
     # one group: its rules run in order, so each alert reads its record of the same evaluation
     return _yaml({"groups": [{"name": "frictionlens", "rules": records + alerts}]})
 
@@ -309,7 +392,7 @@ def _yaml(value: Any, indent: int = 0) -> str:
     else:
         for item in value:
             body = _yaml(item, indent + 2)
-            out.append(f"{pad}- {body[indent + 2:]}")
+            out.append(f"{pad}- {body[indent + 2 :]}")
     return "".join(out)
 
 
@@ -324,18 +407,25 @@ def honeycomb_triggers(config: RulesConfig) -> str:
         kind = KINDS[alert.name]
         query = {**kind.honeycomb, "time_range": alert.window_s}
         exceeded = min(HONEYCOMB_MAX_EXCEEDED, 1 + math.ceil(duration_s(alert.for_) / freq))
-        triggers.append({
-            "name": f"frictionlens: {kind.summary}",
-            "description": f"{alert.name} {kind.op} {_num(alert.threshold)} over {alert.window} "
-                           f"(severity {alert.severity}). Traces: {config.trace_link(kind)}",
-            "disabled": False,
-            "query": query,
-            "threshold": {"op": kind.op, "exceeded_limit": exceeded,
-                          "value": alert.threshold * alert.window_s / 3600 if kind.per_hour else alert.threshold},
-            "frequency": freq,
-            "alert_type": "on_change",
-            "recipients": [],
-        })
+        triggers.append(
+            {
+                "name": f"frictionlens: {kind.summary}",
+                "description": f"{alert.name} {kind.op} {_num(alert.threshold)} over {alert.window} "
+                f"(severity {alert.severity}). Traces: {config.trace_link(kind)}",
+                "disabled": False,
+                "query": query,
+                "threshold": {
+                    "op": kind.op,
+                    "exceeded_limit": exceeded,
+                    "value": alert.threshold * alert.window_s / 3600
+                    if kind.per_hour
+                    else alert.threshold,
+                },
+                "frequency": freq,
+                "alert_type": "on_change",
+                "recipients": [],
+            }
+        )
     return json.dumps(triggers, indent=2) + "\n"
 
 

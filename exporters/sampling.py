@@ -89,7 +89,9 @@ class SignalSampler(SpanProcessor):
 
         meter = meter or metrics.get_meter(semconv.SCOPE_NAME, __version__)
         self._metric = meter.create_counter(
-            semconv.METRIC_SAMPLING_SPANS, unit="{span}", description="Spans kept, released or dropped by signal-based sampling"
+            semconv.METRIC_SAMPLING_SPANS,
+            unit="{span}",
+            description="Spans kept, released or dropped by signal-based sampling",
         )
 
     # -- SpanProcessor -------------------------------------------------------------------
@@ -122,7 +124,9 @@ class SignalSampler(SpanProcessor):
                     for held_trace in list(self._held_by_conversation.get(conv, ())):
                         self._remember(self._kept_traces, held_trace, now)
                         released += self._release_trace(held_trace)
-            elif trace_id in self._kept_traces or (conv is not None and conv in self._kept_conversations):
+            elif trace_id in self._kept_traces or (
+                conv is not None and conv in self._kept_conversations
+            ):
                 decision = semconv.SAMPLING_KEPT_FLAGGED
                 self._remember(self._kept_traces, trace_id, now)
                 released += self._release_trace(trace_id)

@@ -15,7 +15,16 @@ from frictionlens.tasks import TaskHandle, task, tool
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "instrument", "uninstrument", "session", "task", "tool", "TaskHandle", "feedback"]
+__all__ = [
+    "__version__",
+    "instrument",
+    "uninstrument",
+    "session",
+    "task",
+    "tool",
+    "TaskHandle",
+    "feedback",
+]
 
 
 def instrument(**options: Any) -> None:
@@ -42,7 +51,9 @@ def uninstrument() -> None:
 class session:  # noqa: N801 - used like a function: ``with frictionlens.session("c1"):``
     """Calls inside belong to this conversation (``gen_ai.conversation.id``). Sync and async."""
 
-    def __init__(self, conversation_id: str, *, user_id: str | None = None, route: str | None = None) -> None:
+    def __init__(
+        self, conversation_id: str, *, user_id: str | None = None, route: str | None = None
+    ) -> None:
         if not conversation_id:
             raise ValueError("conversation_id must be a non-empty string")
         self.info = SessionInfo(str(conversation_id), user_id, route)

@@ -23,36 +23,82 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="run a scripted, instrumented LLM app and report on it")
     demo.add_argument("--calls", type=int, default=900, help="approximate LLM calls (default 900)")
     demo.add_argument("--seed", type=int, default=7)
-    demo.add_argument("--out", default=".frictionlens/demo",
-                      help="store folder; the HTML report goes there too, as report.html (default .frictionlens/demo)")
+    demo.add_argument(
+        "--out",
+        default=".frictionlens/demo",
+        help="store folder; the HTML report goes there too, as report.html (default .frictionlens/demo)",
+    )
     report = sub.add_parser("report", help="summarise a local store or an OTLP-JSON traces file")
-    report.add_argument("path", nargs="?", default=None, help="data dir or traces file (default: the data dir)")
-    report.add_argument("--json", action="store_true", help="machine-readable output (schema in the README)")
-    report.add_argument("--html", metavar="OUT", help="also write a self-contained HTML report with charts to OUT "
-                        "(needs: pip install 'frictionlens[report]')")
-    report.add_argument("--since", metavar="T", help="only spans starting, and metric points taken, at or after T: "
-                        "an ISO-8601 time (2026-11-26T14:00:00Z; UTC unless an offset is given) or a duration "
-                        "back from now: a number and s, m, h, d or w (90s, 30m, 2h, 1d, 1.5w)")
-    rules = sub.add_parser("rules", help="generate alert rules (Prometheus rule file or Honeycomb triggers)")
+    report.add_argument(
+        "path", nargs="?", default=None, help="data dir or traces file (default: the data dir)"
+    )
+    report.add_argument(
+        "--json", action="store_true", help="machine-readable output (schema in the README)"
+    )
+    report.add_argument(
+        "--html",
+        metavar="OUT",
+        help="also write a self-contained HTML report with charts to OUT "
+        "(needs: pip install 'frictionlens[report]')",
+    )
+    report.add_argument(
+        "--since",
+        metavar="T",
+        help="only spans starting, and metric points taken, at or after T: "
+        "an ISO-8601 time (2026-11-26T14:00:00Z; UTC unless an offset is given) or a duration "
+        "back from now: a number and s, m, h, d or w (90s, 30m, 2h, 1d, 1.5w)",
+    )
+    rules = sub.add_parser(
+        "rules", help="generate alert rules (Prometheus rule file or Honeycomb triggers)"
+    )
     rules.add_argument("--target", choices=("prometheus", "honeycomb"), required=True)
-    rules.add_argument("--config", default=None, help="TOML alert config (default: built-in defaults)")
+    rules.add_argument(
+        "--config", default=None, help="TOML alert config (default: built-in defaults)"
+    )
     rules.add_argument("-o", "--out", default=None, help="output file (default: stdout)")
     coll = sub.add_parser(
-        "collector", help="run the signal pipeline as an OTLP gateway: receive, enrich, forward",
+        "collector",
+        help="run the signal pipeline as an OTLP gateway: receive, enrich, forward",
         description="Receive OTLP traces, run the signal pipeline on them and forward enriched spans and "
         "metrics over OTLP (--forward, else the OTEL_EXPORTER_OTLP_* variables, else the local store).",
     )
-    coll.add_argument("--grpc", default="127.0.0.1:4317", help="gRPC host:port, 'off' to disable (default 127.0.0.1:4317)")
-    coll.add_argument("--http", default="127.0.0.1:4318", help="HTTP host:port, 'off' to disable (default 127.0.0.1:4318)")
-    coll.add_argument("--forward", default=None, help="base URL of the next OTLP hop (protocol: OTEL_EXPORTER_OTLP_PROTOCOL)")
-    coll.add_argument("--token", default=os.environ.get("FRICTIONLENS_COLLECTOR_TOKEN"),
-                      help="require 'Authorization: Bearer TOKEN' (default: FRICTIONLENS_COLLECTOR_TOKEN)")
-    coll.add_argument("--tls-cert", default=None, help="PEM certificate chain: serve gRPC and HTTPS over TLS")
+    coll.add_argument(
+        "--grpc",
+        default="127.0.0.1:4317",
+        help="gRPC host:port, 'off' to disable (default 127.0.0.1:4317)",
+    )
+    coll.add_argument(
+        "--http",
+        default="127.0.0.1:4318",
+        help="HTTP host:port, 'off' to disable (default 127.0.0.1:4318)",
+    )
+    coll.add_argument(
+        "--forward",
+        default=None,
+        help="base URL of the next OTLP hop (protocol: OTEL_EXPORTER_OTLP_PROTOCOL)",
+    )
+    coll.add_argument(
+        "--token",
+        default=os.environ.get("FRICTIONLENS_COLLECTOR_TOKEN"),
+        help="require 'Authorization: Bearer TOKEN' (default: FRICTIONLENS_COLLECTOR_TOKEN)",
+    )
+    coll.add_argument(
+        "--tls-cert", default=None, help="PEM certificate chain: serve gRPC and HTTPS over TLS"
+    )
     coll.add_argument("--tls-key", default=None, help="PEM private key of --tls-cert")
-    coll.add_argument("--queue", type=int, default=None, help="spans waiting for the pipeline before senders get 429 / "
-                      "RESOURCE_EXHAUSTED (default 8192)")
-    coll.add_argument("--data-dir", default=None, help="keep learned baselines here across restarts (default: "
-                      "FRICTIONLENS_DATA_DIR when set, else not kept)")
+    coll.add_argument(
+        "--queue",
+        type=int,
+        default=None,
+        help="spans waiting for the pipeline before senders get 429 / "
+        "RESOURCE_EXHAUSTED (default 8192)",
+    )
+    coll.add_argument(
+        "--data-dir",
+        default=None,
+        help="keep learned baselines here across restarts (default: "
+        "FRICTIONLENS_DATA_DIR when set, else not kept)",
+    )
     args = parser.parse_args(argv)
     if args.version:
         from frictionlens import __version__
@@ -144,8 +190,10 @@ def _collector(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int
     try:
         from frictionlens.collector.gateway import DEFAULT_QUEUE_SPANS, Gateway, collector_options
     except ImportError as exc:
-        print(f"frictionlens collector needs the collector extra: pip install 'frictionlens[collector]' ({exc})",
-              file=sys.stderr)
+        print(
+            f"frictionlens collector needs the collector extra: pip install 'frictionlens[collector]' ({exc})",
+            file=sys.stderr,
+        )
         return 2
     if (args.tls_cert is None) != (args.tls_key is None):
         parser.error("--tls-cert and --tls-key go together")
@@ -166,8 +214,10 @@ def _collector(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int
         signal.signal(sig, lambda *_: stop.set())
     gateway.start()
     receiver = gateway.receiver
-    print(f"frictionlens collector: grpc={receiver.grpc_endpoint or 'off'} http={receiver.http_url or 'off'}",
-          flush=True)
+    print(
+        f"frictionlens collector: grpc={receiver.grpc_endpoint or 'off'} http={receiver.http_url or 'off'}",
+        flush=True,
+    )
     while not stop.wait(3600):
         pass
     gateway.stop()

@@ -70,7 +70,9 @@ class Options:
     """address the Prometheus endpoint listens on. Env also: OTEL_EXPORTER_PROMETHEUS_HOST"""
 
     @classmethod
-    def resolve(cls, overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> "Options":
+    def resolve(
+        cls, overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+    ) -> "Options":
         """Keyword arguments win over ``FRICTIONLENS_*`` variables, which win over defaults."""
         env = os.environ if environ is None else environ
         overrides = dict(overrides or {})

@@ -29,4 +29,6 @@ class CallRef:
 current_session: contextvars.ContextVar[SessionInfo | None] = contextvars.ContextVar(
     "frictionlens_session", default=None
 )
-last_call: contextvars.ContextVar[CallRef | None] = contextvars.ContextVar("frictionlens_last_call", default=None)
+last_call: contextvars.ContextVar[CallRef | None] = contextvars.ContextVar(
+    "frictionlens_last_call", default=None
+)

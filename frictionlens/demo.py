@@ -22,14 +22,31 @@ from frictionlens.localserver import LocalLLMServer, ReceivedRequest, Reply, def
 
 JSON_SYSTEM = "Extract the order from the customer's message as JSON."
 CHAT_SYSTEM = "You are the support assistant of a bank. Answer briefly."
-TOOLS = [{"type": "function", "function": {"name": "get_order", "description": "Look an order up",
-                                            "parameters": {"type": "object", "properties": {"id": {"type": "string"}}}}}]
-QUESTIONS = [
-    "How do I activate my new card?", "What is the fee for a transfer abroad?", "Can I change my PIN in the app?",
-    "Why was my payment declined yesterday?", "How long does a bank transfer take?", "Where can I see my statements?",
-    "Can I get a refund for a card payment?", "How do I close my savings account?",
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_order",
+            "description": "Look an order up",
+            "parameters": {"type": "object", "properties": {"id": {"type": "string"}}},
+        },
+    }
 ]
-FOLLOW_UPS = ["Thanks, and is there a limit?", "Does that also work from abroad?", "Great. How much does it cost?"]
+QUESTIONS = [
+    "How do I activate my new card?",
+    "What is the fee for a transfer abroad?",
+    "Can I change my PIN in the app?",
+    "Why was my payment declined yesterday?",
+    "How long does a bank transfer take?",
+    "Where can I see my statements?",
+    "Can I get a refund for a card payment?",
+    "How do I close my savings account?",
+]
+FOLLOW_UPS = [
+    "Thanks, and is there a limit?",
+    "Does that also work from abroad?",
+    "Great. How much does it cost?",
+]
 REPHRASES = {
     "How do I activate my new card?": "How can I activate the new card I got?",
     "What is the fee for a transfer abroad?": "What fee do you charge for a transfer abroad?",
@@ -62,19 +79,30 @@ class _Provider:
         msgs = req.json.get("messages") or []
         if msgs and msgs[0].get("content") == JSON_SYSTEM:
             self.json_calls += 1
-            order = {"order_id": f"A{self.rng.randrange(10_000)}", "status": self.rng.choice(["paid", "shipped", "open"]),
-                     "items": [f"item-{i}" for i in range(self.rng.randint(1, 6))]}
+            order = {
+                "order_id": f"A{self.rng.randrange(10_000)}",
+                "status": self.rng.choice(["paid", "shipped", "open"]),
+                "items": [f"item-{i}" for i in range(self.rng.randint(1, 6))],
+            }
             if self.json_calls <= self.change_at:
                 return Reply(content=json.dumps(order), system_fingerprint="fp_2026a")
             body = json.dumps(order, indent=2)
-            return Reply(content=f"Sure! Here is the JSON for the order:\n```json\n{body}\n```", system_fingerprint="fp_2026b",
-                         model="gpt-demo-2026-11")
+            return Reply(
+                content=f"Sure! Here is the JSON for the order:\n```json\n{body}\n```",
+                system_fingerprint="fp_2026b",
+                model="gpt-demo-2026-11",
+            )
         return default_responder(req)
 
 
 def _user(client: Any, behaviour: str, i: int, rng: random.Random) -> None:
-    question = QUESTIONS[i % len(QUESTIONS)] if behaviour != "rephrase" else rng.choice(list(REPHRASES))
-    history: list[dict[str, str]] = [{"role": "system", "content": CHAT_SYSTEM}, {"role": "user", "content": question}]
+    question = (
+        QUESTIONS[i % len(QUESTIONS)] if behaviour != "rephrase" else rng.choice(list(REPHRASES))
+    )
+    history: list[dict[str, str]] = [
+        {"role": "system", "content": CHAT_SYSTEM},
+        {"role": "user", "content": question},
+    ]
 
     def ask(stream: bool = False) -> str:
         if stream:
@@ -82,7 +110,12 @@ def _user(client: Any, behaviour: str, i: int, rng: random.Random) -> None:
             next(iter(s))
             s.close()
             return ""
-        return client.chat.completions.create(model="gpt-demo", messages=history).choices[0].message.content or ""
+        return (
+            client.chat.completions.create(model="gpt-demo", messages=history)
+            .choices[0]
+            .message.content
+            or ""
+        )
 
     if behaviour == "stream_abandon":
         ask(stream=True)
@@ -116,7 +149,9 @@ def _agent(client: Any, server: LocalLLMServer, brute_force: bool) -> None:
             for call in msg.tool_calls:
                 with frictionlens.tool(call.function.name, call_id=call.id):
                     result = {"id": "A1", "status": "shipped"}
-                messages.append({"role": "tool", "tool_call_id": call.id, "content": json.dumps(result)})
+                messages.append(
+                    {"role": "tool", "tool_call_id": call.id, "content": json.dumps(result)}
+                )
 
 
 @contextmanager
@@ -138,7 +173,10 @@ def plan(calls: int, seed: int) -> tuple[list[tuple[str, str]], int, int]:
     change_at = int(json_calls * 0.8)
     users = max(calls // 20, 12)
     steps: list[tuple[str, str]] = [("json", "")] * json_calls
-    steps += [("user", BEHAVIOURS[0] if rng.random() < 0.6 else rng.choice(BEHAVIOURS[1:])) for _ in range(users)]
+    steps += [
+        ("user", BEHAVIOURS[0] if rng.random() < 0.6 else rng.choice(BEHAVIOURS[1:]))
+        for _ in range(users)
+    ]
     steps += [("agent", "brute" if k % 3 == 0 else "efficient") for k in range(6)]
     # users and agents interleave with the JSON route over the whole run; the provider counts
     # its own JSON calls, so its change still comes after change_at of them
@@ -146,17 +184,32 @@ def plan(calls: int, seed: int) -> tuple[list[tuple[str, str]], int, int]:
     return steps, json_calls, change_at
 
 
-def run(out: Path, *, calls: int = 900, seed: int = 7, progress: Callable[[Iterator[Any], int], Iterator[Any]] | None = None) -> GroundTruth:
+def run(
+    out: Path,
+    *,
+    calls: int = 900,
+    seed: int = 7,
+    progress: Callable[[Iterator[Any], int], Iterator[Any]] | None = None,
+) -> GroundTruth:
     import openai
 
     truth = GroundTruth()
     steps, _, change_at = plan(calls, seed)
     truth.drift_route_change_at = change_at
     rng = random.Random(seed + 1)
-    with _env_default("OTEL_METRIC_EXPORT_INTERVAL", METRIC_EXPORT_INTERVAL_MS), LocalLLMServer() as server:
+    with (
+        _env_default("OTEL_METRIC_EXPORT_INTERVAL", METRIC_EXPORT_INTERVAL_MS),
+        LocalLLMServer() as server,
+    ):
         provider = _Provider(change_at, seed)
         server.responder = provider
-        frictionlens.instrument(data_dir=out, exporter="file", sample_rate=1.0, salt=f"demo-{seed}", providers=["openai"])
+        frictionlens.instrument(
+            data_dir=out,
+            exporter="file",
+            sample_rate=1.0,
+            salt=f"demo-{seed}",
+            providers=["openai"],
+        )
         try:
             client = openai.OpenAI(base_url=server.openai_base_url, api_key="demo")
             user_no = json_no = 0
@@ -164,17 +217,31 @@ def run(out: Path, *, calls: int = 900, seed: int = 7, progress: Callable[[Itera
             for kind, detail in iterator:
                 if kind == "json":
                     json_no += 1
-                    client.chat.completions.create(model="gpt-demo", response_format={"type": "json_object"}, messages=[
-                        {"role": "system", "content": JSON_SYSTEM},
-                        {"role": "user", "content": f"Order {json_no:05d}: {rng.choice(QUESTIONS)}"}])
+                    client.chat.completions.create(
+                        model="gpt-demo",
+                        response_format={"type": "json_object"},
+                        messages=[
+                            {"role": "system", "content": JSON_SYSTEM},
+                            {
+                                "role": "user",
+                                "content": f"Order {json_no:05d}: {rng.choice(QUESTIONS)}",
+                            },
+                        ],
+                    )
                 elif kind == "user":
                     user_no += 1
                     cid = f"user-{user_no:03d}-{detail}"
-                    (truth.happy_conversations if detail == "happy" else truth.flagged_conversations).add(cid)
+                    (
+                        truth.happy_conversations
+                        if detail == "happy"
+                        else truth.flagged_conversations
+                    ).add(cid)
                     with frictionlens.session(cid):
                         _user(client, detail, user_no, rng)
                 else:
-                    with frictionlens.session(f"agent-{truth.brute_force_tasks + truth.efficient_tasks:03d}"):
+                    with frictionlens.session(
+                        f"agent-{truth.brute_force_tasks + truth.efficient_tasks:03d}"
+                    ):
                         _agent(client, server, detail == "brute")
                     if detail == "brute":
                         truth.brute_force_tasks += 1

@@ -61,19 +61,29 @@ def feedback(
     if isinstance(kind, Real) and not isinstance(kind, bool):
         kind, value = semconv.FEEDBACK_RATING, kind
     if not isinstance(kind, str) or kind not in FEEDBACK_KINDS:
-        raise ValueError(f"unknown feedback kind {kind!r}; use one of {sorted(FEEDBACK_KINDS)} or a rating in 0..1")
+        raise ValueError(
+            f"unknown feedback kind {kind!r}; use one of {sorted(FEEDBACK_KINDS)} or a rating in 0..1"
+        )
     if value is not None:
         if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
             raise ValueError(f"feedback value must be a finite number, not {value!r}")
         value = float(value)
     if kind == semconv.FEEDBACK_RATING and (value is None or not 0.0 <= value <= 1.0):
-        raise ValueError(f"a rating must be a number in 0..1 (got {value!r}); divide by your scale's maximum")
+        raise ValueError(
+            f"a rating must be a number in 0..1 (got {value!r}); divide by your scale's maximum"
+        )
     call = last_call.get() if conversation_id is None and response_id is None else None
     try:
         from frictionlens import runtime
 
-        emit_feedback(runtime.tracer(), kind, conversation_id=conversation_id, response_id=response_id,
-                      value=value, call=call)
+        emit_feedback(
+            runtime.tracer(),
+            kind,
+            conversation_id=conversation_id,
+            response_id=response_id,
+            value=value,
+            call=call,
+        )
     except Exception:  # never break the app for a signal
         count_internal_error("feedback")
         _log.debug("recording feedback failed", exc_info=True)
@@ -94,13 +104,17 @@ def emit_feedback(
         attrs[semconv.FEEDBACK_VALUE] = value
     links = []
     if call is not None:
-        links.append(Link(SpanContext(call.trace_id, call.span_id, False, TraceFlags(TraceFlags.SAMPLED))))
+        links.append(
+            Link(SpanContext(call.trace_id, call.span_id, False, TraceFlags(TraceFlags.SAMPLED)))
+        )
         response_id = response_id or call.response_id
         conversation_id = conversation_id or call.conversation_id
     if conversation_id is not None:
         attrs[semconv.FEEDBACK_CONVERSATION_ID] = str(conversation_id)
     if response_id is not None:
         attrs[semconv.FEEDBACK_RESPONSE_ID] = str(response_id)
-    span = tracer.start_span(semconv.FEEDBACK_SPAN, kind=SpanKind.INTERNAL, attributes=attrs, links=links)
+    span = tracer.start_span(
+        semconv.FEEDBACK_SPAN, kind=SpanKind.INTERNAL, attributes=attrs, links=links
+    )
     span.end()
     return span

@@ -24,11 +24,23 @@ _eviction_metric: MetricCounter | None = None
 def bind_meter(meter: Meter | None) -> None:
     """Export the counts through ``meter`` from now on (None stops exporting)."""
     global _metric, _eviction_metric
-    _metric = None if meter is None else meter.create_counter(
-        semconv.METRIC_INTERNAL_ERRORS, unit="{error}", description="frictionlens failures caught and skipped"
+    _metric = (
+        None
+        if meter is None
+        else meter.create_counter(
+            semconv.METRIC_INTERNAL_ERRORS,
+            unit="{error}",
+            description="frictionlens failures caught and skipped",
+        )
     )
-    _eviction_metric = None if meter is None else meter.create_counter(
-        semconv.METRIC_STATE_EVICTIONS, unit="{entry}", description="per-key state dropped to stay within its cap or TTL"
+    _eviction_metric = (
+        None
+        if meter is None
+        else meter.create_counter(
+            semconv.METRIC_STATE_EVICTIONS,
+            unit="{entry}",
+            description="per-key state dropped to stay within its cap or TTL",
+        )
     )
 
 

@@ -20,7 +20,11 @@ from opentelemetry import metrics, trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.metrics import Meter
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.metrics.export import (
+    ConsoleMetricExporter,
+    MetricReader,
+    PeriodicExportingMetricReader,
+)
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, SynchronousMultiSpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
@@ -94,11 +98,24 @@ def install(**overrides: Any) -> None:
         pipeline = SignalPipeline(stages, background=True)
         tp, owned_tp, app_processors = _attach_pipeline(options, pipeline, tracer_provider, meter)
         telemetry = Telemetry(
-            tp, meter, salt=salt, capture_content=options.capture_content, content_max_chars=options.content_max_chars,
+            tp,
+            meter,
+            salt=salt,
+            capture_content=options.capture_content,
+            content_max_chars=options.content_max_chars,
             defer=pipeline.submit,
         )
-        _state = _Installed(options, pipeline, tp, meter, telemetry, owned_tp, app_processors, meter_provider_owned,
-                            persistent=persistent)
+        _state = _Installed(
+            options,
+            pipeline,
+            tp,
+            meter,
+            telemetry,
+            owned_tp,
+            app_processors,
+            meter_provider_owned,
+            persistent=persistent,
+        )
         _state.instrumentors = _instrument_providers(options, telemetry, tp)
         if not _atexit_registered:
             atexit.register(uninstall)
@@ -146,13 +163,17 @@ def tracer() -> trace.Tracer:
     return trace.get_tracer(semconv.SCOPE_NAME, __version__, tracer_provider=provider)
 
 
-def telemetry_for_auto_instrumentation(tracer_provider: Any = None, meter_provider: Any = None) -> Telemetry:
+def telemetry_for_auto_instrumentation(
+    tracer_provider: Any = None, meter_provider: Any = None
+) -> Telemetry:
     """For ``opentelemetry-instrument``: install the pipeline (no wrappers of its own) and share it."""
     install(providers=False, tracer_provider=tracer_provider, meter_provider=meter_provider)
     state = _state
     if state is None:  # disabled: instrument calls, but feed no pipeline
         options = Options.resolve()
-        return Telemetry(tracer_provider, metrics.get_meter(semconv.SCOPE_NAME), salt=options.salt_bytes())
+        return Telemetry(
+            tracer_provider, metrics.get_meter(semconv.SCOPE_NAME), salt=options.salt_bytes()
+        )
     return state.telemetry
 
 
@@ -228,11 +249,20 @@ def _meter(options: Options, given: Any) -> tuple[MeterProvider | None, Meter]:
         try:
             from frictionlens.exporters import prometheus
 
-            readers.append(prometheus.ServedPrometheusReader(options.prometheus_host, options.prometheus_port))
+            readers.append(
+                prometheus.ServedPrometheusReader(options.prometheus_host, options.prometheus_port)
+            )
             views = prometheus.views()
-        except (ImportError, OSError):  # extra missing or port taken: the app runs on, without the endpoint
-            _log.warning("frictionlens: no Prometheus endpoint on %s:%s", options.prometheus_host,
-                         options.prometheus_port, exc_info=True)
+        except (
+            ImportError,
+            OSError,
+        ):  # extra missing or port taken: the app runs on, without the endpoint
+            _log.warning(
+                "frictionlens: no Prometheus endpoint on %s:%s",
+                options.prometheus_host,
+                options.prometheus_port,
+                exc_info=True,
+            )
             health.count_internal_error("prometheus")
     provider = MeterProvider(resource=Resource.create(), metric_readers=readers, views=views)
     _own_providers.add(provider)
@@ -289,14 +319,18 @@ def sampled(export: SpanProcessor, options: Options, meter: Meter) -> SpanProces
     return SignalSampler(export, rate=options.sample_rate, meter=meter)
 
 
-def _instrument_providers(options: Options, telemetry: Telemetry, tp: TracerProvider) -> list[BaseInstrumentor]:
+def _instrument_providers(
+    options: Options, telemetry: Telemetry, tp: TracerProvider
+) -> list[BaseInstrumentor]:
     wanted = options.providers
     if wanted is False:
         return []
     names = list(SUPPORTED_PROVIDERS) if wanted is True else list(wanted)
     unknown = [n for n in names if n not in SUPPORTED_PROVIDERS]
     if unknown:
-        raise ValueError(f"unsupported provider(s) {unknown}; supported: {sorted(SUPPORTED_PROVIDERS)}")
+        raise ValueError(
+            f"unsupported provider(s) {unknown}; supported: {sorted(SUPPORTED_PROVIDERS)}"
+        )
     done: list[BaseInstrumentor] = []
     for name in names:
         module, target = SUPPORTED_PROVIDERS[name]

@@ -79,10 +79,36 @@ CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 
 #: advised explicit bucket boundaries (conventions: gen_ai.client.* metrics)
 DURATION_BUCKETS_S = (
-    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+    0.01,
+    0.02,
+    0.04,
+    0.08,
+    0.16,
+    0.32,
+    0.64,
+    1.28,
+    2.56,
+    5.12,
+    10.24,
+    20.48,
+    40.96,
+    81.92,
 )
 TOKEN_BUCKETS = (
-    1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864,
+    1,
+    4,
+    16,
+    64,
+    256,
+    1024,
+    4096,
+    16384,
+    65536,
+    262144,
+    1048576,
+    4194304,
+    16777216,
+    67108864,
 )
 
 # --- frictionlens: per-call attributes (fixed by DESIGN.md) ----------------------------
@@ -176,14 +202,24 @@ METRIC_ATTR_COMPONENT = "component"
 SCOPE_NAME = "frictionlens"
 
 # --- trajectory: task roots, agent metrics, compounding ----------------------------------
-TRAJECTORY_TASK = "frictionlens.trajectory.task"  # brief: agent name, or the implicit root's span name
+TRAJECTORY_TASK = (
+    "frictionlens.trajectory.task"  # brief: agent name, or the implicit root's span name
+)
 TRAJECTORY_BUDGET_SOURCE = "frictionlens.trajectory.budget_source"  # brief: declared | learned
-TRAJECTORY_INPUT_TOKENS = "frictionlens.trajectory.input_tokens"  # brief: summed over the task's LLM calls
+TRAJECTORY_INPUT_TOKENS = (
+    "frictionlens.trajectory.input_tokens"  # brief: summed over the task's LLM calls
+)
 TRAJECTORY_OUTPUT_TOKENS = "frictionlens.trajectory.output_tokens"
 TRAJECTORY_DURATION = "frictionlens.trajectory.duration"  # brief: seconds, root start to end
-TRAJECTORY_STEP_SUCCESS_RATE = "frictionlens.trajectory.step_success_rate"  # brief: recent, per task name
-TRAJECTORY_TASK_SUCCESS_RATE = "frictionlens.trajectory.task_success_rate"  # brief: recent, end to end
-TRAJECTORY_COMPOUNDING = "frictionlens.trajectory.compounding"  # brief: bool, see processors/trajectory
+TRAJECTORY_STEP_SUCCESS_RATE = (
+    "frictionlens.trajectory.step_success_rate"  # brief: recent, per task name
+)
+TRAJECTORY_TASK_SUCCESS_RATE = (
+    "frictionlens.trajectory.task_success_rate"  # brief: recent, end to end
+)
+TRAJECTORY_COMPOUNDING = (
+    "frictionlens.trajectory.compounding"  # brief: bool, see processors/trajectory
+)
 
 # frictionlens.trajectory.outcome values, budget sources, evaluation label
 TRAJECTORY_OUTCOME_SUCCESS = "success"
@@ -203,7 +239,21 @@ METRIC_TRAJECTORY_STEP_SUCCESS_RATE = "frictionlens.trajectory.step_success_rate
 METRIC_TRAJECTORY_TASK_SUCCESS_RATE = "frictionlens.trajectory.task_success_rate"
 #: bucket boundaries for step / call counts per task and for efficiency (budget / steps)
 TRAJECTORY_STEP_BUCKETS = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 25, 32, 50, 64, 100)
-TRAJECTORY_EFFICIENCY_BUCKETS = (0.1, 0.2, 0.25, 0.33, 0.5, 0.67, 0.8, 0.9, 1.0, 1.25, 1.5, 2.0, 4.0)
+TRAJECTORY_EFFICIENCY_BUCKETS = (
+    0.1,
+    0.2,
+    0.25,
+    0.33,
+    0.5,
+    0.67,
+    0.8,
+    0.9,
+    1.0,
+    1.25,
+    1.5,
+    2.0,
+    4.0,
+)
 
 # --- friction: kinds, categories, conversation summary, feedback, sampling ---------------
 # frictionlens.friction.kind values (DESIGN.md) plus ``silence`` (a conversation that stops
@@ -268,7 +318,9 @@ SAMPLING_DROPPED_OVERFLOW = "dropped_overflow"  # buffered span dropped early: b
 # --- drift: suspected causes (frictionlens.drift.suspected_cause values) -----------------
 # The stream name also goes on every LLM call span, under DRIFT_STREAM: `frictionlens.stream`
 # is taken as a namespace (frictionlens.stream.abandoned), and a name cannot be both.
-DRIFT_CAUSE_PROVIDER_CHANGE = "provider_change"  # response model or fingerprint changed in the window
+DRIFT_CAUSE_PROVIDER_CHANGE = (
+    "provider_change"  # response model or fingerprint changed in the window
+)
 DRIFT_CAUSE_PROMPT_CHANGE = "prompt_change"  # the route's system prompt hash changed in the window
 DRIFT_CAUSE_TRAFFIC_OR_UNKNOWN = "traffic_or_unknown"
 
@@ -293,7 +345,9 @@ EXCEPTION_EVENT = "exception"
 EXCEPTION_TYPE = "exception.type"
 LEGACY_GEN_AI_SYSTEM = "gen_ai.system"  # became gen_ai.provider.name
 LEGACY_GEN_AI_USAGE_PROMPT_TOKENS = "gen_ai.usage.prompt_tokens"  # became gen_ai.usage.input_tokens
-LEGACY_GEN_AI_USAGE_COMPLETION_TOKENS = "gen_ai.usage.completion_tokens"  # became gen_ai.usage.output_tokens
+LEGACY_GEN_AI_USAGE_COMPLETION_TOKENS = (
+    "gen_ai.usage.completion_tokens"  # became gen_ai.usage.output_tokens
+)
 LEGACY_OPENAI_SYSTEM_FINGERPRINT = "gen_ai.openai.system_fingerprint"
 # Traceloop OpenLLMetry
 TRACELOOP_REQUEST_TYPE = "llm.request.type"
@@ -303,7 +357,9 @@ TRACELOOP_IS_STREAMING = "gen_ai.is_streaming"
 LEGACY_TRACELOOP_IS_STREAMING = "llm.is_streaming"
 TRACELOOP_STRUCTURED_OUTPUT_SCHEMA = "gen_ai.request.structured_output_schema"
 TRACELOOP_PROMPT_PREFIX = "gen_ai.prompt."  # gen_ai.prompt.N.role / .content
-TRACELOOP_COMPLETION_PREFIX = "gen_ai.completion."  # gen_ai.completion.N.content / .finish_reason / .tool_calls.M.*
+TRACELOOP_COMPLETION_PREFIX = (
+    "gen_ai.completion."  # gen_ai.completion.N.content / .finish_reason / .tool_calls.M.*
+)
 # OpenInference
 OPENINFERENCE_SPAN_KIND = "openinference.span.kind"
 OPENINFERENCE_COMPLETION_SPAN = "Completion"  # span name of a legacy completions call
@@ -318,7 +374,9 @@ OPENINFERENCE_FINISH_REASON = "llm.finish_reason"
 OPENINFERENCE_SESSION_ID = "session.id"
 OPENINFERENCE_OUTPUT_VALUE = "output.value"
 OPENINFERENCE_OUTPUT_MIME_TYPE = "output.mime_type"
-OPENINFERENCE_INPUT_MESSAGES = "llm.input_messages."  # .N.message.role / .content / .contents.M.* / .tool_calls.M.*
+OPENINFERENCE_INPUT_MESSAGES = (
+    "llm.input_messages."  # .N.message.role / .content / .contents.M.* / .tool_calls.M.*
+)
 OPENINFERENCE_OUTPUT_MESSAGES = "llm.output_messages."
 # span events that carry content or stream timing
 PEER_MESSAGE_EVENTS = {
@@ -336,7 +394,9 @@ METRIC_COLLECTOR_SPANS = "frictionlens.collector.spans"
 METRIC_COLLECTOR_QUEUE = "frictionlens.collector.queue.spans"
 # frictionlens.collector.spans outcome values
 COLLECTOR_PROCESSED = "processed"  # ran through the signal pipeline
-COLLECTOR_PASSED_THROUGH = "passed_through"  # already enriched by an in-app pipeline: forwarded untouched
+COLLECTOR_PASSED_THROUGH = (
+    "passed_through"  # already enriched by an in-app pipeline: forwarded untouched
+)
 COLLECTOR_REFUSED = "refused"  # queue full: the sender got 429 / RESOURCE_EXHAUSTED and retries
 COLLECTOR_EXPORT_FAILED = "export_failed"  # the forward endpoint kept failing: spans lost
 #: attributes only an in-app (or upstream) SignalPipeline sets: a span carrying any is enriched
@@ -363,7 +423,9 @@ EXCEPTION_TYPE = "exception.type"
 METRIC_EXPORT_DROPPED = "frictionlens.export.dropped"
 METRIC_ATTR_REASON = "reason"
 EXPORT_DROPPED_QUEUE_FULL = "queue_full"  # the batch queue was full when the span ended
-EXPORT_DROPPED_FAILED = "export_failed"  # the exporter gave up on the batch (error, timeout, refusal)
+EXPORT_DROPPED_FAILED = (
+    "export_failed"  # the exporter gave up on the batch (error, timeout, refusal)
+)
 # Per-key state the signal stages forgot to stay within their caps.
 METRIC_STATE_EVICTIONS = "frictionlens.state.evictions"
 METRIC_ATTR_STATE = "state"  # which table: conversations, traces, tasks, streams, ...

@@ -108,7 +108,9 @@ class task:  # noqa: N801 - used like a function: ``with frictionlens.task("tria
         if not isinstance(name, str) or not name:
             raise ValueError("task name must be a non-empty string")
         if expected_steps is not None and (
-            isinstance(expected_steps, bool) or not isinstance(expected_steps, int) or expected_steps < 1
+            isinstance(expected_steps, bool)
+            or not isinstance(expected_steps, int)
+            or expected_steps < 1
         ):
             raise ValueError("expected_steps must be a positive int")
         self.name = name
@@ -127,7 +129,9 @@ class task:  # noqa: N801 - used like a function: ``with frictionlens.task("tria
         self._open.append((handle, token))
         return handle
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
         handle, token = self._open.pop()
         handle._closed = True
         try:
@@ -140,7 +144,9 @@ class task:  # noqa: N801 - used like a function: ``with frictionlens.task("tria
     async def __aenter__(self) -> TaskHandle:
         return self.__enter__()
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
         self.__exit__(exc_type, exc, tb)
 
     @staticmethod
@@ -185,7 +191,9 @@ class tool:  # noqa: N801 - used like a function: ``with frictionlens.tool("sear
         self._open.append((span, token))
         return span
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
         span, token = self._open.pop()
         if exc is not None:
             try:
@@ -198,5 +206,7 @@ class tool:  # noqa: N801 - used like a function: ``with frictionlens.tool("sear
     async def __aenter__(self) -> Span:
         return self.__enter__()
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
         self.__exit__(exc_type, exc, tb)

@@ -82,9 +82,13 @@ def _content_text(content: Any) -> str:
 def _message(msg: Any) -> tuple[str, str]:
     role = str(_get(msg, "role") or "user")
     content = _get(msg, "content")
-    if role == "user" and isinstance(content, (list, tuple)) and content and all(
-        _get(b, "type") == "tool_result" for b in content if not isinstance(b, str)
-    ) and not any(isinstance(b, str) for b in content):
+    if (
+        role == "user"
+        and isinstance(content, (list, tuple))
+        and content
+        and all(_get(b, "type") == "tool_result" for b in content if not isinstance(b, str))
+        and not any(isinstance(b, str) for b in content)
+    ):
         role = "tool"
     return role, _content_text(content)
 
@@ -191,7 +195,12 @@ def _response(inv: LLMInvocation, resp: Any) -> None:
         if kind == "text":
             texts.append(str(_get(block, "text") or ""))
         elif kind == "tool_use":
-            inv.tool_calls.append((str(_get(block, "name") or ""), json.dumps(_get(block, "input") or {}, default=str)))
+            inv.tool_calls.append(
+                (
+                    str(_get(block, "name") or ""),
+                    json.dumps(_get(block, "input") or {}, default=str),
+                )
+            )
             inv.tool_call_ids.append(_get(block, "id"))
     inv.outputs = ["".join(texts)] if texts or not inv.tool_calls else []
     _stop(inv, _get(resp, "stop_reason"))
@@ -231,8 +240,15 @@ def _is_stream(kwargs: Mapping[str, Any]) -> bool:
 
 
 #: ``create``: streams when asked to; ``stream``: always a stream
-CREATE = CallSpec(PROVIDER, lambda instance, kwargs: _request(instance, kwargs, _is_stream(kwargs)), _response, _event)
-STREAM = CallSpec(PROVIDER, lambda instance, kwargs: _request(instance, kwargs, True), _response, _event)
+CREATE = CallSpec(
+    PROVIDER,
+    lambda instance, kwargs: _request(instance, kwargs, _is_stream(kwargs)),
+    _response,
+    _event,
+)
+STREAM = CallSpec(
+    PROVIDER, lambda instance, kwargs: _request(instance, kwargs, True), _response, _event
+)
 
 
 def stream_wrapper(telemetry: Telemetry):
@@ -247,9 +263,11 @@ def stream_wrapper(telemetry: Telemetry):
         if request is None:
             return manager
         if sync:
+
             def replacement() -> Any:
                 return calls.run(STREAM, telemetry, instance, kwargs, request)
         else:
+
             async def awaited() -> Any:
                 return await request
 
@@ -285,11 +303,18 @@ class AnthropicInstrumentor(BaseInstrumentor):
         create = (calls.sync_wrapper(CREATE, telemetry), calls.async_wrapper(CREATE, telemetry))
         wrappers = {"create": create, "parse": create, "stream": (stream_wrapper(telemetry),) * 2}
         calls.wrap_all(
-            [(module, name, wrappers[kind][name.startswith("Async")]) for module, name, kind in _WRAPPED]
+            [
+                (module, name, wrappers[kind][name.startswith("Async")])
+                for module, name, kind in _WRAPPED
+            ]
             + [(*_SDK_SPAN, _sdk_span_hook)]
             + calls.retry_hooks(_BASE_CLIENT),
             "anthropic",
         )
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        calls.unwrap_all([(m, n) for m, n, _ in _WRAPPED] + [_SDK_SPAN] + [(m, n) for m, n, _ in calls.retry_hooks(_BASE_CLIENT)])
+        calls.unwrap_all(
+            [(m, n) for m, n, _ in _WRAPPED]
+            + [_SDK_SPAN]
+            + [(m, n) for m, n, _ in calls.retry_hooks(_BASE_CLIENT)]
+        )

@@ -69,7 +69,9 @@ class CallSpec:
     """reads one stream item; None for calls that never stream"""
 
 
-def begin(spec: CallSpec, telemetry: Telemetry, instance: Any, kwargs: Mapping[str, Any]) -> LLMInvocation | None:
+def begin(
+    spec: CallSpec, telemetry: Telemetry, instance: Any, kwargs: Mapping[str, Any]
+) -> LLMInvocation | None:
     """Start an invocation, or None when we must stay out (nested call, or our own failure)."""
     outer = current_invocation.get()
     if outer is not None and not outer.ended:
@@ -84,14 +86,26 @@ def begin(spec: CallSpec, telemetry: Telemetry, instance: Any, kwargs: Mapping[s
         return None
 
 
-def complete(spec: CallSpec, telemetry: Telemetry, inv: LLMInvocation, result: Any, awaited: bool = False) -> Any:
+def complete(
+    spec: CallSpec, telemetry: Telemetry, inv: LLMInvocation, result: Any, awaited: bool = False
+) -> Any:
     """Record a returned value: a stream gets a proxy, anything else is read and passed on.
 
     ``awaited``: an async call's result; a stream that iterates both ways (LiteLLM's) is async."""
     try:
         if type(result).__name__ in raw.RESPONSE_TYPES:  # the caller reads the body later
-            return raw.proxy(result, inv, telemetry, lambda parsed: complete(spec, telemetry, inv, parsed, awaited))
-        if inv.streaming and spec.chunk is not None and hasattr(result, "__anext__") and (awaited or not hasattr(result, "__next__")):
+            return raw.proxy(
+                result,
+                inv,
+                telemetry,
+                lambda parsed: complete(spec, telemetry, inv, parsed, awaited),
+            )
+        if (
+            inv.streaming
+            and spec.chunk is not None
+            and hasattr(result, "__anext__")
+            and (awaited or not hasattr(result, "__next__"))
+        ):
             return AsyncStreamProxy(result, inv, telemetry, spec.chunk)
         if inv.streaming and spec.chunk is not None and hasattr(result, "__next__"):
             return SyncStreamProxy(result, inv, telemetry, spec.chunk)
@@ -103,7 +117,13 @@ def complete(spec: CallSpec, telemetry: Telemetry, inv: LLMInvocation, result: A
     return result
 
 
-def run(spec: CallSpec, telemetry: Telemetry, instance: Any, kwargs: Mapping[str, Any], call: Callable[[], Any]) -> Any:
+def run(
+    spec: CallSpec,
+    telemetry: Telemetry,
+    instance: Any,
+    kwargs: Mapping[str, Any],
+    call: Callable[[], Any],
+) -> Any:
     inv = begin(spec, telemetry, instance, kwargs)
     if inv is None:
         return call()
@@ -119,7 +139,11 @@ def run(spec: CallSpec, telemetry: Telemetry, instance: Any, kwargs: Mapping[str
 
 
 async def run_async(
-    spec: CallSpec, telemetry: Telemetry, instance: Any, kwargs: Mapping[str, Any], call: Callable[[], Awaitable[Any]]
+    spec: CallSpec,
+    telemetry: Telemetry,
+    instance: Any,
+    kwargs: Mapping[str, Any],
+    call: Callable[[], Awaitable[Any]],
 ) -> Any:
     inv = begin(spec, telemetry, instance, kwargs)
     if inv is None:
@@ -155,7 +179,9 @@ def telemetry_from(kwargs: Mapping[str, Any]) -> Telemetry:
     if telemetry is None:
         from frictionlens import runtime
 
-        telemetry = runtime.telemetry_for_auto_instrumentation(kwargs.get("tracer_provider"), kwargs.get("meter_provider"))
+        telemetry = runtime.telemetry_for_auto_instrumentation(
+            kwargs.get("tracer_provider"), kwargs.get("meter_provider")
+        )
     return telemetry
 
 

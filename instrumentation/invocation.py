@@ -124,7 +124,9 @@ class Telemetry:
     ) -> None:
         from frictionlens import __version__
 
-        self.tracer = trace.get_tracer(semconv.SCOPE_NAME, __version__, tracer_provider=tracer_provider)
+        self.tracer = trace.get_tracer(
+            semconv.SCOPE_NAME, __version__, tracer_provider=tracer_provider
+        )
         self.defer = defer
         """hands the end of a call (outcome, metrics, ``span.end``) to a background worker;
         False when it cannot take it (then the calling thread does it)"""
@@ -134,13 +136,17 @@ class Telemetry:
         self._text_features = lru_cache(maxsize=4096)(self._compute_text_features)
         latest = semconv.SEMCONV_OPT_IN_LATEST in os.environ.get(semconv.SEMCONV_OPT_IN_ENV, "")
         self._duration = meter.create_histogram(
-            semconv.METRIC_GEN_AI_INFERENCE_OPERATION_DURATION if latest else semconv.METRIC_GEN_AI_OPERATION_DURATION,
+            semconv.METRIC_GEN_AI_INFERENCE_OPERATION_DURATION
+            if latest
+            else semconv.METRIC_GEN_AI_OPERATION_DURATION,
             unit="s",
             description="GenAI operation duration",
             explicit_bucket_boundaries_advisory=semconv.DURATION_BUCKETS_S,
         )
         self._tokens = meter.create_histogram(
-            semconv.METRIC_GEN_AI_INFERENCE_TOKEN_USAGE if latest else semconv.METRIC_GEN_AI_TOKEN_USAGE,
+            semconv.METRIC_GEN_AI_INFERENCE_TOKEN_USAGE
+            if latest
+            else semconv.METRIC_GEN_AI_TOKEN_USAGE,
             unit="{token}",
             description="Measures number of input and output tokens used",
             explicit_bucket_boundaries_advisory=semconv.TOKEN_BUCKETS,
@@ -158,7 +164,9 @@ class Telemetry:
             explicit_bucket_boundaries_advisory=semconv.OUTPUT_LENGTH_BUCKETS,
         )
         self._format_failures = meter.create_counter(
-            semconv.METRIC_FORMAT_FAILURES, unit="{call}", description="Calls whose output broke the expected format"
+            semconv.METRIC_FORMAT_FAILURES,
+            unit="{call}",
+            description="Calls whose output broke the expected format",
         )
         self._retries = meter.create_counter(
             semconv.METRIC_RETRIES, unit="{retry}", description="HTTP retries inside SDK calls"
@@ -180,7 +188,9 @@ class Telemetry:
                 attrs[semconv.ROUTE] = session.route
         name = f"{inv.operation} {inv.request_model}" if inv.request_model else inv.operation
         inv.start_ns = time.time_ns()
-        inv.span = self.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attrs, start_time=inv.start_ns)
+        inv.span = self.tracer.start_span(
+            name, kind=SpanKind.CLIENT, attributes=attrs, start_time=inv.start_ns
+        )
 
     def finish(self, inv: LLMInvocation) -> None:
         """End the call's span exactly once, with its outcome.
@@ -197,7 +207,8 @@ class Telemetry:
         try:
             ctx = span.get_span_context()
             conversation = inv.response_attributes.get(semconv.GEN_AI_CONVERSATION_ID) or (
-                getattr(span, "attributes", None) or {}).get(semconv.GEN_AI_CONVERSATION_ID)
+                getattr(span, "attributes", None) or {}
+            ).get(semconv.GEN_AI_CONVERSATION_ID)
             last_call.set(CallRef(ctx.trace_id, ctx.span_id, inv.response_id, conversation))
         except Exception:
             count_internal_error("telemetry")
@@ -267,7 +278,9 @@ class Telemetry:
             a[semconv.STREAM_ABANDONED] = inv.abandoned
             a[semconv.STREAM_CHUNKS] = inv.chunks
             if inv.first_chunk_ns is not None:
-                a[semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = (inv.first_chunk_ns - inv.start_ns) / 1e9
+                a[semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = (
+                    inv.first_chunk_ns - inv.start_ns
+                ) / 1e9
         if inv.operation not in semconv.LLM_OPERATIONS:
             return a, None, None
         signals, outputs, check = output_signals(inv, self._text_features)
@@ -275,28 +288,51 @@ class Telemetry:
         if self.capture_content:
             self._content_attributes(inv, a)
         # the span needed the outputs' refusal cues now; the rest only the stages read, later
-        return a, functools.partial(call_features, inv, self._text_features, self.salt, outputs), check
+        return (
+            a,
+            functools.partial(call_features, inv, self._text_features, self.salt, outputs),
+            check,
+        )
 
     def _compute_text_features(self, text: str) -> TextFeatures:
         return textfeat.text_features(text, self.salt)
 
     def _content_attributes(self, inv: LLMInvocation, a: dict[str, Any]) -> None:
         limit = self.content_max_chars
-        msgs = [{"role": r, "parts": [{"type": "text", "content": t[:limit]}]} for r, t in inv.messages if r not in ("system", "developer")]
+        msgs = [
+            {"role": r, "parts": [{"type": "text", "content": t[:limit]}]}
+            for r, t in inv.messages
+            if r not in ("system", "developer")
+        ]
         a[semconv.GEN_AI_INPUT_MESSAGES] = json.dumps(msgs)
         if inv.system_text or any(r in ("system", "developer") for r, _ in inv.messages):
-            system = inv.system_text or "\n".join(t for r, t in inv.messages if r in ("system", "developer"))
-            a[semconv.GEN_AI_SYSTEM_INSTRUCTIONS] = json.dumps([{"type": "text", "content": system[:limit]}])
+            system = inv.system_text or "\n".join(
+                t for r, t in inv.messages if r in ("system", "developer")
+            )
+            a[semconv.GEN_AI_SYSTEM_INSTRUCTIONS] = json.dumps(
+                [{"type": "text", "content": system[:limit]}]
+            )
         outs = []
         for i, text in enumerate(inv.outputs or [""]):
-            parts: list[dict[str, Any]] = [{"type": "text", "content": text[:limit]}] if text else []
+            parts: list[dict[str, Any]] = (
+                [{"type": "text", "content": text[:limit]}] if text else []
+            )
             if i == 0:
-                parts += [{"type": "tool_call", "name": n, "arguments": (args or "")[:limit]} for n, args in inv.tool_calls]
+                parts += [
+                    {"type": "tool_call", "name": n, "arguments": (args or "")[:limit]}
+                    for n, args in inv.tool_calls
+                ]
             reason = inv.finish_reasons[i] if i < len(inv.finish_reasons) else None
             outs.append({"role": "assistant", "parts": parts, "finish_reason": reason})
         a[semconv.GEN_AI_OUTPUT_MESSAGES] = json.dumps(outs)
 
-    def _record_metrics(self, inv: LLMInvocation, end_ns: int, check: fmt.FormatCheck | None, attrs: Mapping[str, Any]) -> None:
+    def _record_metrics(
+        self,
+        inv: LLMInvocation,
+        end_ns: int,
+        check: fmt.FormatCheck | None,
+        attrs: Mapping[str, Any],
+    ) -> None:
         base = _identity(inv)
         if inv.response_model:
             base[semconv.GEN_AI_RESPONSE_MODEL] = inv.response_model
@@ -311,20 +347,39 @@ class Telemetry:
         if inv.first_chunk_ns is not None:
             self._ttfc.record((inv.first_chunk_ns - inv.start_ns) / 1e9, base)
         if inv.retries:
-            self._retries.add(inv.retries, {semconv.METRIC_ATTR_PROVIDER: inv.provider, semconv.METRIC_ATTR_MODEL: inv.request_model or ""})
+            self._retries.add(
+                inv.retries,
+                {
+                    semconv.METRIC_ATTR_PROVIDER: inv.provider,
+                    semconv.METRIC_ATTR_MODEL: inv.request_model or "",
+                },
+            )
         if check is None:
             return
         span_attrs = inv.span.attributes if inv.span is not None else {}
         route = (span_attrs or {}).get(semconv.ROUTE)
-        stream = stream_name(inv.provider, inv.request_model, route if isinstance(route, str) else None)
-        self._length.record(attrs.get(semconv.OUTPUT_CHARS, 0), {semconv.METRIC_ATTR_STREAM: stream})
+        stream = stream_name(
+            inv.provider, inv.request_model, route if isinstance(route, str) else None
+        )
+        self._length.record(
+            attrs.get(semconv.OUTPUT_CHARS, 0), {semconv.METRIC_ATTR_STREAM: stream}
+        )
         if not check.valid:
-            self._format_failures.add(1, {semconv.METRIC_ATTR_STREAM: stream, semconv.METRIC_ATTR_ERROR: check.error or "unknown"})
+            self._format_failures.add(
+                1,
+                {
+                    semconv.METRIC_ATTR_STREAM: stream,
+                    semconv.METRIC_ATTR_ERROR: check.error or "unknown",
+                },
+            )
 
 
 def _identity(inv: LLMInvocation) -> dict[str, Any]:
     """Operation, provider, model and server: on the span and on every call metric."""
-    attrs: dict[str, Any] = {semconv.GEN_AI_OPERATION_NAME: inv.operation, semconv.GEN_AI_PROVIDER_NAME: inv.provider}
+    attrs: dict[str, Any] = {
+        semconv.GEN_AI_OPERATION_NAME: inv.operation,
+        semconv.GEN_AI_PROVIDER_NAME: inv.provider,
+    }
     if inv.request_model:
         attrs[semconv.GEN_AI_REQUEST_MODEL] = inv.request_model
     if inv.server_address:
@@ -343,9 +398,15 @@ def output_signals(
     a: dict[str, Any] = {}
     out_text = "\n".join(inv.outputs)
     a[semconv.OUTPUT_CHARS] = len(out_text) + sum(len(args or "") for _, args in inv.tool_calls)
-    a[semconv.OUTPUT_FORMAT_EXPECTED] = inv.expected_format if not (inv.tool_calls or inv.tools_forced) else semconv.FORMAT_TOOL_CALL
+    a[semconv.OUTPUT_FORMAT_EXPECTED] = (
+        inv.expected_format
+        if not (inv.tool_calls or inv.tools_forced)
+        else semconv.FORMAT_TOOL_CALL
+    )
     a[semconv.GEN_AI_OUTPUT_TYPE] = (
-        semconv.OUTPUT_TYPE_JSON if inv.expected_format in (semconv.FORMAT_JSON, semconv.FORMAT_JSON_SCHEMA) else semconv.OUTPUT_TYPE_TEXT
+        semconv.OUTPUT_TYPE_JSON
+        if inv.expected_format in (semconv.FORMAT_JSON, semconv.FORMAT_JSON_SCHEMA)
+        else semconv.OUTPUT_TYPE_TEXT
     )
     a[semconv.OUTPUT_TRUNCATED] = inv.truncated
     # a stream the caller stopped holds part of an answer: its format is not judged

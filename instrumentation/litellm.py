@@ -58,7 +58,12 @@ def _request(kwargs: Mapping[str, Any]) -> LLMInvocation:
     return inv
 
 
-SPEC = CallSpec(semconv.PROVIDER_OPENAI, lambda instance, kwargs: _request(kwargs), oai._chat_response, oai._chat_chunk)
+SPEC = CallSpec(
+    semconv.PROVIDER_OPENAI,
+    lambda instance, kwargs: _request(kwargs),
+    oai._chat_response,
+    oai._chat_chunk,
+)
 
 
 class LiteLLMInstrumentor(BaseInstrumentor):
@@ -70,7 +75,10 @@ class LiteLLMInstrumentor(BaseInstrumentor):
     def _instrument(self, **kwargs: Any) -> None:
         telemetry = calls.telemetry_from(kwargs)
         self._active = True
-        wrappers = {"completion": calls.sync_wrapper(SPEC, telemetry), "acompletion": calls.async_wrapper(SPEC, telemetry)}
+        wrappers = {
+            "completion": calls.sync_wrapper(SPEC, telemetry),
+            "acompletion": calls.async_wrapper(SPEC, telemetry),
+        }
 
         def on_import(module: Any) -> None:
             if self._active:

@@ -94,7 +94,10 @@ def _message_text(msg: Any) -> tuple[str, str]:
     text = _content_text(_get(msg, "content"))
     calls = _get(msg, "tool_calls") or ()
     if calls:
-        text += "".join(f"\n{_get(_get(c, 'function'), 'name')}({_get(_get(c, 'function'), 'arguments')})" for c in calls)
+        text += "".join(
+            f"\n{_get(_get(c, 'function'), 'name')}({_get(_get(c, 'function'), 'arguments')})"
+            for c in calls
+        )
     if role == "function_call":  # responses API input item
         text = f"{_get(msg, 'name')}({_get(msg, 'arguments')})"
     elif role == "function_call_output":
@@ -143,7 +146,11 @@ def _tools_forced(kwargs: Mapping[str, Any]) -> bool:
 def _request(kind: str, instance: Any, kwargs: Mapping[str, Any]) -> LLMInvocation:
     host, port, provider = _server(instance)
     model = kwargs.get("model")
-    op = {"chat": semconv.OP_CHAT, "responses": semconv.OP_CHAT, "embeddings": semconv.OP_EMBEDDINGS}[kind]
+    op = {
+        "chat": semconv.OP_CHAT,
+        "responses": semconv.OP_CHAT,
+        "embeddings": semconv.OP_EMBEDDINGS,
+    }[kind]
     inv = LLMInvocation(
         operation=op,
         provider=provider,
@@ -167,7 +174,11 @@ def _request(kind: str, instance: Any, kwargs: Mapping[str, Any]) -> LLMInvocati
         if _given(messages):
             inv.messages = [_message_text(m) for m in messages]
     else:
-        inv.expected_format, inv.schema = _format_request(_get(kwargs.get("text"), "format") if _given(kwargs.get("text")) else kwargs.get("text_format"))
+        inv.expected_format, inv.schema = _format_request(
+            _get(kwargs.get("text"), "format")
+            if _given(kwargs.get("text"))
+            else kwargs.get("text_format")
+        )
         instructions = kwargs.get("instructions")
         if _given(instructions) and isinstance(instructions, str):
             inv.system_text = instructions
@@ -227,11 +238,15 @@ def _chat_response(inv: LLMInvocation, resp: Any) -> None:
         for call in _get(msg, "tool_calls") or ():
             fn = _get(call, "function")
             if fn is not None:
-                inv.tool_calls.append((str(_get(fn, "name") or ""), str(_get(fn, "arguments") or "")))
+                inv.tool_calls.append(
+                    (str(_get(fn, "name") or ""), str(_get(fn, "arguments") or ""))
+                )
                 inv.tool_call_ids.append(_get(call, "id"))
         legacy = _get(msg, "function_call")  # the deprecated ``functions`` API: one call, no id
         if legacy is not None:
-            inv.tool_calls.append((str(_get(legacy, "name") or ""), str(_get(legacy, "arguments") or "")))
+            inv.tool_calls.append(
+                (str(_get(legacy, "name") or ""), str(_get(legacy, "arguments") or ""))
+            )
             inv.tool_call_ids.append(None)
         reason = _get(choice, "finish_reason")
         if reason:
@@ -240,7 +255,9 @@ def _chat_response(inv: LLMInvocation, resp: Any) -> None:
 
 
 def _chat_chunk(inv: LLMInvocation, chunk: Any) -> None:
-    if inv.response_id is None:  # id, model, fingerprint, tier repeat on every chunk: read them once
+    if (
+        inv.response_id is None
+    ):  # id, model, fingerprint, tier repeat on every chunk: read them once
         _response_common(inv, chunk)
     else:
         usage = _get(chunk, "usage")
@@ -258,7 +275,9 @@ def _chat_chunk(inv: LLMInvocation, chunk: Any) -> None:
         if _get(delta, "refusal"):
             inv.refusal = True
         legacy = _get(delta, "function_call")
-        for call in _get(delta, "tool_calls") or ([{"index": 0, "function": legacy}] if legacy is not None else ()):
+        for call in _get(delta, "tool_calls") or (
+            [{"index": 0, "function": legacy}] if legacy is not None else ()
+        ):
             j = _get(call, "index", 0) or 0
             calls = inv.tool_call_parts
             while len(calls) <= j:
@@ -290,7 +309,9 @@ def _responses_response(inv: LLMInvocation, resp: Any) -> None:
                 elif isinstance(_get(part, "text"), str):
                     texts.append(_get(part, "text"))
         elif kind == "function_call":
-            inv.tool_calls.append((str(_get(item, "name") or ""), str(_get(item, "arguments") or "")))
+            inv.tool_calls.append(
+                (str(_get(item, "name") or ""), str(_get(item, "arguments") or ""))
+            )
             inv.tool_call_ids.append(_get(item, "call_id"))
     inv.outputs = ["".join(texts)] if texts or not inv.tool_calls else []
     inv.output_parts = []  # the final response supersedes the streamed deltas
@@ -300,7 +321,9 @@ def _responses_response(inv: LLMInvocation, resp: Any) -> None:
         inv.truncated = reason == "max_output_tokens"
         inv.finish_reasons = ["length" if inv.truncated else str(reason or "incomplete")]
     elif status:
-        inv.finish_reasons = ["tool_calls" if inv.tool_calls else "stop"] if status == "completed" else [str(status)]
+        inv.finish_reasons = (
+            ["tool_calls" if inv.tool_calls else "stop"] if status == "completed" else [str(status)]
+        )
 
 
 def _responses_event(inv: LLMInvocation, event: Any) -> None:
@@ -311,7 +334,12 @@ def _responses_event(inv: LLMInvocation, event: Any) -> None:
         inv.output_parts[0].append(_get(event, "delta") or "")
     elif kind == "response.refusal.delta":
         inv.refusal = True
-    elif kind in ("response.created", "response.completed", "response.incomplete", "response.failed"):
+    elif kind in (
+        "response.created",
+        "response.completed",
+        "response.incomplete",
+        "response.failed",
+    ):
         resp = _get(event, "response")
         if resp is not None and kind != "response.created":
             _responses_response(inv, resp)
@@ -325,7 +353,11 @@ def _embeddings_response(inv: LLMInvocation, resp: Any) -> None:
     _usage(inv, _get(resp, "usage"))
 
 
-_RESPONSE = {"chat": _chat_response, "responses": _responses_response, "embeddings": _embeddings_response}
+_RESPONSE = {
+    "chat": _chat_response,
+    "responses": _responses_response,
+    "embeddings": _embeddings_response,
+}
 _CHUNK = {"chat": _chat_chunk, "responses": _responses_event}
 
 
@@ -351,7 +383,13 @@ class OpenAIInstrumentor(BaseInstrumentor):
         specs = {kind: _spec(kind) for kind in _RESPONSE}
         calls.wrap_all(
             [
-                (module, name, (calls.async_wrapper if name.startswith("Async") else calls.sync_wrapper)(specs[kind], telemetry))
+                (
+                    module,
+                    name,
+                    (calls.async_wrapper if name.startswith("Async") else calls.sync_wrapper)(
+                        specs[kind], telemetry
+                    ),
+                )
                 for module, name, kind in _WRAPPED
             ]
             + calls.retry_hooks(_BASE_CLIENT),
@@ -359,4 +397,7 @@ class OpenAIInstrumentor(BaseInstrumentor):
         )
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        calls.unwrap_all([(m, n) for m, n, _ in _WRAPPED] + [(m, n) for m, n, _ in calls.retry_hooks(_BASE_CLIENT)])
+        calls.unwrap_all(
+            [(m, n) for m, n, _ in _WRAPPED]
+            + [(m, n) for m, n, _ in calls.retry_hooks(_BASE_CLIENT)]
+        )

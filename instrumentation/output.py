@@ -44,8 +44,12 @@ def check_text(text: str, has_tool_calls: bool = False) -> FormatCheck:
     """Plain text: only emptiness fails; a filler opener is still noted."""
     if not text.strip() and not has_tool_calls:
         return FormatCheck(False, semconv.FORMAT_ERROR_EMPTY)
-    return FormatCheck(True, None, preamble=bool(_PREAMBLE.match(text)) if text else False,
-                       code_fence=text.lstrip().startswith("```"))
+    return FormatCheck(
+        True,
+        None,
+        preamble=bool(_PREAMBLE.match(text)) if text else False,
+        code_fence=text.lstrip().startswith("```"),
+    )
 
 
 def check_json(text: str, schema: Mapping[str, Any] | None = None) -> FormatCheck:
@@ -58,7 +62,9 @@ def check_json(text: str, schema: Mapping[str, Any] | None = None) -> FormatChec
     except (ValueError, RecursionError):
         body, preamble, fence = _unwrap(stripped)
         if preamble:
-            return FormatCheck(False, semconv.FORMAT_ERROR_PREAMBLE, preamble=True, code_fence=fence)
+            return FormatCheck(
+                False, semconv.FORMAT_ERROR_PREAMBLE, preamble=True, code_fence=fence
+            )
         if fence:
             return FormatCheck(False, semconv.FORMAT_ERROR_CODE_FENCE, code_fence=True)
         return FormatCheck(False, semconv.FORMAT_ERROR_JSON_DECODE)
@@ -89,7 +95,11 @@ def schema_holds(value: Any, schema: Mapping[str, Any]) -> bool:
         props = schema.get("properties") or {}
         if isinstance(props, Mapping):
             for key, sub in props.items():
-                if key in value and isinstance(sub, Mapping) and not _type_ok(value[key], sub.get("type")):
+                if (
+                    key in value
+                    and isinstance(sub, Mapping)
+                    and not _type_ok(value[key], sub.get("type"))
+                ):
                     return False
     return True
 
@@ -113,7 +123,9 @@ def _unwrap(text: str) -> tuple[str, bool, bool]:
     """(JSON body, had a preamble, was fenced) of a stripped output."""
     preamble = False
     if text[0] not in "{[":
-        start = min((i for i in (text.find("{"), text.find("["), text.find("```")) if i >= 0), default=-1)
+        start = min(
+            (i for i in (text.find("{"), text.find("["), text.find("```")) if i >= 0), default=-1
+        )
         if start > 0:
             preamble = True
             text = text[start:]

@@ -79,7 +79,11 @@ class AsyncRawResponseProxy(wrapt.ObjectProxy):  # type: ignore[misc]
 def proxy(response: Any, inv: LLMInvocation, telemetry: Telemetry, record: Record) -> Any:
     """The caller's raw response, proxied; the span ends at the latest when it is collected."""
     state = _RawState(inv, telemetry, record)
-    cls = AsyncRawResponseProxy if type(response).__name__ == "AsyncAPIResponse" else SyncRawResponseProxy
+    cls = (
+        AsyncRawResponseProxy
+        if type(response).__name__ == "AsyncAPIResponse"
+        else SyncRawResponseProxy
+    )
     wrapped = cls(response, state)
     weakref.finalize(wrapped, _end_unread, inv, telemetry)
     return wrapped

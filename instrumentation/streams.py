@@ -69,12 +69,14 @@ def _hook_response_close(response: Any, state: _StreamState, name: str) -> None:
     ref = weakref.ref(state)
 
     if name == "aclose":
+
         async def hooked(*args: Any, **kwargs: Any) -> Any:
             st = ref()
             if st is not None:
                 st.closed_by_caller()
             return await original(*args, **kwargs)
     else:
+
         def hooked(*args: Any, **kwargs: Any) -> Any:  # type: ignore[misc]
             st = ref()
             if st is not None:
@@ -88,7 +90,9 @@ def _hook_response_close(response: Any, state: _StreamState, name: str) -> None:
 
 
 class SyncStreamProxy(wrapt.ObjectProxy):
-    def __init__(self, wrapped: Any, inv: LLMInvocation, telemetry: Telemetry, on_chunk: OnChunk) -> None:
+    def __init__(
+        self, wrapped: Any, inv: LLMInvocation, telemetry: Telemetry, on_chunk: OnChunk
+    ) -> None:
         super().__init__(wrapped)
         state = _StreamState(inv, telemetry, on_chunk)
         self._self_state = state
@@ -131,7 +135,9 @@ class SyncStreamProxy(wrapt.ObjectProxy):
 
 
 class AsyncStreamProxy(wrapt.ObjectProxy):
-    def __init__(self, wrapped: Any, inv: LLMInvocation, telemetry: Telemetry, on_chunk: OnChunk) -> None:
+    def __init__(
+        self, wrapped: Any, inv: LLMInvocation, telemetry: Telemetry, on_chunk: OnChunk
+    ) -> None:
         super().__init__(wrapped)
         state = _StreamState(inv, telemetry, on_chunk)
         self._self_state = state

@@ -117,11 +117,11 @@ def _window(text: str, head: int, tail: int, joiner: str = " ") -> str:
 
 # Punctuation is dropped from shingles and cue words: "card?" and "card" are the same word.
 # Apostrophes vanish ("don't" == "dont", as users type it); other marks become spaces.
-_ASCII_MARKS = bytes(range(33, 48)) + bytes(range(58, 65)) + bytes(range(91, 97)) + bytes(range(123, 127))
-_PUNCT_TABLE = bytes.maketrans(_ASCII_MARKS, b" " * len(_ASCII_MARKS))
-_UNICODE_MARKS = tuple(
-    (c.encode(), b"" if c in "’‘ʼ" else b" ") for c in "’‘ʼ“”„«»¿¡–—•·…"
+_ASCII_MARKS = (
+    bytes(range(33, 48)) + bytes(range(58, 65)) + bytes(range(91, 97)) + bytes(range(123, 127))
 )
+_PUNCT_TABLE = bytes.maketrans(_ASCII_MARKS, b" " * len(_ASCII_MARKS))
+_UNICODE_MARKS = tuple((c.encode(), b"" if c in "’‘ʼ" else b" ") for c in "’‘ʼ“”„«»¿¡–—•·…")
 
 
 def _words(norm: str) -> bytes:
@@ -310,7 +310,11 @@ def _cues(norm: str, words: bytes) -> frozenset[str]:
     found: set[str] = set()
     for word in hits:
         for phrase in index[word]:
-            if phrase.kind not in found and phrase.words <= present_set and phrase.pattern.search(text):
+            if (
+                phrase.kind not in found
+                and phrase.words <= present_set
+                and phrase.pattern.search(text)
+            ):
                 found.add(phrase.kind)
     return frozenset(found)
 
@@ -328,8 +332,10 @@ def text_features(text: str, salt: bytes, embedder: Embedder | None = None) -> T
     """Every feature the stages use, from one pass over ``text``; never raises on odd text."""
     norm = normalise(text)
     words = _words(_window(norm, SKETCH_HEAD_CHARS, SKETCH_TAIL_CHARS))
-    cue_words = words if len(norm) <= CUE_HEAD_CHARS + CUE_TAIL_CHARS else _words(
-        _window(norm, CUE_HEAD_CHARS, CUE_TAIL_CHARS, " | ")
+    cue_words = (
+        words
+        if len(norm) <= CUE_HEAD_CHARS + CUE_TAIL_CHARS
+        else _words(_window(norm, CUE_HEAD_CHARS, CUE_TAIL_CHARS, " | "))
     )
     embedding = None
     if embedder is not None and norm:

@@ -25,22 +25,45 @@ from frictionlens import semconv
 from frictionlens.instrumentation import text as textfeat
 from frictionlens.instrumentation.calls import numeric_params
 from frictionlens.instrumentation.invocation import LLMInvocation, call_features, output_signals
-from frictionlens.instrumentation.openai import _PARAMS, _content_text, _format_request, _tools_forced
+from frictionlens.instrumentation.openai import (
+    _PARAMS,
+    _content_text,
+    _format_request,
+    _tools_forced,
+)
 from frictionlens.processors.pipeline import Emit, SpanRecord, span_attributes
 
 #: finish reasons that mean the token limit stopped the answer (OpenAI, Anthropic, Responses)
 _TRUNCATED = frozenset({"length", "max_tokens", "max_output_tokens"})
 _REFUSED = frozenset({"refusal"})
 #: attributes that mark a span as some instrumentation's LLM call
-_MARKERS = frozenset({semconv.GEN_AI_OPERATION_NAME, semconv.OPENINFERENCE_SPAN_KIND, semconv.LEGACY_GEN_AI_SYSTEM,
-                      semconv.TRACELOOP_REQUEST_TYPE})
+_MARKERS = frozenset(
+    {
+        semconv.GEN_AI_OPERATION_NAME,
+        semconv.OPENINFERENCE_SPAN_KIND,
+        semconv.LEGACY_GEN_AI_SYSTEM,
+        semconv.TRACELOOP_REQUEST_TYPE,
+    }
+)
 #: attributes (of the span or of one event) that carry GenAI-convention content
-_GENAI_CONTENT = frozenset({semconv.GEN_AI_SYSTEM_INSTRUCTIONS, semconv.GEN_AI_INPUT_MESSAGES,
-                            semconv.GEN_AI_OUTPUT_MESSAGES})
+_GENAI_CONTENT = frozenset(
+    {
+        semconv.GEN_AI_SYSTEM_INSTRUCTIONS,
+        semconv.GEN_AI_INPUT_MESSAGES,
+        semconv.GEN_AI_OUTPUT_MESSAGES,
+    }
+)
 #: a Traceloop indexed key at the start of a ``_key_lines`` line
-_TRACELOOP_LINES = ("\n" + semconv.TRACELOOP_PROMPT_PREFIX, "\n" + semconv.TRACELOOP_COMPLETION_PREFIX)
-_FORMAT_JUDGEMENT = (semconv.OUTPUT_FORMAT_EXPECTED, semconv.GEN_AI_OUTPUT_TYPE, semconv.OUTPUT_FORMAT_VALID,
-                     semconv.OUTPUT_FORMAT_ERROR)
+_TRACELOOP_LINES = (
+    "\n" + semconv.TRACELOOP_PROMPT_PREFIX,
+    "\n" + semconv.TRACELOOP_COMPLETION_PREFIX,
+)
+_FORMAT_JUDGEMENT = (
+    semconv.OUTPUT_FORMAT_EXPECTED,
+    semconv.GEN_AI_OUTPUT_TYPE,
+    semconv.OUTPUT_FORMAT_VALID,
+    semconv.OUTPUT_FORMAT_ERROR,
+)
 
 
 class Normalizer:
@@ -93,7 +116,9 @@ class Normalizer:
             **inv.request_attributes,
             **inv.response_attributes,
         }
-        events = span.events  # most spans have none: then neither an exception type nor a first chunk
+        events = (
+            span.events
+        )  # most spans have none: then neither an exception type nor a first chunk
         if inv.error_type is None and events and span.status.status_code is StatusCode.ERROR:
             inv.error_type = _exception_type(events)
         mapped[semconv.ERROR_TYPE] = inv.error_type
@@ -102,11 +127,15 @@ class Normalizer:
         if ttfc is not None:
             mapped[semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = ttfc
         if inv.finish_reasons:
-            mapped[semconv.OUTPUT_TRUNCATED] = inv.truncated = bool(_TRUNCATED & set(inv.finish_reasons))
+            mapped[semconv.OUTPUT_TRUNCATED] = inv.truncated = bool(
+                _TRUNCATED & set(inv.finish_reasons)
+            )
             inv.refusal = bool(_REFUSED & set(inv.finish_reasons))
             if inv.refusal:
                 mapped[semconv.OUTPUT_REFUSAL] = True
-        if inv.format_known and inv.expected_format != semconv.FORMAT_TEXT:  # text: unless tools answered
+        if (
+            inv.format_known and inv.expected_format != semconv.FORMAT_TEXT
+        ):  # text: unless tools answered
             mapped[semconv.OUTPUT_FORMAT_EXPECTED] = inv.expected_format
         if inv.output_known:
             signals, outputs, _ = output_signals(inv, self._text_features)
@@ -209,8 +238,12 @@ def _genai(span: ReadableSpan, attrs: Mapping[str, Any]) -> _PeerCall | None:
     op = attrs.get(semconv.GEN_AI_OPERATION_NAME)
     if op not in semconv.LLM_OPERATIONS:
         return None
-    inv = _PeerCall(operation=str(op), provider=_str(attrs.get(semconv.GEN_AI_PROVIDER_NAME))
-                    or _str(attrs.get(semconv.LEGACY_GEN_AI_SYSTEM)) or "")
+    inv = _PeerCall(
+        operation=str(op),
+        provider=_str(attrs.get(semconv.GEN_AI_PROVIDER_NAME))
+        or _str(attrs.get(semconv.LEGACY_GEN_AI_SYSTEM))
+        or "",
+    )
     if attrs.get(semconv.GEN_AI_USAGE_INPUT_TOKENS) is None:
         inv.input_tokens = _int(attrs.get(semconv.LEGACY_GEN_AI_USAGE_PROMPT_TOKENS))
         inv.output_tokens = _int(attrs.get(semconv.LEGACY_GEN_AI_USAGE_COMPLETION_TOKENS))
@@ -225,8 +258,14 @@ def _genai(span: ReadableSpan, attrs: Mapping[str, Any]) -> _PeerCall | None:
     inv.finish_reasons = [str(r) for r in reasons] if isinstance(reasons, (list, tuple)) else []
     events = span.events
     found = _genai_content(attrs, inv) or any(
-        _genai_content(e.attributes, inv) for e in events if e.attributes and (
-            semconv.GEN_AI_INPUT_MESSAGES in e.attributes or semconv.GEN_AI_OUTPUT_MESSAGES in e.attributes))
+        _genai_content(e.attributes, inv)
+        for e in events
+        if e.attributes
+        and (
+            semconv.GEN_AI_INPUT_MESSAGES in e.attributes
+            or semconv.GEN_AI_OUTPUT_MESSAGES in e.attributes
+        )
+    )
     if not found and not _traceloop_indexed_content(attrs, inv):
         _event_content(events, inv)
     return inv
@@ -245,7 +284,9 @@ def _parts_text(parts: Any) -> tuple[str, list[tuple[str, str]], list[str | None
             texts.append(part["content"])
         elif kind == "tool_call":
             args = part.get("arguments")
-            calls.append((str(part.get("name") or ""), args if isinstance(args, str) else json.dumps(args)))
+            calls.append(
+                (str(part.get("name") or ""), args if isinstance(args, str) else json.dumps(args))
+            )
             ids.append(_str(part.get("id")))
         elif kind == "tool_call_response":
             resp = part.get("response", part.get("result"))
@@ -297,7 +338,9 @@ def _event_content(events: Sequence[Event], inv: _PeerCall) -> None:
         attrs = event.attributes or {}
         role = semconv.PEER_MESSAGE_EVENTS.get(event.name)
         if role is not None:
-            inv.messages.append((role, _content_text(_json(attrs.get("content")) or attrs.get("content"))))
+            inv.messages.append(
+                (role, _content_text(_json(attrs.get("content")) or attrs.get("content")))
+            )
         elif event.name == semconv.PEER_CHOICE_EVENT:
             message = _json(attrs.get("message")) or {}
             content = message.get("content") if isinstance(message, Mapping) else message
@@ -306,7 +349,9 @@ def _event_content(events: Sequence[Event], inv: _PeerCall) -> None:
             for call in calls or ():
                 fn = call.get("function") or {}
                 args = fn.get("arguments")
-                inv.tool_calls.append((str(fn.get("name") or ""), args if isinstance(args, str) else json.dumps(args)))
+                inv.tool_calls.append(
+                    (str(fn.get("name") or ""), args if isinstance(args, str) else json.dumps(args))
+                )
                 inv.tool_call_ids.append(_str(call.get("id")))
             reason = _str(attrs.get("finish_reason"))
             if reason and len(inv.finish_reasons) < len(inv.outputs):
@@ -317,11 +362,15 @@ def _event_content(events: Sequence[Event], inv: _PeerCall) -> None:
 # -- Traceloop OpenLLMetry ---------------------------------------------------------------------
 def _traceloop_extras(attrs: Mapping[str, Any], inv: _PeerCall) -> None:
     """Traceloop's own names for what the conventions name otherwise."""
-    fingerprint = attrs.get(semconv.TRACELOOP_SYSTEM_FINGERPRINT) or attrs.get(semconv.LEGACY_OPENAI_SYSTEM_FINGERPRINT)
+    fingerprint = attrs.get(semconv.TRACELOOP_SYSTEM_FINGERPRINT) or attrs.get(
+        semconv.LEGACY_OPENAI_SYSTEM_FINGERPRINT
+    )
     if fingerprint:
         inv.response_attributes[semconv.OPENAI_RESPONSE_SYSTEM_FINGERPRINT] = fingerprint
     inv.server_address = _host(attrs.get(semconv.TRACELOOP_API_BASE))
-    streaming = attrs.get(semconv.TRACELOOP_IS_STREAMING, attrs.get(semconv.LEGACY_TRACELOOP_IS_STREAMING))
+    streaming = attrs.get(
+        semconv.TRACELOOP_IS_STREAMING, attrs.get(semconv.LEGACY_TRACELOOP_IS_STREAMING)
+    )
     if isinstance(streaming, bool):
         inv.request_attributes[semconv.GEN_AI_REQUEST_STREAM] = streaming
 
@@ -329,14 +378,25 @@ def _traceloop_extras(attrs: Mapping[str, Any], inv: _PeerCall) -> None:
 def _traceloop_legacy(span: ReadableSpan, attrs: Mapping[str, Any]) -> _PeerCall | None:
     """Traceloop releases before the conventions' message attributes: ``gen_ai.prompt.N.*``."""
     kind = attrs.get(semconv.TRACELOOP_REQUEST_TYPE)
-    op = {"chat": semconv.OP_CHAT, "completion": semconv.OP_TEXT_COMPLETION}.get(str(kind)) if kind else None
-    if op is None and semconv.TRACELOOP_REQUEST_TYPE not in attrs and (
-        any(k.startswith(semconv.TRACELOOP_PROMPT_PREFIX) for k in attrs) or semconv.GEN_AI_REQUEST_MODEL in attrs
+    op = (
+        {"chat": semconv.OP_CHAT, "completion": semconv.OP_TEXT_COMPLETION}.get(str(kind))
+        if kind
+        else None
+    )
+    if (
+        op is None
+        and semconv.TRACELOOP_REQUEST_TYPE not in attrs
+        and (
+            any(k.startswith(semconv.TRACELOOP_PROMPT_PREFIX) for k in attrs)
+            or semconv.GEN_AI_REQUEST_MODEL in attrs
+        )
     ):
         op = semconv.OP_CHAT
     if op is None:
         return None
-    inv = _PeerCall(operation=op, provider=str(attrs.get(semconv.LEGACY_GEN_AI_SYSTEM) or "").lower())
+    inv = _PeerCall(
+        operation=op, provider=str(attrs.get(semconv.LEGACY_GEN_AI_SYSTEM) or "").lower()
+    )
     inv.request_model = _str(attrs.get(semconv.GEN_AI_REQUEST_MODEL))
     inv.input_tokens = _int(attrs.get(semconv.LEGACY_GEN_AI_USAGE_PROMPT_TOKENS))
     inv.output_tokens = _int(attrs.get(semconv.LEGACY_GEN_AI_USAGE_COMPLETION_TOKENS))
@@ -347,17 +407,23 @@ def _traceloop_legacy(span: ReadableSpan, attrs: Mapping[str, Any]) -> _PeerCall
 
 def _traceloop_indexed_content(attrs: Mapping[str, Any], inv: _PeerCall) -> bool:
     keys = _key_lines(attrs)
-    if _TRACELOOP_LINES[0] not in keys and _TRACELOOP_LINES[1] not in keys:  # no key has either prefix
+    if (
+        _TRACELOOP_LINES[0] not in keys and _TRACELOOP_LINES[1] not in keys
+    ):  # no key has either prefix
         return False
     found = False
     for _, head in _indexed(attrs, keys, semconv.TRACELOOP_PROMPT_PREFIX):
-        inv.messages.append((str(attrs.get(head + "role") or "user"), str(attrs.get(head + "content") or "")))
+        inv.messages.append(
+            (str(attrs.get(head + "role") or "user"), str(attrs.get(head + "content") or ""))
+        )
         found = True
     reasons = []
     for _, head in _indexed(attrs, keys, semconv.TRACELOOP_COMPLETION_PREFIX):
         inv.outputs.append(str(attrs.get(head + "content") or ""))
         for _, call in _indexed(attrs, keys, head + "tool_calls."):
-            inv.tool_calls.append((str(attrs.get(call + "name") or ""), str(attrs.get(call + "arguments") or "")))
+            inv.tool_calls.append(
+                (str(attrs.get(call + "name") or ""), str(attrs.get(call + "arguments") or ""))
+            )
             inv.tool_call_ids.append(_str(attrs.get(call + "id")))
         reasons.append(str(attrs.get(head + "finish_reason") or ""))
         inv.output_known = found = True
@@ -370,8 +436,14 @@ def _traceloop_indexed_content(attrs: Mapping[str, Any], inv: _PeerCall) -> bool
 def _openinference(span: ReadableSpan, attrs: Mapping[str, Any]) -> _PeerCall | None:
     if attrs.get(semconv.OPENINFERENCE_SPAN_KIND) != "LLM":
         return None
-    op = semconv.OP_TEXT_COMPLETION if span.name == semconv.OPENINFERENCE_COMPLETION_SPAN else semconv.OP_CHAT
-    provider = _str(attrs.get(semconv.OPENINFERENCE_LLM_PROVIDER)) or _str(attrs.get(semconv.OPENINFERENCE_LLM_SYSTEM))
+    op = (
+        semconv.OP_TEXT_COMPLETION
+        if span.name == semconv.OPENINFERENCE_COMPLETION_SPAN
+        else semconv.OP_CHAT
+    )
+    provider = _str(attrs.get(semconv.OPENINFERENCE_LLM_PROVIDER)) or _str(
+        attrs.get(semconv.OPENINFERENCE_LLM_SYSTEM)
+    )
     inv = _PeerCall(operation=op, provider=(provider or "").lower())
     params = _json(attrs.get(semconv.OPENINFERENCE_INVOCATION_PARAMETERS))
     if isinstance(params, Mapping):
@@ -396,9 +468,15 @@ def _openinference(span: ReadableSpan, attrs: Mapping[str, Any]) -> _PeerCall | 
         if isinstance(body, Mapping):
             inv.response_id = _str(body.get("id"))
             if body.get("system_fingerprint"):
-                inv.response_attributes[semconv.OPENAI_RESPONSE_SYSTEM_FINGERPRINT] = body["system_fingerprint"]
+                inv.response_attributes[semconv.OPENAI_RESPONSE_SYSTEM_FINGERPRINT] = body[
+                    "system_fingerprint"
+                ]
             choices = body.get("choices")
-            reasons = [c.get("finish_reason") for c in choices if isinstance(c, Mapping)] if isinstance(choices, list) else []
+            reasons = (
+                [c.get("finish_reason") for c in choices if isinstance(c, Mapping)]
+                if isinstance(choices, list)
+                else []
+            )
             if reasons and all(isinstance(r, str) for r in reasons):
                 inv.finish_reasons = reasons
     if not inv.finish_reasons and _str(attrs.get(semconv.OPENINFERENCE_FINISH_REASON)):
@@ -406,7 +484,9 @@ def _openinference(span: ReadableSpan, attrs: Mapping[str, Any]) -> _PeerCall | 
     keys = _key_lines(attrs)
     for _, head in _indexed(attrs, keys, semconv.OPENINFERENCE_INPUT_MESSAGES):
         text, calls, _ = _openinference_message(attrs, keys, head)
-        inv.messages.append((str(attrs.get(head + "message.role") or "user"), _with_calls(text, calls)))
+        inv.messages.append(
+            (str(attrs.get(head + "message.role") or "user"), _with_calls(text, calls))
+        )
     for _, head in _indexed(attrs, keys, semconv.OPENINFERENCE_OUTPUT_MESSAGES):
         text, calls, ids = _openinference_message(attrs, keys, head)
         inv.outputs.append(text)
@@ -421,12 +501,18 @@ def _openinference_message(
 ) -> tuple[str, list[tuple[str, str]], list[str | None]]:
     text = attrs.get(head + "message.content")
     if not isinstance(text, str):
-        text = "\n".join(str(attrs.get(part + "message_content.text") or "")
-                         for _, part in _indexed(attrs, keys, head + "message.contents."))
+        text = "\n".join(
+            str(attrs.get(part + "message_content.text") or "")
+            for _, part in _indexed(attrs, keys, head + "message.contents.")
+        )
     calls: list[tuple[str, str]] = []
     ids: list[str | None] = []
     for _, call in _indexed(attrs, keys, head + "message.tool_calls."):
-        calls.append((str(attrs.get(call + "tool_call.function.name") or ""),
-                      str(attrs.get(call + "tool_call.function.arguments") or "")))
+        calls.append(
+            (
+                str(attrs.get(call + "tool_call.function.name") or ""),
+                str(attrs.get(call + "tool_call.function.arguments") or ""),
+            )
+        )
         ids.append(_str(attrs.get(call + "tool_call.id")))
     return text, calls, ids

@@ -45,16 +45,28 @@ class StateFile:
         except FileNotFoundError:
             return None
         except (OSError, UnicodeDecodeError) as exc:
-            _log.warning("frictionlens state file %s unreadable (%s); starting fresh", self.path, exc)
+            _log.warning(
+                "frictionlens state file %s unreadable (%s); starting fresh", self.path, exc
+            )
             return None
         try:
             doc = json.loads(text)
         except ValueError as exc:
-            _log.warning("frictionlens state file %s is corrupt (%s); starting fresh", self.path, exc)
+            _log.warning(
+                "frictionlens state file %s is corrupt (%s); starting fresh", self.path, exc
+            )
             return None
-        if not isinstance(doc, dict) or doc.get("version") != VERSION or not isinstance(doc.get("sections"), dict):
+        if (
+            not isinstance(doc, dict)
+            or doc.get("version") != VERSION
+            or not isinstance(doc.get("sections"), dict)
+        ):
             version = doc.get("version") if isinstance(doc, dict) else None
-            _log.warning("frictionlens state file %s has unknown format (version %r); starting fresh", self.path, version)
+            _log.warning(
+                "frictionlens state file %s has unknown format (version %r); starting fresh",
+                self.path,
+                version,
+            )
             return None
         return doc["sections"]
 
@@ -62,9 +74,13 @@ class StateFile:
         """Replace the file with ``sections`` atomically; False (and a warning) if that failed."""
         tmp: str | None = None
         try:
-            data = json.dumps({"version": VERSION, "sections": sections}, separators=(",", ":"), allow_nan=False)
+            data = json.dumps(
+                {"version": VERSION, "sections": sections}, separators=(",", ":"), allow_nan=False
+            )
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=self.path.name + ".", suffix=".tmp", dir=self.path.parent)
+            fd, tmp = tempfile.mkstemp(
+                prefix=self.path.name + ".", suffix=".tmp", dir=self.path.parent
+            )
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(data)
                 fh.flush()
@@ -102,4 +118,6 @@ class StateFile:
             try:
                 stage.load_state_dict(state)
             except Exception as exc:
-                _log.warning("frictionlens stage %s rejected its saved state (%s); starting fresh", name, exc)
+                _log.warning(
+                    "frictionlens stage %s rejected its saved state (%s); starting fresh", name, exc
+                )

@@ -100,8 +100,12 @@ class SpanRecord:
     def set(self, key: str, value: AttributeValue) -> None:
         self.attributes[key] = value
 
-    def add_event(self, name: str, attributes: Attributes = None, timestamp: int | None = None) -> None:
-        self.events.append(Event(name, attributes, timestamp or self.span.end_time or time.time_ns()))
+    def add_event(
+        self, name: str, attributes: Attributes = None, timestamp: int | None = None
+    ) -> None:
+        self.events.append(
+            Event(name, attributes, timestamp or self.span.end_time or time.time_ns())
+        )
 
     def to_span(self) -> ReadableSpan:
         """The enriched copy (the original span when no stage added anything)."""
@@ -110,7 +114,9 @@ class SpanRecord:
         return enriched_copy(self.span, self.attributes, self.events)
 
 
-def enriched_copy(span: ReadableSpan, attributes: dict[str, AttributeValue], events: Sequence[Event] = ()) -> ReadableSpan:
+def enriched_copy(
+    span: ReadableSpan, attributes: dict[str, AttributeValue], events: Sequence[Event] = ()
+) -> ReadableSpan:
     merged = dict(span.attributes or {})
     merged.update(attributes)
     return ReadableSpan(
@@ -161,14 +167,14 @@ class SignalPipeline(SpanProcessor):
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
         self._closed = False
-        self._queue: queue.Queue[_Work] | None = (
-            queue.Queue(max_queued) if background else None
-        )
+        self._queue: queue.Queue[_Work] | None = queue.Queue(max_queued) if background else None
         self._worker: threading.Thread | None = None
         self._wake = threading.Event()
         if background and hasattr(os, "register_at_fork"):
             reinit = weakref.WeakMethod(self._after_fork)
-            os.register_at_fork(after_in_child=lambda: (method := reinit()) is not None and method())
+            os.register_at_fork(
+                after_in_child=lambda: (method := reinit()) is not None and method()
+            )
 
     # -- SpanProcessor -------------------------------------------------------------------
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
@@ -292,13 +298,19 @@ class SignalPipeline(SpanProcessor):
             return
         with self._lock:
             if self._worker is None:
-                worker = threading.Thread(target=self._work, name="frictionlens-pipeline", daemon=True)
+                worker = threading.Thread(
+                    target=self._work, name="frictionlens-pipeline", daemon=True
+                )
                 worker.start()
                 self._worker = worker
 
     def _stop_worker(self) -> None:
         worker = self._worker
-        if self._queue is not None and worker is not None and worker is not threading.current_thread():
+        if (
+            self._queue is not None
+            and worker is not None
+            and worker is not threading.current_thread()
+        ):
             self._queue.put(None)  # the stop mark, after everything queued
             self._wake.set()
             worker.join(timeout=30)
@@ -401,7 +413,9 @@ class SignalPipeline(SpanProcessor):
         with self._lock:
             if self._ticker is not None:
                 return
-            self._ticker = threading.Thread(target=self._tick_loop, name="frictionlens-ticker", daemon=True)
+            self._ticker = threading.Thread(
+                target=self._tick_loop, name="frictionlens-ticker", daemon=True
+            )
             self._ticker.start()
 
     def _tick_loop(self) -> None:

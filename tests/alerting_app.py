@@ -42,8 +42,14 @@ def main(folder: Path) -> None:
         n = 0
         while True:
             n += 1
-            client.chat.completions.create(model="gpt-test", response_format={"type": "json_object"}, messages=[
-                {"role": "system", "content": JSON_SYSTEM}, {"role": "user", "content": f"Order {n}: {rng.choice(QUESTIONS)}"}])
+            client.chat.completions.create(
+                model="gpt-test",
+                response_format={"type": "json_object"},
+                messages=[
+                    {"role": "system", "content": JSON_SYSTEM},
+                    {"role": "user", "content": f"Order {n}: {rng.choice(QUESTIONS)}"},
+                ],
+            )
             if n == WARMUP + 32:
                 print("warm", flush=True)
             if not degraded and degrade.exists():

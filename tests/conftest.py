@@ -44,8 +44,13 @@ def demo_cli_run(tmp_path_factory) -> tuple[Path, str]:
 
     out = tmp_path_factory.mktemp("demo") / "out"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "FRICTIONLENS_"))}
-    proc = subprocess.run([sys.executable, "-m", "frictionlens.cli", "demo", "--calls", "200", "--out", str(out)],
-                          capture_output=True, text=True, timeout=300, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-m", "frictionlens.cli", "demo", "--calls", "200", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr
     return out, proc.stdout
 

@@ -66,7 +66,9 @@ class FaultyBackend:
 
     def _close_all(self) -> None:
         with self._lock:
-            sockets = [self._listener, *self._connections] if self._listener else list(self._connections)
+            sockets = (
+                [self._listener, *self._connections] if self._listener else list(self._connections)
+            )
             self._listener = None
             self._connections.clear()
         for sock in sockets:

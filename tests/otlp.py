@@ -26,10 +26,17 @@ T = TypeVar("T")
 class CapturedOTLP:
     """An OTLPReceiver on free local ports whose sink keeps every request, thread-safely."""
 
-    def __init__(self, *, grpc_endpoint: str | None = "127.0.0.1:0", http_endpoint: str | None = "127.0.0.1:0") -> None:
+    def __init__(
+        self,
+        *,
+        grpc_endpoint: str | None = "127.0.0.1:0",
+        http_endpoint: str | None = "127.0.0.1:0",
+    ) -> None:
         self._changed = threading.Condition()
         self._requests: dict[Signal, list[Message]] = {"traces": [], "metrics": [], "logs": []}
-        self.receiver = OTLPReceiver(self._receive, grpc_endpoint=grpc_endpoint, http_endpoint=http_endpoint)
+        self.receiver = OTLPReceiver(
+            self._receive, grpc_endpoint=grpc_endpoint, http_endpoint=http_endpoint
+        )
 
     def __enter__(self) -> CapturedOTLP:
         self.receiver.start()
@@ -65,7 +72,10 @@ class CapturedOTLP:
                 "OTEL_EXPORTER_OTLP_INSECURE": "true",
             }
         if protocol == "http/protobuf":
-            return {"OTEL_EXPORTER_OTLP_ENDPOINT": self.http_url, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}
+            return {
+                "OTEL_EXPORTER_OTLP_ENDPOINT": self.http_url,
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+            }
         raise ValueError(f"protocol must be 'grpc' or 'http/protobuf', got {protocol!r}")
 
     # -- what arrived --------------------------------------------------------------------
@@ -92,7 +102,9 @@ class CapturedOTLP:
                 received.clear()
 
     # -- waiting for asynchronous exports ------------------------------------------------
-    def wait_for_spans(self, predicate_or_count: Callable[[SpanDict], bool] | int, timeout: float = 10) -> list[SpanDict]:
+    def wait_for_spans(
+        self, predicate_or_count: Callable[[SpanDict], bool] | int, timeout: float = 10
+    ) -> list[SpanDict]:
         """With a count: all spans once at least that many arrived. With a predicate: the
         spans matching it once at least one does. Fails the test on timeout."""
         if isinstance(predicate_or_count, int):
@@ -124,7 +136,9 @@ class CapturedOTLP:
             lambda: sorted({p["name"] for p in self.metrics()}),
         )
 
-    def _wait(self, ready: Callable[[], T | None], timeout: float, what: str, seen: Callable[[], object]) -> T:
+    def _wait(
+        self, ready: Callable[[], T | None], timeout: float, what: str, seen: Callable[[], object]
+    ) -> T:
         deadline = time.monotonic() + timeout
         with self._changed:
             while True:

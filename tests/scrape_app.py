@@ -31,7 +31,9 @@ def main(data_dir: Path) -> None:
         frictionlens.instrument(data_dir=data_dir, exporter="none", providers=["openai"])
         server.script(Reply(status=429, headers={"retry-after-ms": "1"}), Reply(content="ok"))
         client = openai.OpenAI(base_url=server.openai_base_url, api_key="local")
-        client.chat.completions.create(model="gpt-demo", messages=[{"role": "user", "content": "Hello"}])
+        client.chat.completions.create(
+            model="gpt-demo", messages=[{"role": "user", "content": "Hello"}]
+        )
         frictionlens.uninstrument()
     httpd, _ = start_http_server(0, addr="127.0.0.1")
     print(f"PORT {httpd.server_port}", flush=True)

@@ -26,28 +26,39 @@ import pytest
 
 from frictionlens.exporters import rules
 from tests.conftest import free_port
-from frictionlens.processors.drift.stage import FEATURES, LATENCY, TIME_TO_FIRST_CHUNK, TOKENS_PER_SECOND
+from frictionlens.processors.drift.stage import (
+    FEATURES,
+    LATENCY,
+    TIME_TO_FIRST_CHUNK,
+    TOKENS_PER_SECOND,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMETHEUS = shutil.which("prometheus")
 ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
 pytestmark = [
     pytest.mark.live,
-    pytest.mark.skipif(PROMETHEUS is None or ALERTMANAGER is None,
-                       reason="prometheus / prometheus-alertmanager absent (apt-get install prometheus prometheus-alertmanager)"),
+    pytest.mark.skipif(
+        PROMETHEUS is None or ALERTMANAGER is None,
+        reason="prometheus / prometheus-alertmanager absent (apt-get install prometheus prometheus-alertmanager)",
+    ),
 ]
 
 DRIFT, FRICTION = rules.KINDS["drift"].title, rules.KINDS["friction_rate"].title
 #: short windows for a run of seconds; friction_rate counts every JSON call as a smooth one-turn conversation
-CONFIG = {"alerts": {
-    **{name: {"window": "20s", "for": "2s"} for name in rules.DEFAULT_ALERTS},
-    "drift": {"window": "1m", "for": "0s"},
-    "friction_rate": {"window": "20s", "for": "2s", "threshold": 0.02},
-}}
+CONFIG = {
+    "alerts": {
+        **{name: {"window": "20s", "for": "2s"} for name in rules.DEFAULT_ALERTS},
+        "drift": {"window": "1m", "for": "0s"},
+        "friction_rate": {"window": "20s", "for": "2s", "threshold": 0.02},
+    }
+}
 #: calls the healthy run makes after the degradation began beside it, before its alerts are read
 HEALTHY_CALLS_AFTER_WARMUP = 300
 #: timing moves with this shared machine's load, not with the provider: not watched here
-OUTPUT_FEATURES = [f for f in FEATURES if f not in (LATENCY, TIME_TO_FIRST_CHUNK, TOKENS_PER_SECOND)]
+OUTPUT_FEATURES = [
+    f for f in FEATURES if f not in (LATENCY, TIME_TO_FIRST_CHUNK, TOKENS_PER_SECOND)
+]
 T = TypeVar("T")
 
 
@@ -56,7 +67,9 @@ def _get(url: str) -> Any:
         return json.load(r)
 
 
-def _poll(what: str, probe: Callable[[], T | None], timeout_s: float, procs: list[subprocess.Popen]) -> T:
+def _poll(
+    what: str, probe: Callable[[], T | None], timeout_s: float, procs: list[subprocess.Popen]
+) -> T:
     """Poll until ``probe`` returns a truthy value; fail with ``what`` at the timeout."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -80,35 +93,84 @@ class Loop:
         app_port, self.prom_port, am_port = free_port(), free_port(), free_port()
         self.prom = f"http://127.0.0.1:{self.prom_port}"
         self.am = f"http://127.0.0.1:{am_port}"
-        (folder / "rules.yml").write_text(rules.prometheus_rules(rules.RulesConfig.from_mapping(CONFIG)))
-        (folder / "prometheus.yml").write_text(json.dumps({
-            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-            "rule_files": ["rules.yml"],
-            "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{am_port}"]}]}]},
-            "scrape_configs": [{"job_name": "app", "static_configs": [{"targets": [f"127.0.0.1:{app_port}"]}]}],
-        }))
-        (folder / "alertmanager.yml").write_text(json.dumps({
-            "route": {"receiver": "null", "group_wait": "1s", "group_interval": "1s", "repeat_interval": "1h"},
-            "receivers": [{"name": "null"}],
-        }))
+        (folder / "rules.yml").write_text(
+            rules.prometheus_rules(rules.RulesConfig.from_mapping(CONFIG))
+        )
+        (folder / "prometheus.yml").write_text(
+            json.dumps(
+                {
+                    "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                    "rule_files": ["rules.yml"],
+                    "alerting": {
+                        "alertmanagers": [
+                            {"static_configs": [{"targets": [f"127.0.0.1:{am_port}"]}]}
+                        ]
+                    },
+                    "scrape_configs": [
+                        {
+                            "job_name": "app",
+                            "static_configs": [{"targets": [f"127.0.0.1:{app_port}"]}],
+                        }
+                    ],
+                }
+            )
+        )
+        (folder / "alertmanager.yml").write_text(
+            json.dumps(
+                {
+                    "route": {
+                        "receiver": "null",
+                        "group_wait": "1s",
+                        "group_interval": "1s",
+                        "repeat_interval": "1h",
+                    },
+                    "receivers": [{"name": "null"}],
+                }
+            )
+        )
         log = open(folder / "servers.log", "w")  # noqa: SIM115 - closed in stop()
         self._log = log
         self.procs = [
-            subprocess.Popen([ALERTMANAGER, f"--config.file={folder / 'alertmanager.yml'}",
-                              f"--storage.path={folder / 'am'}", f"--web.listen-address=127.0.0.1:{am_port}",
-                              "--cluster.listen-address="], stdout=log, stderr=log),
-            subprocess.Popen([PROMETHEUS, f"--config.file={folder / 'prometheus.yml'}",
-                              f"--storage.tsdb.path={folder / 'tsdb'}", f"--web.listen-address=127.0.0.1:{self.prom_port}"],
-                             stdout=log, stderr=log),
+            subprocess.Popen(
+                [
+                    ALERTMANAGER,
+                    f"--config.file={folder / 'alertmanager.yml'}",
+                    f"--storage.path={folder / 'am'}",
+                    f"--web.listen-address=127.0.0.1:{am_port}",
+                    "--cluster.listen-address=",
+                ],
+                stdout=log,
+                stderr=log,
+            ),
+            subprocess.Popen(
+                [
+                    PROMETHEUS,
+                    f"--config.file={folder / 'prometheus.yml'}",
+                    f"--storage.tsdb.path={folder / 'tsdb'}",
+                    f"--web.listen-address=127.0.0.1:{self.prom_port}",
+                ],
+                stdout=log,
+                stderr=log,
+            ),
         ]
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "FRICTIONLENS_"))}
-        env.update(FRICTIONLENS_PROMETHEUS_PORT=str(app_port), FRICTIONLENS_PROMETHEUS_HOST="127.0.0.1",
-                   FRICTIONLENS_EXPORTER="none", FRICTIONLENS_CONVERSATION_TIMEOUT_S="1",
-                   FRICTIONLENS_DRIFT_ARL="1000000",  # no false drift alarm in a healthy run of ~1,500 calls
-                   FRICTIONLENS_DRIFT_FEATURES=",".join(OUTPUT_FEATURES),
-                   FRICTIONLENS_DATA_DIR=str(folder / "data"))
-        self.app = subprocess.Popen([sys.executable, "-m", "tests.alerting_app", str(folder)], cwd=ROOT, env=env,
-                                    stdout=subprocess.PIPE, stderr=log, text=True)
+        env.update(
+            FRICTIONLENS_PROMETHEUS_PORT=str(app_port),
+            FRICTIONLENS_PROMETHEUS_HOST="127.0.0.1",
+            FRICTIONLENS_EXPORTER="none",
+            FRICTIONLENS_CONVERSATION_TIMEOUT_S="1",
+            FRICTIONLENS_DRIFT_ARL="1000000",  # no false drift alarm in a healthy run of ~1,500 calls
+            FRICTIONLENS_DRIFT_FEATURES=",".join(OUTPUT_FEATURES),
+            FRICTIONLENS_DATA_DIR=str(folder / "data"),
+        )
+        self.app = subprocess.Popen(
+            [sys.executable, "-m", "tests.alerting_app", str(folder)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+        )
         self.procs.append(self.app)
         self.warm = threading.Event()
         threading.Thread(target=self._watch_app, daemon=True).start()
@@ -154,9 +216,18 @@ class Loop:
 
 
 def _ready(lp: Loop) -> None:
-    _poll("Alertmanager ready", lambda: urllib.request.urlopen(f"{lp.am}/-/ready", timeout=2).status == 200, 30, lp.procs)
-    _poll("Prometheus to scrape the app (up == 1)",
-          lambda: any(r["value"][1] == "1" for r in lp.query('up{job="app"}')), 40, lp.procs)
+    _poll(
+        "Alertmanager ready",
+        lambda: urllib.request.urlopen(f"{lp.am}/-/ready", timeout=2).status == 200,
+        30,
+        lp.procs,
+    )
+    _poll(
+        "Prometheus to scrape the app (up == 1)",
+        lambda: any(r["value"][1] == "1" for r in lp.query('up{job="app"}')),
+        40,
+        lp.procs,
+    )
 
 
 @pytest.fixture
@@ -186,22 +257,41 @@ def test_degradation_fires_drift_and_friction_alerts_and_a_healthy_run_stays_sil
     healthy, degraded = loops
     start = healthy.calls_seen()
     (degraded.folder / "degrade").touch()
-    fired = _poll("drift and friction alerts firing",
-                  lambda: {DRIFT, FRICTION} <= degraded.firing() and degraded.firing(), 60, degraded.procs)
-    received = _poll("Alertmanager to receive them",
-                     lambda: {DRIFT, FRICTION} <= degraded.received_by_alertmanager()
-                     and degraded.received_by_alertmanager(), 20, degraded.procs)
+    fired = _poll(
+        "drift and friction alerts firing",
+        lambda: {DRIFT, FRICTION} <= degraded.firing() and degraded.firing(),
+        60,
+        degraded.procs,
+    )
+    received = _poll(
+        "Alertmanager to receive them",
+        lambda: (
+            {DRIFT, FRICTION} <= degraded.received_by_alertmanager()
+            and degraded.received_by_alertmanager()
+        ),
+        20,
+        degraded.procs,
+    )
     assert {DRIFT, FRICTION} <= fired and {DRIFT, FRICTION} <= received
-    drifted = {r["metric"]["feature"] for r in degraded.query(f'ALERTS{{alertname="{DRIFT}",alertstate="firing"}}')}
+    drifted = {
+        r["metric"]["feature"]
+        for r in degraded.query(f'ALERTS{{alertname="{DRIFT}",alertstate="firing"}}')
+    }
     assert {"preamble", "code_fence"} <= drifted, drifted
 
     # the healthy run, over at least as many calls, raised nothing
-    _poll(f"{HEALTHY_CALLS_AFTER_WARMUP} more healthy calls scraped",
-          lambda: healthy.calls_seen() >= start + HEALTHY_CALLS_AFTER_WARMUP, 60, healthy.procs)
+    _poll(
+        f"{HEALTHY_CALLS_AFTER_WARMUP} more healthy calls scraped",
+        lambda: healthy.calls_seen() >= start + HEALTHY_CALLS_AFTER_WARMUP,
+        60,
+        healthy.procs,
+    )
     states = healthy.rule_states()
     assert set(states.values()) == {"inactive"}, (states, healthy.query("ALERTS"))
     assert healthy.received_by_alertmanager() == set()
     # its friction ratio is measured (conversations ended, all smooth): the silence is a reading, not a gap
-    friction = next(a for a in rules.RulesConfig.from_mapping(CONFIG).alerts if a.name == "friction_rate")
+    friction = next(
+        a for a in rules.RulesConfig.from_mapping(CONFIG).alerts if a.name == "friction_rate"
+    )
     ratio = healthy.query(rules.record_name(friction))
     assert ratio and float(ratio[0]["value"][1]) == 0.0

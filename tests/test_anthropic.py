@@ -39,15 +39,21 @@ def spans(server):
 
 
 def _client(server, **kw):
-    return anthropic.Anthropic(base_url=server.anthropic_base_url, api_key="x", open_telemetry=False, **kw)
+    return anthropic.Anthropic(
+        base_url=server.anthropic_base_url, api_key="x", open_telemetry=False, **kw
+    )
 
 
 def _aclient(server, **kw):
-    return anthropic.AsyncAnthropic(base_url=server.anthropic_base_url, api_key="x", open_telemetry=False, **kw)
+    return anthropic.AsyncAnthropic(
+        base_url=server.anthropic_base_url, api_key="x", open_telemetry=False, **kw
+    )
 
 
 def _genai(exporter):
-    return [s for s in exporter.get_finished_spans() if "gen_ai.operation.name" in (s.attributes or {})]
+    return [
+        s for s in exporter.get_finished_spans() if "gen_ai.operation.name" in (s.attributes or {})
+    ]
 
 
 def _one(exporter):
@@ -58,7 +64,9 @@ def _one(exporter):
 
 def test_create_text(server, spans):
     server.script(Reply(content="Paris is the capital.", usage=Usage(10, 5)))
-    resp = _client(server).messages.create(model="claude-x", max_tokens=100, system="Be brief.", messages=MSG)
+    resp = _client(server).messages.create(
+        model="claude-x", max_tokens=100, system="Be brief.", messages=MSG
+    )
     assert resp.content[0].text == "Paris is the capital."
     a = _one(spans)
     assert a["gen_ai.provider.name"] == "anthropic"
@@ -76,7 +84,9 @@ def test_create_text(server, spans):
 
 def test_create_stream_to_end(server, spans):
     server.script(Reply(content="Paris is the capital of France.", usage=Usage(12, 7)))
-    stream = _client(server).messages.create(model="claude-x", max_tokens=100, messages=MSG, stream=True)
+    stream = _client(server).messages.create(
+        model="claude-x", max_tokens=100, messages=MSG, stream=True
+    )
     text = "".join(e.delta.text for e in stream if e.type == "content_block_delta")
     assert text == "Paris is the capital of France."
     a = _one(spans)
@@ -90,7 +100,9 @@ def test_create_stream_to_end(server, spans):
 
 def test_create_stream_closed_early(server, spans):
     server.script(Reply(content="one two three four five six seven eight"))
-    stream = _client(server).messages.create(model="claude-x", max_tokens=100, messages=MSG, stream=True)
+    stream = _client(server).messages.create(
+        model="claude-x", max_tokens=100, messages=MSG, stream=True
+    )
     next(iter(stream))
     stream.close()
     assert _one(spans)["frictionlens.stream.abandoned"] is True
@@ -131,7 +143,9 @@ def test_tool_use(server, spans):
 def test_tool_use_stream(server, spans):
     server.script(Reply(tool_calls=[("lookup", '{"city": "Paris"}')]))
     tools = [{"name": "lookup", "input_schema": {"type": "object"}}]
-    with _client(server).messages.stream(model="claude-x", max_tokens=100, messages=MSG, tools=tools) as stream:
+    with _client(server).messages.stream(
+        model="claude-x", max_tokens=100, messages=MSG, tools=tools
+    ) as stream:
         final = stream.get_final_message()
     assert final.stop_reason == "tool_use"
     a = _one(spans)
@@ -143,10 +157,20 @@ def test_history_with_tool_result(server, spans):
     server.script(Reply(content="It is sunny."))
     history = [
         {"role": "user", "content": "Weather in Paris?"},
-        {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "weather", "input": {"city": "Paris"}}]},
-        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "sunny"}]},
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "tool_use", "id": "t1", "name": "weather", "input": {"city": "Paris"}}
+            ],
+        },
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "sunny"}],
+        },
     ]
-    _client(server).messages.create(model="claude-x", max_tokens=100, messages=history, system=[{"type": "text", "text": "sys"}])
+    _client(server).messages.create(
+        model="claude-x", max_tokens=100, messages=history, system=[{"type": "text", "text": "sys"}]
+    )
     assert _one(spans)["gen_ai.response.finish_reasons"] == ("end_turn",)
 
 
@@ -165,7 +189,12 @@ def test_refusal(server, spans):
 
 
 def test_cache_tokens_count_as_input(server, spans):
-    server.script(Reply(content="ok", usage=Usage(10, 2, cache_creation_input_tokens=30, cache_read_input_tokens=100)))
+    server.script(
+        Reply(
+            content="ok",
+            usage=Usage(10, 2, cache_creation_input_tokens=30, cache_read_input_tokens=100),
+        )
+    )
     _client(server).messages.create(model="claude-x", max_tokens=20, messages=MSG)
     a = _one(spans)
     assert a["gen_ai.usage.input_tokens"] == 140
@@ -177,7 +206,10 @@ def test_json_schema_expected(server, spans):
     schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
     server.script(Reply(content='{"city": "Paris"}'))
     _client(server).messages.create(
-        model="claude-x", max_tokens=50, messages=MSG, output_config={"format": {"type": "json_schema", "schema": schema}}
+        model="claude-x",
+        max_tokens=50,
+        messages=MSG,
+        output_config={"format": {"type": "json_schema", "schema": schema}},
     )
     a = _one(spans)
     assert a["frictionlens.output.format.expected"] == "json_schema"
@@ -193,7 +225,9 @@ def test_retry_then_success(server, spans):
 def test_server_error_exhausts_retries(server, spans):
     server.script(*[Reply(status=500, headers=FAST)] * 3)
     with pytest.raises(anthropic.InternalServerError):
-        _client(server, max_retries=2).messages.create(model="claude-x", max_tokens=20, messages=MSG)
+        _client(server, max_retries=2).messages.create(
+            model="claude-x", max_tokens=20, messages=MSG
+        )
     a = _one(spans)
     assert a["error.type"] == "InternalServerError"
     assert a["frictionlens.retry.count"] == 2
@@ -202,9 +236,13 @@ def test_server_error_exhausts_retries(server, spans):
 def test_async_create_and_stream(server, spans):
     async def run():
         client = _aclient(server)
-        server.script(Reply(content="Paris."), Reply(content="Paris again."), Reply(content="Paris thrice."))
+        server.script(
+            Reply(content="Paris."), Reply(content="Paris again."), Reply(content="Paris thrice.")
+        )
         await client.messages.create(model="claude-x", max_tokens=20, messages=MSG)
-        stream = await client.messages.create(model="claude-x", max_tokens=20, messages=MSG, stream=True)
+        stream = await client.messages.create(
+            model="claude-x", max_tokens=20, messages=MSG, stream=True
+        )
         pieces = [e.delta.text async for e in stream if e.type == "content_block_delta"]
         async with client.messages.stream(model="claude-x", max_tokens=20, messages=MSG) as s:
             helper = "".join([t async for t in s.text_stream])
@@ -228,7 +266,9 @@ def test_one_genai_span_with_sdk_tracing(server, spans, sdk_tracing):
     sdk_tp = TracerProvider()
     sdk_tp.add_span_processor(SimpleSpanProcessor(sdk_exporter))
     option = {"tracer_provider": sdk_tp} if sdk_tracing else False
-    client = anthropic.Anthropic(base_url=server.anthropic_base_url, api_key="x", open_telemetry=option)
+    client = anthropic.Anthropic(
+        base_url=server.anthropic_base_url, api_key="x", open_telemetry=option
+    )
     server.script(Reply(content="a"), Reply(content="b c d"))
     client.messages.create(model="claude-x", max_tokens=20, messages=MSG)
     with client.messages.stream(model="claude-x", max_tokens=20, messages=MSG) as s:
@@ -241,7 +281,9 @@ def test_sdk_span_back_after_uninstrument(server):
     sdk_exporter = InMemorySpanExporter()
     sdk_tp = TracerProvider()
     sdk_tp.add_span_processor(SimpleSpanProcessor(sdk_exporter))
-    client = anthropic.Anthropic(base_url=server.anthropic_base_url, api_key="x", open_telemetry={"tracer_provider": sdk_tp})
+    client = anthropic.Anthropic(
+        base_url=server.anthropic_base_url, api_key="x", open_telemetry={"tracer_provider": sdk_tp}
+    )
     server.script(Reply(content="a"))
     client.messages.create(model="claude-x", max_tokens=20, messages=MSG)
     assert len(_genai(sdk_exporter)) == 1

@@ -52,7 +52,9 @@ def test_parse_structured_output(server, spans, sdk_spans, beta):
 def test_parse_schema_violation(server, spans, sdk_spans):
     server.script(Reply(content='{"town": "Paris"}'))
     with pytest.raises(pydantic.ValidationError):  # the SDK's parser rejects it; the span says why
-        _client(server, sdk_spans).messages.parse(model="claude-x", max_tokens=50, messages=MSG, output_format=City)
+        _client(server, sdk_spans).messages.parse(
+            model="claude-x", max_tokens=50, messages=MSG, output_format=City
+        )
     a = _one(spans)
     assert a["error.type"] == "ValidationError"
 
@@ -73,7 +75,9 @@ def test_beta_create_and_stream(server, spans, sdk_spans):
 def test_with_streaming_response_parse(server, spans, sdk_spans):
     server.script(Reply(content="Paris is the capital.", usage=Usage(10, 5)))
     client = _client(server, sdk_spans)
-    with client.messages.with_streaming_response.create(model="claude-x", max_tokens=20, messages=MSG) as response:
+    with client.messages.with_streaming_response.create(
+        model="claude-x", max_tokens=20, messages=MSG
+    ) as response:
         assert response.http_response.status_code == 200
         assert _genai(spans) == []  # the body is not read yet: the call is not over
         message = response.parse()
@@ -88,7 +92,9 @@ def test_with_streaming_response_parse(server, spans, sdk_spans):
 def test_with_streaming_response_event_stream(server, spans, sdk_spans):
     server.script(Reply(content="Paris, streamed.", usage=Usage(7, 4)))
     client = _client(server, sdk_spans)
-    with client.messages.with_streaming_response.create(model="claude-x", max_tokens=20, messages=MSG, stream=True) as response:
+    with client.messages.with_streaming_response.create(
+        model="claude-x", max_tokens=20, messages=MSG, stream=True
+    ) as response:
         text = "".join(e.delta.text for e in response.parse() if e.type == "content_block_delta")
     assert text == "Paris, streamed."
     a = _one(spans)
@@ -100,7 +106,9 @@ def test_with_streaming_response_event_stream(server, spans, sdk_spans):
 def test_with_streaming_response_bytes_read_by_caller(server, spans, sdk_spans):
     server.script(Reply(content="Paris."))
     client = _client(server, sdk_spans)
-    with client.messages.with_streaming_response.create(model="claude-x", max_tokens=20, messages=MSG) as response:
+    with client.messages.with_streaming_response.create(
+        model="claude-x", max_tokens=20, messages=MSG
+    ) as response:
         body = b"".join(response.iter_bytes())
     assert b"Paris." in body
     a = _one(spans)
@@ -115,7 +123,9 @@ def test_with_raw_response(server, spans, sdk_spans):
     assert raw.parse().content[0].text == "Paris."
     assert _one(spans)["gen_ai.usage.output_tokens"] == 2
     spans.clear()
-    dropped = client.messages.with_raw_response.create(model="claude-x", max_tokens=20, messages=MSG)
+    dropped = client.messages.with_raw_response.create(
+        model="claude-x", max_tokens=20, messages=MSG
+    )
     assert _genai(spans) == []
     del dropped
     gc.collect()
@@ -125,19 +135,33 @@ def test_with_raw_response(server, spans, sdk_spans):
 def test_async_raw_wrappers(server, spans, sdk_spans):
     async def run():
         client = _client(server, sdk_spans, anthropic.AsyncAnthropic)
-        server.script(Reply(content="one."), Reply(content="two, streamed."), Reply(content='{"city": "Rome"}'))
-        async with client.messages.with_streaming_response.create(model="claude-x", max_tokens=20, messages=MSG) as r:
+        server.script(
+            Reply(content="one."),
+            Reply(content="two, streamed."),
+            Reply(content='{"city": "Rome"}'),
+        )
+        async with client.messages.with_streaming_response.create(
+            model="claude-x", max_tokens=20, messages=MSG
+        ) as r:
             first = (await r.parse()).content[0].text
         async with client.messages.with_streaming_response.create(
             model="claude-x", max_tokens=20, messages=MSG, stream=True
         ) as r:
-            second = "".join([e.delta.text async for e in await r.parse() if e.type == "content_block_delta"])
-        third = await client.messages.parse(model="claude-x", max_tokens=20, messages=MSG, output_format=City)
+            second = "".join(
+                [e.delta.text async for e in await r.parse() if e.type == "content_block_delta"]
+            )
+        third = await client.messages.parse(
+            model="claude-x", max_tokens=20, messages=MSG, output_format=City
+        )
         await client.close()
         return first, second, third.parsed_output
 
     assert asyncio.run(run()) == ("one.", "two, streamed.", City(city="Rome"))
     found = sorted(_genai(spans), key=lambda s: s.start_time)
-    assert [s.attributes["frictionlens.output.chars"] for s in found] == [4, 14, len('{"city": "Rome"}')]
+    assert [s.attributes["frictionlens.output.chars"] for s in found] == [
+        4,
+        14,
+        len('{"city": "Rome"}'),
+    ]
     assert found[1].attributes["frictionlens.stream.abandoned"] is False
     assert found[2].attributes["frictionlens.output.format.expected"] == "json_schema"

@@ -44,7 +44,11 @@ from tests.conftest import SHARED
 
 CORPUS = SHARED / "corpus" / "cassettes"
 _INDEX = CORPUS / "index.jsonl"
-CASSETTES = [json.loads(line)["file"] for line in _INDEX.read_text().splitlines()] if _INDEX.is_file() else []
+CASSETTES = (
+    [json.loads(line)["file"] for line in _INDEX.read_text().splitlines()]
+    if _INDEX.is_file()
+    else []
+)
 
 #: path suffix -> (SDK, endpoint kind); the base URL is everything in front of the suffix
 ENDPOINTS = {
@@ -56,7 +60,11 @@ ENDPOINTS = {
 }
 #: endpoints our instrumentation does not wrap: replayed, must make no span, counted
 UNCOVERED = {"completions"}
-_REPLAY = vcr.VCR(record_mode="none", match_on=["method", "scheme", "host", "port", "path"], decode_compressed_response=False)
+_REPLAY = vcr.VCR(
+    record_mode="none",
+    match_on=["method", "scheme", "host", "port", "path"],
+    decode_compressed_response=False,
+)
 
 
 # -- the recorded side -----------------------------------------------------------------------
@@ -107,8 +115,10 @@ def _anthropic_usage(rec: Recorded, usage: dict[str, Any] | None) -> None:
     if not usage:
         return
     if "input_tokens" in usage:
-        rec.input_tokens = usage["input_tokens"] + (usage.get("cache_read_input_tokens") or 0) + (
-            usage.get("cache_creation_input_tokens") or 0
+        rec.input_tokens = (
+            usage["input_tokens"]
+            + (usage.get("cache_read_input_tokens") or 0)
+            + (usage.get("cache_creation_input_tokens") or 0)
         )
     if "output_tokens" in usage:
         rec.output_tokens = usage["output_tokens"]
@@ -125,7 +135,9 @@ def _chat(rec: Recorded, body: Any, stream: bool) -> None:
             msg = choice.get("delta" if stream else "message") or {}
             texts.setdefault(choice.get("index", 0), []).append(msg.get("content") or "")
             rec.refusal = rec.refusal or bool(msg.get("refusal"))
-            legacy = [{"index": 0, "function": msg["function_call"]}] if msg.get("function_call") else []
+            legacy = (
+                [{"index": 0, "function": msg["function_call"]}] if msg.get("function_call") else []
+            )
             for j, call in enumerate(msg.get("tool_calls") or legacy):
                 key = (choice.get("index", 0), call.get("index", j))
                 args.setdefault(key, []).append((call.get("function") or {}).get("arguments") or "")
@@ -138,7 +150,11 @@ def _chat(rec: Recorded, body: Any, stream: bool) -> None:
 
 def _responses(rec: Recorded, body: Any, stream: bool) -> None:
     if stream:
-        done = [e["response"] for e in body if e.get("type") in ("response.completed", "response.incomplete", "response.failed")]
+        done = [
+            e["response"]
+            for e in body
+            if e.get("type") in ("response.completed", "response.incomplete", "response.failed")
+        ]
         if not done:
             return
         body = done[-1]
@@ -153,11 +169,17 @@ def _responses(rec: Recorded, body: Any, stream: bool) -> None:
             rec.tool_args.append(item.get("arguments") or "")
     rec.texts = ["".join(texts)]
     incomplete = body.get("status") == "incomplete"
-    rec.truncated = incomplete and (body.get("incomplete_details") or {}).get("reason") == "max_output_tokens"
+    rec.truncated = (
+        incomplete and (body.get("incomplete_details") or {}).get("reason") == "max_output_tokens"
+    )
     if body.get("status") == "completed":
         rec.finish_reasons = ["tool_calls" if rec.tool_args else "stop"]
     elif incomplete:
-        rec.finish_reasons = ["length"] if rec.truncated else [(body.get("incomplete_details") or {}).get("reason") or "incomplete"]
+        rec.finish_reasons = (
+            ["length"]
+            if rec.truncated
+            else [(body.get("incomplete_details") or {}).get("reason") or "incomplete"]
+        )
 
 
 def _messages(rec: Recorded, body: Any, stream: bool) -> None:
@@ -179,8 +201,14 @@ def _messages(rec: Recorded, body: Any, stream: bool) -> None:
                 msg["usage"] = {**msg.get("usage", {}), **(event.get("usage") or {})}
         body = msg
     _anthropic_usage(rec, body.get("usage"))
-    rec.texts = ["".join(b.get("text") or "" for b in body.get("content") or () if b.get("type") == "text")]
-    rec.tool_args = [b.get("partial") or json.dumps(b.get("input") or {}) for b in body.get("content") or () if b.get("type") == "tool_use"]
+    rec.texts = [
+        "".join(b.get("text") or "" for b in body.get("content") or () if b.get("type") == "text")
+    ]
+    rec.tool_args = [
+        b.get("partial") or json.dumps(b.get("input") or {})
+        for b in body.get("content") or ()
+        if b.get("type") == "tool_use"
+    ]
     reason = body.get("stop_reason")
     rec.finish_reasons = [reason] if reason else []
     rec.truncated = reason == "max_tokens"
@@ -191,7 +219,13 @@ def _embeddings(rec: Recorded, body: Any, stream: bool) -> None:
     _openai_usage(rec, body.get("usage"))
 
 
-_READERS = {"chat": _chat, "responses": _responses, "messages": _messages, "beta messages": _messages, "embeddings": _embeddings}
+_READERS = {
+    "chat": _chat,
+    "responses": _responses,
+    "messages": _messages,
+    "beta messages": _messages,
+    "embeddings": _embeddings,
+}
 
 
 def recorded(kind: str, response: dict[str, Any]) -> Recorded:
@@ -211,15 +245,23 @@ def _endpoint(uri: str) -> tuple[str, str, str, dict[str, str]]:
     for suffix, (sdk, kind) in ENDPOINTS.items():
         if parts.path.endswith(suffix):
             base = f"{parts.scheme}://{parts.netloc}{parts.path[: -len(suffix)]}"
-            query = {k: v[0] for k, v in parse_qs(parts.query).items()} if "azure" in parts.netloc else {}
+            query = (
+                {k: v[0] for k, v in parse_qs(parts.query).items()}
+                if "azure" in parts.netloc
+                else {}
+            )
             return sdk, kind, base, query
     raise AssertionError(f"unknown endpoint {uri}")
 
 
 @lru_cache(maxsize=None)
-def _client(sdk: str, base_url: str, query: tuple[tuple[str, str], ...], tracer_provider: Any) -> Any:
+def _client(
+    sdk: str, base_url: str, query: tuple[tuple[str, str], ...], tracer_provider: Any
+) -> Any:
     if sdk == "anthropic":  # the SDK's own tracing on, into the same exporter: it must stay silent
-        return anthropic.Anthropic(base_url=base_url, api_key="x", open_telemetry={"tracer_provider": tracer_provider})
+        return anthropic.Anthropic(
+            base_url=base_url, api_key="x", open_telemetry={"tracer_provider": tracer_provider}
+        )
     return openai.OpenAI(base_url=base_url, api_key="x", default_query=dict(query) or None)
 
 
@@ -255,7 +297,9 @@ def instrumentation() -> Iterator[tuple[TracerProvider, InMemorySpanExporter]]:
     """Both instrumentors feeding the whole signal pipeline, spans kept in memory."""
     exporter = InMemorySpanExporter()
     meter = MeterProvider().get_meter("cassettes")
-    pipeline = SignalPipeline(build_stages(Options.resolve({}), meter, b"salt"), downstream=SimpleSpanProcessor(exporter))
+    pipeline = SignalPipeline(
+        build_stages(Options.resolve({}), meter, b"salt"), downstream=SimpleSpanProcessor(exporter)
+    )
     tp = TracerProvider()
     tp.add_span_processor(pipeline)
     telemetry = Telemetry(tp, meter, salt=b"salt")
@@ -277,13 +321,19 @@ def instrumented() -> Iterator[tuple[TracerProvider, InMemorySpanExporter]]:
 
 
 def _genai(exporter: InMemorySpanExporter) -> list[Any]:
-    return [s for s in exporter.get_finished_spans() if "gen_ai.operation.name" in (s.attributes or {})]
+    return [
+        s for s in exporter.get_finished_spans() if "gen_ai.operation.name" in (s.attributes or {})
+    ]
 
 
 def _requested_json(kind: str, body: dict[str, Any]) -> bool:
-    fmt = body.get("response_format") or (body.get("text") or {}).get("format") or body.get("output_format") or (
-        body.get("output_config") or {}
-    ).get("format") or {}
+    fmt = (
+        body.get("response_format")
+        or (body.get("text") or {}).get("format")
+        or body.get("output_format")
+        or (body.get("output_config") or {}).get("format")
+        or {}
+    )
     return fmt.get("type") in ("json_object", "json_schema")
 
 
@@ -295,7 +345,9 @@ def _parses(text: str) -> bool:
     return True
 
 
-def check_span(kind: str, body: dict[str, Any], rec: Recorded, attrs: dict[str, Any], where: str) -> None:
+def check_span(
+    kind: str, body: dict[str, Any], rec: Recorded, attrs: dict[str, Any], where: str
+) -> None:
     """The span against the recorded body (see module docstring)."""
     if rec.status >= 400:
         assert attrs.get("error.type"), where
@@ -311,7 +363,9 @@ def check_span(kind: str, body: dict[str, Any], rec: Recorded, attrs: dict[str, 
         assert attrs["frictionlens.output.refusal"] is True, where
     if rec.tool_args:
         assert attrs["frictionlens.output.format.expected"] == "tool_call", where
-        assert attrs["frictionlens.output.format.valid"] is all(_parses(a) for a in rec.tool_args), where
+        assert attrs["frictionlens.output.format.valid"] is all(
+            _parses(a) for a in rec.tool_args
+        ), where
     elif _requested_json(kind, body) and not rec.refusal:
         assert attrs["frictionlens.output.format.expected"] in ("json", "json_schema"), where
         if not rec.truncated:
@@ -361,7 +415,9 @@ def replay(path: Path, tp: Any, exporter: InMemorySpanExporter) -> list[Replayed
             assert len(spans) == 1, (where, [s.name for s in spans])
             attrs = dict(spans[0].attributes)
             label = f"{attrs['gen_ai.provider.name']} {label}"
-            assert attrs["frictionlens.retry.count"] == cassette.play_count - played - 1, where  # attempts beyond the first
+            assert attrs["frictionlens.retry.count"] == cassette.play_count - played - 1, (
+                where
+            )  # attempts beyond the first
             check_span(kind, body, rec, attrs, where)
             done.append(Replayed(label, attrs, rec))
     return done
@@ -378,7 +434,11 @@ def corpus(shared_dir: Path) -> Path:
 @pytest.mark.parametrize(
     "name",
     [pytest.param(name, id=name.rsplit("/cassettes/", 1)[-1]) for name in CASSETTES]
-    or [pytest.param("", marks=pytest.mark.skip(reason="the shared recorded-traffic corpus is absent"))],
+    or [
+        pytest.param(
+            "", marks=pytest.mark.skip(reason="the shared recorded-traffic corpus is absent")
+        )
+    ],
 )
 def test_cassette_replays(name: str, corpus: Path, instrumented: Any) -> None:
     tp, exporter = instrumented
@@ -389,8 +449,17 @@ def test_cassette_replays(name: str, corpus: Path, instrumented: Any) -> None:
 
 def main() -> None:
     """Replay the whole corpus and print, per SDK endpoint, the calls and what their spans say."""
-    columns = ("calls", "recorded error", "truncated", "refusal (recorded)", "refusal (text cue only)",
-               "tool calls", "JSON expected", "format invalid", "SDK retries")
+    columns = (
+        "calls",
+        "recorded error",
+        "truncated",
+        "refusal (recorded)",
+        "refusal (text cue only)",
+        "tool calls",
+        "JSON expected",
+        "format invalid",
+        "SDK retries",
+    )
     table: dict[str, Counter[str]] = {}
     files = 0
     with instrumentation() as (tp, exporter):
@@ -403,9 +472,14 @@ def main() -> None:
                 row["recorded error"] += call.recorded.status >= 400
                 row["truncated"] += bool(a.get("frictionlens.output.truncated"))
                 row["refusal (recorded)"] += call.recorded.refusal
-                row["refusal (text cue only)"] += bool(a.get("frictionlens.output.refusal")) and not call.recorded.refusal
+                row["refusal (text cue only)"] += (
+                    bool(a.get("frictionlens.output.refusal")) and not call.recorded.refusal
+                )
                 row["tool calls"] += bool(call.recorded.tool_args)
-                row["JSON expected"] += a.get("frictionlens.output.format.expected") in ("json", "json_schema")
+                row["JSON expected"] += a.get("frictionlens.output.format.expected") in (
+                    "json",
+                    "json_schema",
+                )
                 row["format invalid"] += a.get("frictionlens.output.format.valid") is False
                 row["SDK retries"] += a.get("frictionlens.retry.count", 0)
     print(f"{files} cassettes, {sum(r['calls'] for r in table.values())} calls\n")

@@ -63,13 +63,21 @@ def _request(*spans: dict[str, Any], service: str = "go-app") -> ExportTraceServ
     pb_spans = []
     for attrs in spans:
         n = next(_ids)
-        pb_spans.append(Span(
-            trace_id=n.to_bytes(16, "big"), span_id=n.to_bytes(8, "big"), name="chat gpt-4o-mini",
-            kind=Span.SPAN_KIND_CLIENT, start_time_unix_nano=now - 1_000_000, end_time_unix_nano=now,
-            attributes=[KeyValue(key=k, value=_value(v)) for k, v in attrs.items()],
-        ))
+        pb_spans.append(
+            Span(
+                trace_id=n.to_bytes(16, "big"),
+                span_id=n.to_bytes(8, "big"),
+                name="chat gpt-4o-mini",
+                kind=Span.SPAN_KIND_CLIENT,
+                start_time_unix_nano=now - 1_000_000,
+                end_time_unix_nano=now,
+                attributes=[KeyValue(key=k, value=_value(v)) for k, v in attrs.items()],
+            )
+        )
     resource = ResourceSpans(scope_spans=[ScopeSpans(spans=pb_spans)])
-    resource.resource.attributes.append(KeyValue(key="service.name", value=AnyValue(string_value=service)))
+    resource.resource.attributes.append(
+        KeyValue(key="service.name", value=AnyValue(string_value=service))
+    )
     return ExportTraceServiceRequest(resource_spans=[resource])
 
 
@@ -87,22 +95,43 @@ def _json_request(*spans: dict[str, Any]) -> bytes:
     out = []
     for attrs in spans:
         n = next(_ids)
-        out.append({
-            "traceId": f"{n:032x}", "spanId": f"{n:016x}", "name": "chat gpt-4o-mini", "kind": 3,
-            "startTimeUnixNano": str(now - 1_000_000), "endTimeUnixNano": str(now),
-            "attributes": [{"key": k, "value": value(v)} for k, v in attrs.items()],
-        })
-    doc = {"resourceSpans": [{
-        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "node-app"}}]},
-        "scopeSpans": [{"scope": {"name": "hand-made"}, "spans": out}],
-    }]}
+        out.append(
+            {
+                "traceId": f"{n:032x}",
+                "spanId": f"{n:016x}",
+                "name": "chat gpt-4o-mini",
+                "kind": 3,
+                "startTimeUnixNano": str(now - 1_000_000),
+                "endTimeUnixNano": str(now),
+                "attributes": [{"key": k, "value": value(v)} for k, v in attrs.items()],
+            }
+        )
+    doc = {
+        "resourceSpans": [
+            {
+                "resource": {
+                    "attributes": [{"key": "service.name", "value": {"stringValue": "node-app"}}]
+                },
+                "scopeSpans": [{"scope": {"name": "hand-made"}, "spans": out}],
+            }
+        ]
+    }
     return json.dumps(doc).encode()
 
 
-def _post(url: str, body: bytes, content_type: str = PROTOBUF, headers: dict[str, str] | None = None,
-          context: ssl.SSLContext | None = None) -> tuple[int, dict[str, str], bytes]:
-    req = urllib.request.Request(url + "/v1/traces", data=body, method="POST",
-                                 headers={"Content-Type": content_type, **(headers or {})})
+def _post(
+    url: str,
+    body: bytes,
+    content_type: str = PROTOBUF,
+    headers: dict[str, str] | None = None,
+    context: ssl.SSLContext | None = None,
+) -> tuple[int, dict[str, str], bytes]:
+    req = urllib.request.Request(
+        url + "/v1/traces",
+        data=body,
+        method="POST",
+        headers={"Content-Type": content_type, **(headers or {})},
+    )
     try:
         with urllib.request.urlopen(req, timeout=10, context=context) as resp:
             return resp.status, dict(resp.headers), resp.read()
@@ -117,12 +146,20 @@ def _grpc_export(channel: grpc.Channel, body: bytes, metadata: tuple = ()) -> An
 
 
 def _calls(spans: list[dict[str, Any]], conversation: str) -> list[dict[str, Any]]:
-    return [s for s in spans if s["attributes"].get(semconv.GEN_AI_CONVERSATION_ID) == conversation
-            and s["name"] != semconv.CONVERSATION_SPAN]
+    return [
+        s
+        for s in spans
+        if s["attributes"].get(semconv.GEN_AI_CONVERSATION_ID) == conversation
+        and s["name"] != semconv.CONVERSATION_SPAN
+    ]
 
 
 def _summaries(spans: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    return {s["attributes"][semconv.CONVERSATION_ID]: s["attributes"] for s in spans if s["name"] == semconv.CONVERSATION_SPAN}
+    return {
+        s["attributes"][semconv.CONVERSATION_ID]: s["attributes"]
+        for s in spans
+        if s["name"] == semconv.CONVERSATION_SPAN
+    }
 
 
 # -- the collector as a real subprocess --------------------------------------------------
@@ -130,16 +167,38 @@ class _Process:
     """``frictionlens collector`` forwarding over OTLP/gRPC to ``sink``."""
 
     def __init__(self, sink: CapturedOTLP, cwd: Path, *args: str) -> None:
-        env = {**os.environ, "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_METRIC_EXPORT_INTERVAL": "60000"}
+        env = {
+            **os.environ,
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+            "OTEL_METRIC_EXPORT_INTERVAL": "60000",
+        }
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "frictionlens.cli", "collector", "--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0",
-             "--forward", f"http://{sink.grpc_endpoint}", *args],
-            cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-m",
+                "frictionlens.cli",
+                "collector",
+                "--grpc",
+                "127.0.0.1:0",
+                "--http",
+                "127.0.0.1:0",
+                "--forward",
+                f"http://{sink.grpc_endpoint}",
+                *args,
+            ],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
 
     def ready(self) -> _Process:
         line = self.proc.stdout.readline() if self.proc.stdout else ""
-        assert line.startswith("frictionlens collector:"), (line, self.proc.stderr.read() if self.proc.stderr else "")
+        assert line.startswith("frictionlens collector:"), (
+            line,
+            self.proc.stderr.read() if self.proc.stderr else "",
+        )
         fields = dict(part.split("=", 1) for part in line.split()[2:])
         self.grpc, self.http = fields["grpc"], fields["http"]
         return self
@@ -158,10 +217,21 @@ def test_raw_otlp_from_outside_python_comes_out_enriched(tmp_path):
         collector = _Process(sink, tmp_path).ready()
         try:
             with grpc.insecure_channel(collector.grpc) as channel:
-                _grpc_export(channel, _request(_call("conv-grpc"), _call("conv-grpc", abandoned=True)).SerializeToString())
-            status, _, _ = _post(collector.http, _request(_call("conv-http"), _call("conv-http")).SerializeToString())
+                _grpc_export(
+                    channel,
+                    _request(
+                        _call("conv-grpc"), _call("conv-grpc", abandoned=True)
+                    ).SerializeToString(),
+                )
+            status, _, _ = _post(
+                collector.http, _request(_call("conv-http"), _call("conv-http")).SerializeToString()
+            )
             assert status == 200
-            status, _, body = _post(collector.http, _json_request(_call("conv-json", abandoned=True)), "application/json")
+            status, _, body = _post(
+                collector.http,
+                _json_request(_call("conv-json", abandoned=True)),
+                "application/json",
+            )
             assert (status, json.loads(body)) == (200, {})
             status, _, _ = _post(collector.http, _request(enriched_in_app).SerializeToString())
             assert status == 200
@@ -174,7 +244,10 @@ def test_raw_otlp_from_outside_python_comes_out_enriched(tmp_path):
 
     grpc_calls = _calls(spans, "conv-grpc")
     assert [s["attributes"][semconv.CONVERSATION_ID] for s in grpc_calls] == ["conv-grpc"] * 2
-    assert [s["attributes"].get(semconv.FRICTION_KIND) for s in grpc_calls] == [None, semconv.FRICTION_STREAM_ABANDON]
+    assert [s["attributes"].get(semconv.FRICTION_KIND) for s in grpc_calls] == [
+        None,
+        semconv.FRICTION_STREAM_ABANDON,
+    ]
     assert [s["attributes"][semconv.REVIEW_NEEDED] for s in grpc_calls] == [False, True]
     assert all(s["attributes"][semconv.REVIEW_NEEDED] is False for s in _calls(spans, "conv-http"))
     (json_call,) = _calls(spans, "conv-json")
@@ -186,7 +259,9 @@ def test_raw_otlp_from_outside_python_comes_out_enriched(tmp_path):
 
     summaries = _summaries(spans)
     assert set(summaries) == {"conv-grpc", "conv-http", "conv-json"}
-    assert summaries["conv-grpc"][semconv.CONVERSATION_END_REASON] == semconv.CONVERSATION_END_SHUTDOWN
+    assert (
+        summaries["conv-grpc"][semconv.CONVERSATION_END_REASON] == semconv.CONVERSATION_END_SHUTDOWN
+    )
     assert summaries["conv-grpc"][semconv.REVIEW_NEEDED] is True
     assert summaries["conv-http"][semconv.CONVERSATION_CALLS] == 2
 
@@ -202,8 +277,13 @@ def sink() -> Iterator[CapturedOTLP]:
 
 
 def _gateway(forward: str, **kwargs: Any) -> Gateway:
-    return Gateway(grpc_endpoint="127.0.0.1:0", http_endpoint="127.0.0.1:0", forward=forward,
-                   options=collector_options(), **kwargs)
+    return Gateway(
+        grpc_endpoint="127.0.0.1:0",
+        http_endpoint="127.0.0.1:0",
+        forward=forward,
+        options=collector_options(),
+        **kwargs,
+    )
 
 
 def test_malformed_input_is_refused_clearly_and_the_server_stays_up(sink):
@@ -212,18 +292,27 @@ def test_malformed_input_is_refused_clearly_and_the_server_stays_up(sink):
         status, _, body = _post(url, b"\x0a\xff\xff\xff\xff\xff")
         assert status == 400 and b"malformed ExportTraceServiceRequest" in body
         status, _, body = _post(url, b'{"resourceSpans": [{"scopeSpans": 7}]}', "application/json")
-        assert status == 400 and b"malformed ExportTraceServiceRequest" in json.loads(body)["message"].encode()
+        assert (
+            status == 400
+            and b"malformed ExportTraceServiceRequest" in json.loads(body)["message"].encode()
+        )
         with grpc.insecure_channel(gw.receiver.grpc_endpoint) as channel:
             with pytest.raises(grpc.RpcError) as err:
                 _grpc_export(channel, b"\x0a\xff\xff\xff")
             assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
             assert "malformed ExportTraceServiceRequest" in err.value.details()
-            req = urllib.request.Request(url + "/v1/metrics", data=b"", method="POST", headers={"Content-Type": PROTOBUF})
+            req = urllib.request.Request(
+                url + "/v1/metrics", data=b"", method="POST", headers={"Content-Type": PROTOBUF}
+            )
             with pytest.raises(urllib.error.HTTPError) as http_err:
                 urllib.request.urlopen(req, timeout=10)
             assert http_err.value.code == 404 and b"/v1/traces" in http_err.value.read()
-            _grpc_export(channel, _request(_call("after-bad-input", abandoned=True)).SerializeToString())
-        sink.wait_for_spans(lambda s: s["attributes"].get(semconv.FRICTION_KIND) == semconv.FRICTION_STREAM_ABANDON)
+            _grpc_export(
+                channel, _request(_call("after-bad-input", abandoned=True)).SerializeToString()
+            )
+        sink.wait_for_spans(
+            lambda s: s["attributes"].get(semconv.FRICTION_KIND) == semconv.FRICTION_STREAM_ABANDON
+        )
 
 
 def test_bearer_token(sink):
@@ -249,10 +338,28 @@ def certificate(tmp_path) -> tuple[str, str]:
         pytest.skip("the openssl command is needed to make a self-signed certificate")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-         "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+        ],
+        check=True,
+        capture_output=True,
     )
     return str(cert), str(key)
 
@@ -264,13 +371,19 @@ def test_tls(sink, certificate):
         url = gw.receiver.http_url
         assert url.startswith("https://")
         assert _post(url, body, context=ssl.create_default_context(cafile=cert))[0] == 200
-        with pytest.raises(urllib.error.URLError):  # an unknown certificate is refused by the client
+        with pytest.raises(
+            urllib.error.URLError
+        ):  # an unknown certificate is refused by the client
             _post(url, body, context=ssl.create_default_context())
         credentials = grpc.ssl_channel_credentials(root_certificates=Path(cert).read_bytes())
         with grpc.secure_channel(gw.receiver.grpc_endpoint, credentials) as channel:
             _grpc_export(channel, body)
         sink.wait_for_spans(2)
-    assert {s["attributes"][semconv.CONVERSATION_ID] for s in sink.spans() if s["name"] != semconv.CONVERSATION_SPAN} == {"secure"}
+    assert {
+        s["attributes"][semconv.CONVERSATION_ID]
+        for s in sink.spans()
+        if s["name"] != semconv.CONVERSATION_SPAN
+    } == {"secure"}
 
 
 def test_back_pressure_with_a_blocked_downstream_then_the_sdk_exporter_retries():
@@ -311,10 +424,16 @@ def test_back_pressure_with_a_blocked_downstream_then_the_sdk_exporter_retries()
             # an instrumented Python app's standard exporter, refused now, retries and gets in
             provider = TracerProvider()
             provider.add_span_processor(SimpleSpanProcessor(InMemorySpanExporter()))
-            with provider.get_tracer("app").start_as_current_span("chat gpt-4o-mini", attributes=_call("sdk-app", abandoned=True)):
+            with provider.get_tracer("app").start_as_current_span(
+                "chat gpt-4o-mini", attributes=_call("sdk-app", abandoned=True)
+            ):
                 pass
-            app_spans = provider._active_span_processor._span_processors[0].span_exporter.get_finished_spans()  # pylint: disable=protected-access
-            exporter = OTLPSpanExporter(endpoint=gw.receiver.grpc_endpoint, insecure=True, timeout=20)
+            app_spans = provider._active_span_processor._span_processors[
+                0
+            ].span_exporter.get_finished_spans()  # pylint: disable=protected-access
+            exporter = OTLPSpanExporter(
+                endpoint=gw.receiver.grpc_endpoint, insecure=True, timeout=20
+            )
             result: list[SpanExportResult] = []
             app = threading.Thread(target=lambda: result.append(exporter.export(app_spans)))
             app.start()
@@ -324,12 +443,23 @@ def test_back_pressure_with_a_blocked_downstream_then_the_sdk_exporter_retries()
             app.join(20)
             assert result == [SpanExportResult.SUCCESS]
         totals = gw.totals
-    received = [s for req in arrived for rs in req.resource_spans for ss in rs.scope_spans for s in ss.spans]
+    received = [
+        s for req in arrived for rs in req.resource_spans for ss in rs.scope_spans for s in ss.spans
+    ]
     assert len([s for s in received if s.name == "chat gpt-4o-mini"]) == 16
     assert totals[semconv.COLLECTOR_REFUSED] >= 10 + 1  # 5 HTTP + 5 gRPC + the app's first tries
     assert totals[semconv.COLLECTOR_PROCESSED] == 16
-    app_span = next(s for s in received if any(kv.key == semconv.GEN_AI_CONVERSATION_ID and kv.value.string_value == "sdk-app" for kv in s.attributes))
-    assert {kv.key: kv.value.string_value for kv in app_span.attributes}[semconv.FRICTION_KIND] == semconv.FRICTION_STREAM_ABANDON
+    app_span = next(
+        s
+        for s in received
+        if any(
+            kv.key == semconv.GEN_AI_CONVERSATION_ID and kv.value.string_value == "sdk-app"
+            for kv in s.attributes
+        )
+    )
+    assert {kv.key: kv.value.string_value for kv in app_span.attributes}[
+        semconv.FRICTION_KIND
+    ] == semconv.FRICTION_STREAM_ABANDON
 
 
 def test_grpc_forward_merges_the_findings_into_the_spans_as_received(sink, monkeypatch):
@@ -337,26 +467,43 @@ def test_grpc_forward_merges_the_findings_into_the_spans_as_received(sink, monke
     the stages found (attributes and evaluation events); a value a stage recomputes replaces
     the sender's, once."""
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
-    gw = Gateway(grpc_endpoint="127.0.0.1:0", http_endpoint=None, forward=f"http://{sink.grpc_endpoint}",
-                 options=collector_options())
+    gw = Gateway(
+        grpc_endpoint="127.0.0.1:0",
+        http_endpoint=None,
+        forward=f"http://{sink.grpc_endpoint}",
+        options=collector_options(),
+    )
     stale = _call("conv-m", abandoned=True, **{semconv.CONVERSATION_ID: "stale", "app.extra": 7})
     with gw, grpc.insecure_channel(gw.receiver.grpc_endpoint) as channel:
         _grpc_export(channel, _request(_call("conv-m"), stale).SerializeToString())
         sink.wait_for_spans(2)
-    received = [s for req in sink.requests("traces") for rs in req.resource_spans for ss in rs.scope_spans
-                for s in ss.spans if s.name == "chat gpt-4o-mini"]
+    received = [
+        s
+        for req in sink.requests("traces")
+        for rs in req.resource_spans
+        for ss in rs.scope_spans
+        for s in ss.spans
+        if s.name == "chat gpt-4o-mini"
+    ]
     first, second = sorted(received, key=lambda s: s.span_id)
     keys = [kv.key for kv in second.attributes]
-    assert keys[:len(stale) - 1] == [k for k in stale if k != semconv.CONVERSATION_ID]  # as sent, in order
+    assert keys[: len(stale) - 1] == [
+        k for k in stale if k != semconv.CONVERSATION_ID
+    ]  # as sent, in order
     assert keys.count(semconv.CONVERSATION_ID) == 1
     attrs = {kv.key: kv.value for kv in second.attributes}
-    assert attrs[semconv.CONVERSATION_ID].string_value == "conv-m" and attrs["app.extra"].int_value == 7
+    assert (
+        attrs[semconv.CONVERSATION_ID].string_value == "conv-m"
+        and attrs["app.extra"].int_value == 7
+    )
     assert attrs[semconv.FRICTION_KIND].string_value == semconv.FRICTION_STREAM_ABANDON
     assert attrs[semconv.REVIEW_NEEDED].bool_value is True
     (event,) = second.events
     labels = {kv.key: kv.value.string_value for kv in event.attributes}
     assert (event.name, labels[semconv.GEN_AI_EVALUATION_SCORE_LABEL]) == (
-        semconv.GEN_AI_EVALUATION_RESULT, semconv.FRICTION_STREAM_ABANDON)
+        semconv.GEN_AI_EVALUATION_RESULT,
+        semconv.FRICTION_STREAM_ABANDON,
+    )
     assert {kv.key: kv.value.bool_value for kv in first.attributes}[semconv.REVIEW_NEEDED] is False
     assert not first.events
 
@@ -365,10 +512,16 @@ def test_signal_sampling_in_the_collector_forwards_flagged_conversations_only(si
     """With sampling on, spans held back and released later go out beside the ones forwarded
     as received (gRPC forward); held spans of unflagged conversations do not."""
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
-    gw = Gateway(grpc_endpoint="127.0.0.1:0", http_endpoint=None, forward=f"http://{sink.grpc_endpoint}",
-                 options=collector_options(sample_rate=0.0))
+    gw = Gateway(
+        grpc_endpoint="127.0.0.1:0",
+        http_endpoint=None,
+        forward=f"http://{sink.grpc_endpoint}",
+        options=collector_options(sample_rate=0.0),
+    )
     with gw, grpc.insecure_channel(gw.receiver.grpc_endpoint) as channel:
-        _grpc_export(channel, _request(_call("later-flagged"), _call("never-flagged")).SerializeToString())
+        _grpc_export(
+            channel, _request(_call("later-flagged"), _call("never-flagged")).SerializeToString()
+        )
         deadline = time.monotonic() + 10
         while gw.totals.get(semconv.COLLECTOR_PROCESSED, 0) < 2 and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -383,10 +536,18 @@ def test_signal_sampling_in_the_collector_forwards_flagged_conversations_only(si
 
 def test_learned_state_is_kept_in_the_data_dir(sink, tmp_path):
     data = tmp_path / "collector-state"
-    gateway = Gateway(grpc_endpoint=None, http_endpoint="127.0.0.1:0", forward=sink.http_url,
-                      options=collector_options(data_dir=data), persist=True)
+    gateway = Gateway(
+        grpc_endpoint=None,
+        http_endpoint="127.0.0.1:0",
+        forward=sink.http_url,
+        options=collector_options(data_dir=data),
+        persist=True,
+    )
     with gateway as gw:
-        assert _post(gw.receiver.http_url, _request(*[_call("kept")] * 3).SerializeToString())[0] == 200
+        assert (
+            _post(gw.receiver.http_url, _request(*[_call("kept")] * 3).SerializeToString())[0]
+            == 200
+        )
         sink.wait_for_spans(3)
     sections = json.loads((data / "state.json").read_text())["sections"]
     assert {"drift", "trajectory"} <= set(sections)
@@ -405,7 +566,10 @@ def _traffic() -> list[tuple[str, ExportTraceServiceRequest]]:
             conv = f"conv-{c}"
             out.append((conv, _request(_call(conv, abandoned=rnd.random() < 0.2))))
             if rnd.random() < 0.15:
-                feedback = {semconv.FEEDBACK_KIND: semconv.FEEDBACK_THUMBS_DOWN, semconv.FEEDBACK_CONVERSATION_ID: conv}
+                feedback = {
+                    semconv.FEEDBACK_KIND: semconv.FEEDBACK_THUMBS_DOWN,
+                    semconv.FEEDBACK_CONVERSATION_ID: conv,
+                }
                 req = _request(feedback)
                 req.resource_spans[0].scope_spans[0].spans[0].name = semconv.FEEDBACK_SPAN
                 out.append((conv, req))
@@ -419,11 +583,21 @@ def _signals(spans: list[dict[str, Any]]) -> dict[str, Any]:
         a = s["attributes"]
         if s["name"] == semconv.CONVERSATION_SPAN:
             continue
-        per.setdefault(a[semconv.CONVERSATION_ID], []).append((s["name"], a.get(semconv.FRICTION_KIND), a[semconv.REVIEW_NEEDED]))
-    keep = (semconv.CONVERSATION_CALLS, semconv.CONVERSATION_OUTCOME, semconv.REVIEW_NEEDED, semconv.REVIEW_REASON,
-            semconv.FRICTION_SCORE)
-    summaries = {conv: {k: a.get(k) for k in keep} | {k: v for k, v in a.items() if k.startswith(semconv.CONVERSATION_FRICTION_PREFIX)}
-                 for conv, a in _summaries(spans).items()}
+        per.setdefault(a[semconv.CONVERSATION_ID], []).append(
+            (s["name"], a.get(semconv.FRICTION_KIND), a[semconv.REVIEW_NEEDED])
+        )
+    keep = (
+        semconv.CONVERSATION_CALLS,
+        semconv.CONVERSATION_OUTCOME,
+        semconv.REVIEW_NEEDED,
+        semconv.REVIEW_REASON,
+        semconv.FRICTION_SCORE,
+    )
+    summaries = {
+        conv: {k: a.get(k) for k in keep}
+        | {k: v for k, v in a.items() if k.startswith(semconv.CONVERSATION_FRICTION_PREFIX)}
+        for conv, a in _summaries(spans).items()
+    }
     return {"spans": per, "summaries": summaries}
 
 
@@ -488,10 +662,24 @@ def test_rotel_with_the_frictionlens_processor(sink):
     grpc_port = _free_port()
     sites = os.pathsep.join([sysconfig.get_paths()["purelib"], *site.getsitepackages()])
     proc = subprocess.Popen(
-        [str(agent), "start", "--otlp-grpc-endpoint", f"127.0.0.1:{grpc_port}", "--otlp-http-endpoint",
-         f"127.0.0.1:{_free_port()}", "--exporter", "otlp", "--otlp-exporter-endpoint", f"http://{sink.grpc_endpoint}",
-         "--otlp-with-trace-processor", processor_module.__file__],
-        env={**os.environ, "FRICTIONLENS_ROTEL_SITE": sites, "PYTHONHOME": _python_home(linked)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            str(agent),
+            "start",
+            "--otlp-grpc-endpoint",
+            f"127.0.0.1:{grpc_port}",
+            "--otlp-http-endpoint",
+            f"127.0.0.1:{_free_port()}",
+            "--exporter",
+            "otlp",
+            "--otlp-exporter-endpoint",
+            f"http://{sink.grpc_endpoint}",
+            "--otlp-with-trace-processor",
+            processor_module.__file__,
+        ],
+        env={**os.environ, "FRICTIONLENS_ROTEL_SITE": sites, "PYTHONHOME": _python_home(linked)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 20
@@ -499,7 +687,12 @@ def test_rotel_with_the_frictionlens_processor(sink):
             grpc.channel_ready_future(channel).result(timeout=20)
             while True:  # the agent accepts before its Python processor is loaded
                 try:
-                    _grpc_export(channel, _request(_call("via-rotel"), _call("via-rotel", abandoned=True)).SerializeToString())
+                    _grpc_export(
+                        channel,
+                        _request(
+                            _call("via-rotel"), _call("via-rotel", abandoned=True)
+                        ).SerializeToString(),
+                    )
                     break
                 except grpc.RpcError:
                     if time.monotonic() > deadline:
@@ -510,5 +703,8 @@ def test_rotel_with_the_frictionlens_processor(sink):
         proc.terminate()
         output, _ = proc.communicate(timeout=20)
     calls = _calls(spans, "via-rotel")
-    assert [s["attributes"].get(semconv.FRICTION_KIND) for s in calls] == [None, semconv.FRICTION_STREAM_ABANDON], output
+    assert [s["attributes"].get(semconv.FRICTION_KIND) for s in calls] == [
+        None,
+        semconv.FRICTION_STREAM_ABANDON,
+    ], output
     assert [s["attributes"][semconv.REVIEW_NEEDED] for s in calls] == [False, True]

@@ -17,9 +17,15 @@ def _sums(reader: InMemoryMetricReader) -> dict[tuple[str, tuple[tuple[str, obje
         for sm in rm.scope_metrics:
             for metric in sm.metrics:
                 for point in metric.data.data_points:
-                    key = tuple(sorted((k, tuple(v) if isinstance(v, (list, tuple)) else v)
-                                       for k, v in point.attributes.items()))
-                    out[(metric.name, key)] = getattr(point, "value", None) or getattr(point, "sum", None)
+                    key = tuple(
+                        sorted(
+                            (k, tuple(v) if isinstance(v, (list, tuple)) else v)
+                            for k, v in point.attributes.items()
+                        )
+                    )
+                    out[(metric.name, key)] = getattr(point, "value", None) or getattr(
+                        point, "sum", None
+                    )
     return out
 
 
@@ -41,7 +47,10 @@ def test_counter_sums_equal_direct_adds_and_arrive_only_on_flush():
     meter = BatchingMeter(MeterProvider(metric_readers=[batched]).get_meter("t"))
     _adds(meter)
     waiting = _sums(batched)
-    assert ("test.events", (("kind", "retry"), ("model", "m"))) not in waiting  # held until the batch ends
+    assert (
+        "test.events",
+        (("kind", "retry"), ("model", "m")),
+    ) not in waiting  # held until the batch ends
     assert waiting[("test.events", (("tags", ("a", "b")),))] == 300  # passed straight on
     meter.flush()
     assert _sums(batched) == _sums(direct)

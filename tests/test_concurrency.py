@@ -64,25 +64,37 @@ def converse_sync(client: openai.OpenAI, i: int) -> None:
     answers: list[str] = []
     with _session(i):
         for sent in requests(i, answers):
-            answers.append(client.chat.completions.create(model="m", messages=sent).choices[0].message.content)
+            answers.append(
+                client.chat.completions.create(model="m", messages=sent).choices[0].message.content
+            )
 
 
 async def converse_async(client: openai.AsyncOpenAI, i: int) -> None:
     answers: list[str] = []
     with _session(i):
         for sent in requests(i, answers):
-            answers.append((await client.chat.completions.create(model="m", messages=sent)).choices[0].message.content)
+            answers.append(
+                (await client.chat.completions.create(model="m", messages=sent))
+                .choices[0]
+                .message.content
+            )
 
 
 def agent(client: openai.OpenAI, j: int) -> None:
     with frictionlens.task(f"agent-{j}", expected_steps=2):
         msgs: list[Any] = [{"role": "user", "content": f"Look up order {j}"}]
         for _ in range(1 + j % 2):  # odd tasks repeat the identical tool call: redundant
-            call = client.chat.completions.create(model="m", messages=msgs, tools=TOOLS).choices[0].message.tool_calls[0]
+            call = (
+                client.chat.completions.create(model="m", messages=msgs, tools=TOOLS)
+                .choices[0]
+                .message.tool_calls[0]
+            )
             with frictionlens.tool("lookup", call_id=call.id):
                 pass
-        msgs += [{"role": "assistant", "tool_calls": [call.model_dump()]},
-                 {"role": "tool", "tool_call_id": call.id, "content": f"order {j} shipped"}]
+        msgs += [
+            {"role": "assistant", "tool_calls": [call.model_dump()]},
+            {"role": "tool", "tool_call_id": call.id, "content": f"order {j} shipped"},
+        ]
         client.chat.completions.create(model="m", messages=msgs, tools=TOOLS)
 
 
@@ -100,21 +112,42 @@ def signals(exporter: InMemorySpanExporter) -> dict[str, Any]:
     for span in sorted(exporter.get_finished_spans(), key=lambda s: s.start_time):
         a = dict(span.attributes or {})
         if span.name == sc.CONVERSATION_SPAN:
-            summary = sorted((k, v) for k, v in a.items() if k not in (sc.CONVERSATION_END_REASON, sc.CONVERSATION_ID))
+            summary = sorted(
+                (k, v)
+                for k, v in a.items()
+                if k not in (sc.CONVERSATION_END_REASON, sc.CONVERSATION_ID)
+            )
             summaries.setdefault(_base(a[sc.CONVERSATION_ID]), []).append(summary)
         elif span.name.startswith("invoke_agent"):
-            tasks[span.name] = {k: v for k, v in a.items() if k.startswith("frictionlens.trajectory.")
-                                and k not in (sc.TRAJECTORY_DURATION, sc.TRAJECTORY_STEP_SUCCESS_RATE,
-                                              sc.TRAJECTORY_TASK_SUCCESS_RATE, sc.TRAJECTORY_COMPOUNDING)}
+            tasks[span.name] = {
+                k: v
+                for k, v in a.items()
+                if k.startswith("frictionlens.trajectory.")
+                and k
+                not in (
+                    sc.TRAJECTORY_DURATION,
+                    sc.TRAJECTORY_STEP_SUCCESS_RATE,
+                    sc.TRAJECTORY_TASK_SUCCESS_RATE,
+                    sc.TRAJECTORY_COMPOUNDING,
+                )
+            }
         elif span.name.startswith("chat "):
             calls.setdefault(str(a.get(sc.CONVERSATION_ID)), []).append(
-                (a.get(sc.CONVERSATION_TURN), a.get(sc.FRICTION_KIND), a.get(sc.FRICTION_CATEGORY),
-                 a.get(sc.REVIEW_NEEDED)))
+                (
+                    a.get(sc.CONVERSATION_TURN),
+                    a.get(sc.FRICTION_KIND),
+                    a.get(sc.FRICTION_CATEGORY),
+                    a.get(sc.REVIEW_NEEDED),
+                )
+            )
     by_base: dict[str, list[list[tuple]]] = {}
     for key, found in calls.items():
         by_base.setdefault(_base(key), []).append(found)
-    return {"calls": {k: sorted(v) for k, v in by_base.items()}, "summaries": {k: sorted(v) for k, v in summaries.items()},
-            "tasks": tasks}
+    return {
+        "calls": {k: sorted(v) for k, v in by_base.items()},
+        "summaries": {k: sorted(v) for k, v in summaries.items()},
+        "tasks": tasks,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -127,14 +160,20 @@ def run(server: LocalLLMServer, concurrently: bool) -> dict[str, Any]:
     exporter = InMemorySpanExporter()
     tp = TracerProvider()
     tp.add_span_processor(SimpleSpanProcessor(exporter))
-    frictionlens.instrument(tracer_provider=tp, meter_provider=MeterProvider(), providers=["openai"],
-                            salt="fixed: sketches, so rephrase detection, depend on the salt")
+    frictionlens.instrument(
+        tracer_provider=tp,
+        meter_provider=MeterProvider(),
+        providers=["openai"],
+        salt="fixed: sketches, so rephrase detection, depend on the salt",
+    )
     client = openai.OpenAI(base_url=server.openai_base_url, api_key="k", max_retries=0)
     sync_ids = [i for i in range(CONVERSATIONS) if i % 3 != 2]
     async_ids = [i for i in range(CONVERSATIONS) if i % 3 == 2]
 
     async def async_part(gather: bool) -> None:
-        async with openai.AsyncOpenAI(base_url=server.openai_base_url, api_key="k", max_retries=0) as aclient:
+        async with openai.AsyncOpenAI(
+            base_url=server.openai_base_url, api_key="k", max_retries=0
+        ) as aclient:
             if gather:
                 await asyncio.gather(*(converse_async(aclient, i) for i in async_ids))
             else:
@@ -166,8 +205,15 @@ def test_concurrent_calls_give_the_signals_of_a_sequential_run(server):
     concurrent = run(server, concurrently=True)
     assert len(sequential["calls"]) >= CONVERSATIONS and len(sequential["tasks"]) == TASKS
     assert set(sequential["summaries"]) == set(sequential["calls"]) - {"None"}
-    kinds = {call[1] for convos in sequential["calls"].values() for convo in convos for call in convo}
-    assert {None, "regenerate", "correction", "rephrase"} <= kinds  # the run exercises the detectors
+    kinds = {
+        call[1] for convos in sequential["calls"].values() for convo in convos for call in convo
+    }
+    assert {
+        None,
+        "regenerate",
+        "correction",
+        "rephrase",
+    } <= kinds  # the run exercises the detectors
     assert any(t[sc.TRAJECTORY_REDUNDANT_CALLS] for t in sequential["tasks"].values())
     for part in ("calls", "summaries", "tasks"):
         assert concurrent[part] == sequential[part], part

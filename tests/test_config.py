@@ -6,7 +6,11 @@ from frictionlens.config import Options
 
 
 def test_defaults_and_env_and_kwargs_precedence():
-    env = {"FRICTIONLENS_SAMPLE_RATE": "0.5", "FRICTIONLENS_PROVIDERS": "openai", "FRICTIONLENS_EXPORTER": "File"}
+    env = {
+        "FRICTIONLENS_SAMPLE_RATE": "0.5",
+        "FRICTIONLENS_PROVIDERS": "openai",
+        "FRICTIONLENS_EXPORTER": "File",
+    }
     o = Options.resolve({"sample_rate": 0.25}, environ=env)
     assert o.sample_rate == 0.25 and o.providers == ["openai"] and o.exporter == "file"
     assert Options.resolve(environ={}).providers is True
@@ -14,7 +18,9 @@ def test_defaults_and_env_and_kwargs_precedence():
 
 
 def test_capture_content_follows_the_genai_variable():
-    assert Options.resolve(environ={"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "true"}).capture_content
+    assert Options.resolve(
+        environ={"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "true"}
+    ).capture_content
     assert not Options.resolve(environ={}).capture_content
 
 
@@ -41,10 +47,20 @@ def test_learned_state_survives_a_restart(tmp_path):
     import frictionlens
     from frictionlens import runtime
 
-    frictionlens.instrument(data_dir=tmp_path, tracer_provider=TracerProvider(), meter_provider=MeterProvider(), providers=False)
+    frictionlens.instrument(
+        data_dir=tmp_path,
+        tracer_provider=TracerProvider(),
+        meter_provider=MeterProvider(),
+        providers=False,
+    )
     frictionlens.uninstrument()
     saved = json.loads((tmp_path / "state.json").read_text())
     assert {"drift", "trajectory"} <= set(saved["sections"])
     (tmp_path / "state.json").write_text("{corrupt")
-    frictionlens.instrument(data_dir=tmp_path, tracer_provider=TracerProvider(), meter_provider=MeterProvider(), providers=False)
+    frictionlens.instrument(
+        data_dir=tmp_path,
+        tracer_provider=TracerProvider(),
+        meter_provider=MeterProvider(),
+        providers=False,
+    )
     assert runtime.installed() is not None  # a corrupt file is a warning, never a crash

@@ -30,9 +30,15 @@ def _filled(values, size=512, seed=0) -> ReferenceSample:
 
 def test_rank_scores_are_standard_normal_whatever_the_distribution():
     rng = np.random.default_rng(1)
-    for draw in (lambda n: rng.standard_normal(n), lambda n: rng.exponential(size=n), lambda n: rng.lognormal(3, 2, n)):
+    for draw in (
+        lambda n: rng.standard_normal(n),
+        lambda n: rng.exponential(size=n),
+        lambda n: rng.lognormal(3, 2, n),
+    ):
         z = []
-        for seed in range(10):  # one reference is noisy (the calibration knows); their average is not
+        for seed in range(
+            10
+        ):  # one reference is noisy (the calibration knows); their average is not
             ref = _filled(draw(512), seed=seed)
             assert ref.ready
             z += [ref.score(x) for x in draw(1000)]
@@ -72,16 +78,28 @@ def _delay(detector, pre, post) -> int | None:
 def test_mean_cusum_finds_a_one_sigma_shift_both_ways():
     rng = np.random.default_rng(3)
     for sign in (1.0, -1.0):
-        delays = [_delay(MeanVarianceCUSUM(10.0, math.inf), rng.standard_normal(100), rng.standard_normal(200) + sign)
-                  for _ in range(30)]
+        delays = [
+            _delay(
+                MeanVarianceCUSUM(10.0, math.inf),
+                rng.standard_normal(100),
+                rng.standard_normal(200) + sign,
+            )
+            for _ in range(30)
+        ]
         assert None not in delays
         assert statistics.median(delays) <= 28  # theory: (h + 1.166) / (1 - k) ≈ 22
 
 
 def test_variance_cusum_finds_a_doubling():
     rng = np.random.default_rng(4)
-    delays = [_delay(MeanVarianceCUSUM(math.inf, 8.0), rng.standard_normal(100), rng.standard_normal(600) * math.sqrt(2))
-              for _ in range(30)]
+    delays = [
+        _delay(
+            MeanVarianceCUSUM(math.inf, 8.0),
+            rng.standard_normal(100),
+            rng.standard_normal(600) * math.sqrt(2),
+        )
+        for _ in range(30)
+    ]
     assert None not in delays
     assert statistics.median(delays) <= 90  # h / KL(N(0,2) || N(0,1)) ≈ 8 / 0.153 ≈ 52
 
@@ -100,8 +118,10 @@ def test_cusum_run_length_dates_the_change():
 
 def test_ks_distance_matches_the_definition():
     rng = np.random.default_rng(6)
-    for ref, win in ((rng.standard_normal(100), rng.standard_normal(30) + 0.5),
-                     (rng.integers(0, 5, 100).astype(float), rng.integers(0, 5, 30).astype(float))):  # ties
+    for ref, win in (
+        (rng.standard_normal(100), rng.standard_normal(30) + 0.5),
+        (rng.integers(0, 5, 100).astype(float), rng.integers(0, 5, 30).astype(float)),
+    ):  # ties
         ref = np.sort(ref)
         points = np.concatenate([ref, win])
         brute = max(abs((ref <= p).mean() - (win <= p).mean()) for p in points)
@@ -112,7 +132,9 @@ def test_two_window_ks_finds_a_new_mode_that_keeps_the_mean():
     rng = np.random.default_rng(7)
     ref = _filled(rng.standard_normal(512))
     ks = TwoWindowKS(ref, threshold=0.29)
-    bimodal = rng.choice([-1.2, 1.2], 300) + rng.standard_normal(300) * 0.3  # mean 0, variance ≈ 1.5
+    bimodal = (
+        rng.choice([-1.2, 1.2], 300) + rng.standard_normal(300) * 0.3
+    )  # mean 0, variance ≈ 1.5
     assert _delay(ks, rng.standard_normal(256), bimodal) is not None
 
 
@@ -171,7 +193,9 @@ def test_category_change_with_too_many_warmup_values_is_volatile():
 
 def test_content_vector_is_a_cheap_unit_sketch():
     a = content_vector("The logrotate rule keeps seven compressed files of the service log.")
-    b = content_vector("A logrotate rule that keeps seven compressed copies of the service's log file.")
+    b = content_vector(
+        "A logrotate rule that keeps seven compressed copies of the service's log file."
+    )
     c = content_vector("Your refund for order 1234 was issued to the original payment card.")
     assert a.shape == (DIMS,) and a.dtype == np.float64
     assert np.linalg.norm(a) == pytest.approx(1.0)
@@ -185,7 +209,10 @@ def test_content_vector_is_a_cheap_unit_sketch():
 
 def test_bernoulli_runs_of_misses_equal_one_by_one_updates():
     rng = np.random.default_rng(10)
-    one, batched = BernoulliCUSUM(threshold=1e9, warmup=100), BernoulliCUSUM(threshold=1e9, warmup=100)
+    one, batched = (
+        BernoulliCUSUM(threshold=1e9, warmup=100),
+        BernoulliCUSUM(threshold=1e9, warmup=100),
+    )
     for _ in range(60):
         hits = rng.random() < 0.5
         misses = int(rng.integers(0, 70))

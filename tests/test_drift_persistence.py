@@ -36,7 +36,12 @@ def test_state_file_round_trip_is_atomic(tmp_path):
 
 def test_corrupt_or_foreign_file_warns_and_starts_fresh(tmp_path, caplog):
     path = tmp_path / FILE_NAME
-    for content in ('{"version": 1, "sect', '{"version": 99, "sections": {}}', "[1, 2]", b"\xff\xfe\x00"):
+    for content in (
+        '{"version": 1, "sect',
+        '{"version": 99, "sections": {}}',
+        "[1, 2]",
+        b"\xff\xfe\x00",
+    ):
         if isinstance(content, bytes):
             path.write_bytes(content)
         else:
@@ -89,8 +94,18 @@ def test_stages_save_and_restore_their_sections(tmp_path, caplog):
 
 def test_drift_baselines_survive_a_restart(tmp_path):
     rng = np.random.default_rng(0)
-    first = DriftStage(seed=0, features=("output_chars", "output_tokens", "latency", "time_to_first_chunk",
-                                         "tokens_per_second", "format_invalid", "response_model"))
+    first = DriftStage(
+        seed=0,
+        features=(
+            "output_chars",
+            "output_tokens",
+            "latency",
+            "time_to_first_chunk",
+            "tokens_per_second",
+            "format_invalid",
+            "response_model",
+        ),
+    )
     stream = first._stream("openai/m/r", 0)
     assert _feed(stream, rng.standard_normal(WARMUP + 100), rng) == []
     sf = StateFile(tmp_path / FILE_NAME)

@@ -105,16 +105,24 @@ def _numeric():
 
 
 def test_rate_delays_are_within_bounds():
-    json_validity = _median_delay(_rate, lambda r, n: r.random(n) < 0.01, lambda r, n: r.random(n) < 0.20)
+    json_validity = _median_delay(
+        _rate, lambda r, n: r.random(n) < 0.01, lambda r, n: r.random(n) < 0.20
+    )
     preamble = _median_delay(_rate, lambda r, n: np.zeros(n, bool), lambda r, n: r.random(n) < 0.30)
     assert json_validity <= 35
     assert preamble <= 10
 
 
 def test_numeric_delays_are_within_bounds():
-    mean = _median_delay(_numeric, lambda r, n: r.lognormal(6, 0.5, n), lambda r, n: r.lognormal(6.5, 0.5, n))
-    variance = _median_delay(_numeric, lambda r, n: r.standard_normal(n),
-                             lambda r, n: r.standard_normal(n) * math.sqrt(2), horizon=1_200)
+    mean = _median_delay(
+        _numeric, lambda r, n: r.lognormal(6, 0.5, n), lambda r, n: r.lognormal(6.5, 0.5, n)
+    )
+    variance = _median_delay(
+        _numeric,
+        lambda r, n: r.standard_normal(n),
+        lambda r, n: r.standard_normal(n) * math.sqrt(2),
+        horizon=1_200,
+    )
     assert mean <= 32
     assert variance <= 105
 
@@ -130,7 +138,9 @@ COMMON = "the a to of and in is it you that for on with this be can your will as
 def _vectors(rng: np.random.Generator, topics: list[str], n: int) -> np.ndarray:
     out = []
     for t in rng.integers(0, len(topics), n):
-        words = [COMMON[i] for i in rng.integers(0, len(COMMON), 30)] + list(rng.choice(TOPICS[topics[t]], 25))
+        words = [COMMON[i] for i in rng.integers(0, len(COMMON), 30)] + list(
+            rng.choice(TOPICS[topics[t]], 25)
+        )
         rng.shuffle(words)
         out.append(content_vector(" ".join(words)))
     return np.array(out)
@@ -138,12 +148,20 @@ def _vectors(rng: np.random.Generator, topics: list[str], n: int) -> np.ndarray:
 
 def test_topic_shift_delay_is_within_bounds():
     rng = np.random.default_rng(9)
-    before, after = _vectors(rng, ["ops", "code"], 1_500), _vectors(rng, ["ops", "code", "billing", "billing"], 800)
+    before, after = (
+        _vectors(rng, ["ops", "code"], 1_500),
+        _vectors(rng, ["ops", "code", "billing", "billing"], 800),
+    )
 
     def make():
         mon = ContentMonitor("content", SHIPPED, WARMUP)
         return lambda v, r: mon.update(v, r) is not None
 
-    delay = _median_delay(make, lambda r, n: before[r.integers(0, len(before), n)],
-                          lambda r, n: after[r.integers(0, len(after), n)], trials=15, horizon=300)
+    delay = _median_delay(
+        make,
+        lambda r, n: before[r.integers(0, len(before), n)],
+        lambda r, n: after[r.integers(0, len(after), n)],
+        trials=15,
+        horizon=300,
+    )
     assert delay <= 25

@@ -23,8 +23,10 @@ from frictionlens.processors.pipeline import SignalPipeline
 
 #: span times start now: the pipeline's own ticker expires streams idle for a week by the wall clock
 T0 = time.time_ns()
-WORDS = ("rotate the logs daily with logrotate keep seven compressed files and check the service "
-         "still writes to its log after the rule runs at night").split()
+WORDS = (
+    "rotate the logs daily with logrotate keep seven compressed files and check the service "
+    "still writes to its log after the rule runs at night"
+).split()
 
 
 class Sim:
@@ -33,13 +35,24 @@ class Sim:
     def __init__(self, stage: DriftStage, seed: int = 0) -> None:
         self.exporter = InMemorySpanExporter()
         provider = TracerProvider()
-        provider.add_span_processor(SignalPipeline([stage], downstream=SimpleSpanProcessor(self.exporter)))
+        provider.add_span_processor(
+            SignalPipeline([stage], downstream=SimpleSpanProcessor(self.exporter))
+        )
         self.tracer = provider.get_tracer("test")
         self.rng = np.random.default_rng(seed)
         self.n = 0
 
-    def call(self, *, model="gpt-4o", route=None, digest=7, fingerprint="fp_a", changed=False, operation="chat",
-             text=True) -> None:
+    def call(
+        self,
+        *,
+        model="gpt-4o",
+        route=None,
+        digest=7,
+        fingerprint="fp_a",
+        changed=False,
+        operation="chat",
+        text=True,
+    ) -> None:
         rng = self.rng
         self.n += 1
         start = T0 + self.n * 10**9
@@ -81,7 +94,9 @@ class Sim:
         out = []
         for i, span in enumerate(self.exporter.get_finished_spans(), 1):
             for event in span.events:
-                if event.name == semconv.DRIFT_EVENT and (stream is None or event.attributes[semconv.DRIFT_STREAM] == stream):
+                if event.name == semconv.DRIFT_EVENT and (
+                    stream is None or event.attributes[semconv.DRIFT_STREAM] == stream
+                ):
                     out.append((i, dict(event.attributes)))
         return out
 
@@ -97,7 +112,10 @@ def _points(reader, name):
         for sm in rm.scope_metrics:
             for metric in sm.metrics:
                 if metric.name == name:
-                    return {tuple(sorted(p.attributes.items())): p.value for p in metric.data.data_points}
+                    return {
+                        tuple(sorted(p.attributes.items())): p.value
+                        for p in metric.data.data_points
+                    }
     return {}
 
 
@@ -113,8 +131,15 @@ def test_silent_provider_change_raises_one_event_per_drifting_feature():
     events = sim.drift_events(changed_route)
     features_hit = [e[semconv.DRIFT_FEATURE] for _, e in events]
     assert len(features_hit) == len(set(features_hit)), features_hit  # one event per feature
-    assert {"system_fingerprint", "format_invalid", "preamble", "code_fence", "output_chars", "output_tokens",
-            "latency"} <= set(features_hit)
+    assert {
+        "system_fingerprint",
+        "format_invalid",
+        "preamble",
+        "code_fence",
+        "output_chars",
+        "output_tokens",
+        "latency",
+    } <= set(features_hit)
     for index, event in events:
         delay = (index + 1) // 2 - pre  # two spans per round
         # within a few dozen calls; the content sketch moves less (same words, wrapped) and may follow
@@ -132,13 +157,20 @@ def test_silent_provider_change_raises_one_event_per_drifting_feature():
     assert all(0.0 <= v < 1.0 for v in steady.values())
 
 
-@pytest.mark.parametrize(("digest_after", "cause"), [(8, semconv.DRIFT_CAUSE_PROMPT_CHANGE),
-                                                     (7, semconv.DRIFT_CAUSE_TRAFFIC_OR_UNKNOWN)])
+@pytest.mark.parametrize(
+    ("digest_after", "cause"),
+    [(8, semconv.DRIFT_CAUSE_PROMPT_CHANGE), (7, semconv.DRIFT_CAUSE_TRAFFIC_OR_UNKNOWN)],
+)
 def test_cause_without_provider_change(digest_after, cause):
-    sim = Sim(DriftStage(seed=2, features=("output_chars", "response_model", "system_fingerprint")), seed=3)
+    sim = Sim(
+        DriftStage(seed=2, features=("output_chars", "response_model", "system_fingerprint")),
+        seed=3,
+    )
     for i in range(WARMUP + 200):
         changed = i >= WARMUP + 100
-        sim.call(route="answers", digest=digest_after if changed else 7, changed=changed, text=False)
+        sim.call(
+            route="answers", digest=digest_after if changed else 7, changed=changed, text=False
+        )
     events = sim.drift_events()
     assert [e[semconv.DRIFT_FEATURE] for _, e in events] == ["output_chars"]
     assert events[0][1][semconv.DRIFT_SUSPECTED_CAUSE] == cause
@@ -167,8 +199,10 @@ def test_streams_are_bounded_by_count_and_idle_time():
 
 def test_bad_input_is_skipped_not_raised():
     sim = Sim(DriftStage(features=("output_chars", "latency")))
-    span = sim.tracer.start_span("chat", attributes={semconv.GEN_AI_OPERATION_NAME: "chat",
-                                                     semconv.OUTPUT_CHARS: float("nan")})
+    span = sim.tracer.start_span(
+        "chat",
+        attributes={semconv.GEN_AI_OPERATION_NAME: "chat", semconv.OUTPUT_CHARS: float("nan")},
+    )
     span.end()
     (out,) = sim.exporter.get_finished_spans()
     assert out.attributes[semconv.DRIFT_STREAM] == "unknown/unknown/default"
@@ -204,4 +238,6 @@ def test_calls_without_text_cues_batch_their_misses_into_the_known_detectors_onl
     batched._flush_misses()  # pylint: disable=protected-access
     for fed, ref, x in zip(batched.rates, one_by_one.rates, rates):
         assert fed.n == ref.n > 0 if x is not None else fed.n == ref.n == 0, fed.feature
-        assert fed.count == pytest.approx(ref.count) and fed.statistic == pytest.approx(ref.statistic), fed.feature
+        assert fed.count == pytest.approx(ref.count) and fed.statistic == pytest.approx(
+            ref.statistic
+        ), fed.feature

@@ -19,8 +19,14 @@ ROOT = Path(__file__).resolve().parents[1]
 def run_app(script: str, args: list[str], env: dict[str, str], cwd: Path) -> str:
     full = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "FRICTIONLENS_"))}
     full.update(env)
-    done = subprocess.run([sys.executable, str(ROOT / "examples" / script), *args], env=full, cwd=cwd,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / script), *args],
+        env=full,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -28,7 +34,11 @@ def run_app(script: str, args: list[str], env: dict[str, str], cwd: Path) -> str
 @pytest.fixture
 def llm():
     with LocalLLMServer() as srv:
-        yield {"OPENAI_BASE_URL": srv.openai_base_url, "OPENAI_API_KEY": "test", "FRICTIONLENS_SAMPLE_RATE": "1"}
+        yield {
+            "OPENAI_BASE_URL": srv.openai_base_url,
+            "OPENAI_API_KEY": "test",
+            "FRICTIONLENS_SAMPLE_RATE": "1",
+        }
 
 
 @pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
@@ -41,9 +51,19 @@ def test_spans_and_metrics_reach_a_real_otlp_receiver(llm, otlp_receiver, tmp_pa
     for s in calls:
         a = s["attributes"]
         assert s["kind"] == "CLIENT" and s["resource"]["service.name"] == "chat-e2e"
-        for key in (sc.GEN_AI_PROVIDER_NAME, sc.GEN_AI_RESPONSE_ID, sc.GEN_AI_USAGE_INPUT_TOKENS, sc.OUTPUT_CHARS,
-                    sc.OUTPUT_FORMAT_VALID, sc.OUTPUT_PREAMBLE, sc.OUTPUT_REFUSAL, sc.OUTPUT_TRUNCATED, sc.RETRY_COUNT,
-                    sc.CONVERSATION_ID, sc.CONVERSATION_TURN):
+        for key in (
+            sc.GEN_AI_PROVIDER_NAME,
+            sc.GEN_AI_RESPONSE_ID,
+            sc.GEN_AI_USAGE_INPUT_TOKENS,
+            sc.OUTPUT_CHARS,
+            sc.OUTPUT_FORMAT_VALID,
+            sc.OUTPUT_PREAMBLE,
+            sc.OUTPUT_REFUSAL,
+            sc.OUTPUT_TRUNCATED,
+            sc.RETRY_COUNT,
+            sc.CONVERSATION_ID,
+            sc.CONVERSATION_TURN,
+        ):
             assert key in a, key
     assert [c["attributes"][sc.CONVERSATION_TURN] for c in calls] == [1, 2]
     assert calls[0]["attributes"][sc.CONVERSATION_ID] == calls[1]["attributes"][sc.CONVERSATION_ID]
@@ -58,13 +78,30 @@ def test_spans_and_metrics_reach_a_real_otlp_receiver(llm, otlp_receiver, tmp_pa
 def test_embedded_default_writes_the_local_store(llm, tmp_path):
     data = tmp_path / "store"
     run_app("chat_app.py", ["Hello"], {**llm, "FRICTIONLENS_DATA_DIR": str(data)}, tmp_path)
-    spans = [sp for req in read_traces(data) for rs in req.resource_spans for ss in rs.scope_spans for sp in ss.spans]
+    spans = [
+        sp
+        for req in read_traces(data)
+        for rs in req.resource_spans
+        for ss in rs.scope_spans
+        for sp in ss.spans
+    ]
     assert any(sp.name.startswith("chat ") for sp in spans)
-    metrics = {m.name for req in read_metrics(data) for rm in req.resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
+    metrics = {
+        m.name
+        for req in read_metrics(data)
+        for rm in req.resource_metrics
+        for sm in rm.scope_metrics
+        for m in sm.metrics
+    }
     assert sc.METRIC_GEN_AI_TOKEN_USAGE in metrics
     assert (data / "salt").exists()
 
 
 def test_tool_agent_example_runs_against_the_local_server(llm, tmp_path):
-    out = run_app("tool_agent.py", ["Weather in Paris?"], {**llm, "FRICTIONLENS_DATA_DIR": str(tmp_path / "d")}, tmp_path)
+    out = run_app(
+        "tool_agent.py",
+        ["Weather in Paris?"],
+        {**llm, "FRICTIONLENS_DATA_DIR": str(tmp_path / "d")},
+        tmp_path,
+    )
     assert out.strip()

@@ -37,7 +37,9 @@ def llm():
 
 
 @pytest.mark.parametrize("fault", FAULTS)
-def test_a_faulty_backend_costs_the_app_nothing_and_losses_are_counted(llm, otlp_receiver, monkeypatch, fault):
+def test_a_faulty_backend_costs_the_app_nothing_and_losses_are_counted(
+    llm, otlp_receiver, monkeypatch, fault
+):
     with FaultyBackend(otlp_receiver.http_url, slow_s=1.0) as backend:
         for name, value in {**ENV, "OTEL_EXPORTER_OTLP_ENDPOINT": backend.url}.items():
             monkeypatch.setenv(name, value)
@@ -59,7 +61,9 @@ def test_a_faulty_backend_costs_the_app_nothing_and_losses_are_counted(llm, otlp
         def call() -> str:
             nonlocal n
             n += 1
-            return client.chat.completions.create(model="m", messages=[{"role": "user", "content": f"q{n}"}]).id
+            return client.chat.completions.create(
+                model="m", messages=[{"role": "user", "content": f"q{n}"}]
+            ).id
 
         for _ in range(5):
             call()
@@ -72,7 +76,9 @@ def test_a_faulty_backend_costs_the_app_nothing_and_losses_are_counted(llm, otlp
         backend.set_mode("ok")
         after = {call() for _ in range(5)}
         deadline = time.monotonic() + 30
-        while not after <= {s["attributes"].get(sc.GEN_AI_RESPONSE_ID) for s in otlp_receiver.spans()}:
+        while not after <= {
+            s["attributes"].get(sc.GEN_AI_RESPONSE_ID) for s in otlp_receiver.spans()
+        }:
             assert time.monotonic() < deadline, "export did not resume"
             time.sleep(0.05)
         frictionlens.uninstrument()  # flushes spans and metrics
@@ -85,5 +91,7 @@ def test_a_faulty_backend_costs_the_app_nothing_and_losses_are_counted(llm, otlp
     assert dropped > 0, stats  # the fault lasted long enough to lose something
     assert len(received) == stats[QUEUED] - dropped, stats
     points = otlp_receiver.wait_for_metric(sc.METRIC_EXPORT_DROPPED)
-    reported = {p["attributes"][sc.METRIC_ATTR_REASON]: p["value"] for p in points}  # cumulative: last wins
+    reported = {
+        p["attributes"][sc.METRIC_ATTR_REASON]: p["value"] for p in points
+    }  # cumulative: last wins
     assert reported == {k: v for k, v in stats.items() if k != QUEUED and v}

@@ -66,12 +66,18 @@ def test_inferred_conversation_threads_turns_without_inventing_a_gen_ai_id():
     assert len(ids) == 1 and next(iter(ids)).startswith("i-")
     assert [s.attributes[S.CONVERSATION_TURN] for s in spans] == [1, 2, 3]
     assert all(S.GEN_AI_CONVERSATION_ID not in s.attributes for s in spans)
-    assert all(S.FRICTION_KIND not in s.attributes and s.attributes[S.FRICTION_SCORE] == 0.0 for s in spans)
+    assert all(
+        S.FRICTION_KIND not in s.attributes and s.attributes[S.FRICTION_SCORE] == 0.0 for s in spans
+    )
     assert all(s.attributes[S.REVIEW_NEEDED] is False for s in spans)
 
 
 def test_inferred_id_agrees_across_replicas_sharing_the_salt():
-    first, second, other = SpanDriver(salt=b"shared"), SpanDriver(salt=b"shared"), SpanDriver(salt=b"other")
+    first, second, other = (
+        SpanDriver(salt=b"shared"),
+        SpanDriver(salt=b"shared"),
+        SpanDriver(salt=b"other"),
+    )
     chat(first, (Q1, A1), (Q2, A2))
     # a replica that only sees the second turn derives the same id from the resent history
     second.call([SYS, U(Q1), A(A1), U(Q2)], A2, conversation_id=None)
@@ -104,7 +110,11 @@ def test_agent_steps_stay_in_their_turn():
     tool_call = ("assistant", '\nlookup_card({"last4": "1234"})')
     d.call([SYS, U(Q1)], "", conversation_id=None)  # the model asks for a tool
     d.call([SYS, U(Q1), tool_call, ("tool", '{"status": "lost"}')], A1, conversation_id=None)
-    d.call([SYS, U(Q1), tool_call, ("tool", '{"status": "lost"}'), A(A1), U(Q2)], A2, conversation_id=None)
+    d.call(
+        [SYS, U(Q1), tool_call, ("tool", '{"status": "lost"}'), A(A1), U(Q2)],
+        A2,
+        conversation_id=None,
+    )
     spans = call_spans(d)
     assert len({s.attributes[S.CONVERSATION_ID] for s in spans}) == 1
     assert [s.attributes[S.CONVERSATION_TURN] for s in spans] == [1, 1, 2]
@@ -113,10 +123,13 @@ def test_agent_steps_stay_in_their_turn():
 def test_spans_without_features_still_thread_by_a_given_id():
     exporter = InMemorySpanExporter()
     tp = TracerProvider()
-    tp.add_span_processor(SignalPipeline([FrictionStage()], SimpleSpanProcessor(exporter), tick_interval_s=3600))
+    tp.add_span_processor(
+        SignalPipeline([FrictionStage()], SimpleSpanProcessor(exporter), tick_interval_s=3600)
+    )
     for _ in range(2):  # e.g. another instrumentation's spans, no content captured
-        tp.get_tracer("t").start_span("chat", attributes={
-            S.GEN_AI_OPERATION_NAME: S.OP_CHAT, S.GEN_AI_CONVERSATION_ID: "c-1"}).end()
+        tp.get_tracer("t").start_span(
+            "chat", attributes={S.GEN_AI_OPERATION_NAME: S.OP_CHAT, S.GEN_AI_CONVERSATION_ID: "c-1"}
+        ).end()
     tp.get_tracer("t").start_span("GET /", attributes={"http.request.method": "GET"}).end()
     spans = exporter.get_finished_spans()
     assert [s.attributes.get(S.CONVERSATION_TURN) for s in spans] == [1, 2, None]
@@ -130,7 +143,9 @@ def test_resends_are_told_apart():
     d.call([SYS, U(Q1), A(A1), U(Q2)], "", conversation_id=None, fail=True)  # error
     d.call([SYS, U(Q1), A(A1), U(Q2)], A2, conversation_id=None)  # same request again
     d.call([SYS, U(Q1), A(A1), U(Q2)], A2_AGAIN, conversation_id=None)  # answer discarded
-    d.call([SYS, U(Q1), A(A1), U(Q2 + " I mean for online shops.")], A3, conversation_id=None)  # last message changed
+    d.call(
+        [SYS, U(Q1), A(A1), U(Q2 + " I mean for online shops.")], A3, conversation_id=None
+    )  # last message changed
     spans = call_spans(d)
     assert [findings(s) for s in spans] == [set(), set(), {"retry"}, {"regenerate"}, {"edit"}]
     assert len({s.attributes[S.CONVERSATION_ID] for s in spans}) == 1
@@ -154,7 +169,11 @@ def test_editing_the_first_message_of_a_known_conversation():
 
 def test_a_stateless_app_restating_and_repeating():
     d = SpanDriver()
-    questions = (Q1, "How do I order a replacement debit card? I lost mine.", "I lost my debit card: how do I order a replacement?")
+    questions = (
+        Q1,
+        "How do I order a replacement debit card? I lost mine.",
+        "I lost my debit card: how do I order a replacement?",
+    )
     for question, answer in zip(questions, (A1, A2, A3)):
         d.call([SYS, U(question)], answer, conversation_id="s")
     spans = call_spans(d)
@@ -165,17 +184,29 @@ def test_a_stateless_app_restating_and_repeating():
 def test_a_call_with_several_kinds_reports_the_primary_and_every_event():
     d = SpanDriver()
     d.call([SYS, U(Q1)], A1, conversation_id=None)
-    d.call([SYS, U(Q1), A(A1), U("No, I meant how to order a replacement for my lost debit card.")], A1,
-           conversation_id=None, abandon=True)
+    d.call(
+        [SYS, U(Q1), A(A1), U("No, I meant how to order a replacement for my lost debit card.")],
+        A1,
+        conversation_id=None,
+        abandon=True,
+    )
     span = call_spans(d)[-1]
     assert findings(span) == {"correction", "stream_abandon"}
-    assert span.attributes[S.FRICTION_KIND] == K.primary(["correction", "stream_abandon"]) == "correction"
+    assert (
+        span.attributes[S.FRICTION_KIND]
+        == K.primary(["correction", "stream_abandon"])
+        == "correction"
+    )
     assert span.attributes[S.FRICTION_CATEGORY] == S.CATEGORY_MISALIGNMENT
-    assert span.attributes[S.FRICTION_SCORE] == pytest.approx(1 - (1 - K.WEIGHT["correction"]) * (1 - K.WEIGHT["stream_abandon"]))
+    assert span.attributes[S.FRICTION_SCORE] == pytest.approx(
+        1 - (1 - K.WEIGHT["correction"]) * (1 - K.WEIGHT["stream_abandon"])
+    )
     events = [e for e in span.events if e.name == S.GEN_AI_EVALUATION_RESULT]
     assert {e.attributes[S.GEN_AI_EVALUATION_NAME] for e in events} == {S.EVALUATION_FRICTION}
-    assert {e.attributes[S.GEN_AI_EVALUATION_SCORE_LABEL]: e.attributes[S.GEN_AI_EVALUATION_SCORE_VALUE] for e in events} == {
-        "correction": K.WEIGHT["correction"], "stream_abandon": K.WEIGHT["stream_abandon"]}
+    assert {
+        e.attributes[S.GEN_AI_EVALUATION_SCORE_LABEL]: e.attributes[S.GEN_AI_EVALUATION_SCORE_VALUE]
+        for e in events
+    } == {"correction": K.WEIGHT["correction"], "stream_abandon": K.WEIGHT["stream_abandon"]}
 
 
 def test_near_duplicate_answers_are_a_loop_short_ones_are_not():
@@ -189,8 +220,14 @@ def test_review_rule_default_and_configured():
     looping = ((Q1, A1), (Q2, A1 + " "), (Q3, A1 + "  "))
     d = SpanDriver()
     chat(d, *looping)
-    flags = [(s.attributes[S.REVIEW_NEEDED], s.attributes.get(S.REVIEW_REASON)) for s in call_spans(d)]
-    assert flags == [(False, None), (False, None), (True, "stagnation:loop")]  # two stagnation findings
+    flags = [
+        (s.attributes[S.REVIEW_NEEDED], s.attributes.get(S.REVIEW_REASON)) for s in call_spans(d)
+    ]
+    assert flags == [
+        (False, None),
+        (False, None),
+        (True, "stagnation:loop"),
+    ]  # two stagnation findings
     strict = SpanDriver(review_rule={S.CATEGORY_STAGNATION: 1})
     chat(strict, *looping)
     assert [s.attributes[S.REVIEW_NEEDED] for s in call_spans(strict)] == [False, True, True]
@@ -233,7 +270,10 @@ def test_summaries_at_shutdown_carry_no_silence_and_smooth_ones_are_not_flagged(
     ends = {s.attributes[S.CONVERSATION_ID]: s.attributes for s in summaries(d.finish(CLOSE))}
     inferred = next(a for k, a in ends.items() if k != "c")
     assert S.GEN_AI_CONVERSATION_ID not in inferred
-    assert (inferred[S.CONVERSATION_OUTCOME], inferred[S.REVIEW_NEEDED]) == (S.CONVERSATION_OUTCOME_SMOOTH, False)
+    assert (inferred[S.CONVERSATION_OUTCOME], inferred[S.REVIEW_NEEDED]) == (
+        S.CONVERSATION_OUTCOME_SMOOTH,
+        False,
+    )
     assert inferred[S.FRICTION_SCORE] == 0.0 and S.REVIEW_REASON not in inferred
     assert ends["c"][S.CONVERSATION_OUTCOME] == S.CONVERSATION_OUTCOME_RECOVERED
     assert ends["c"][S.CONVERSATION_END_REASON] == S.CONVERSATION_END_SHUTDOWN
@@ -249,11 +289,21 @@ def test_metrics():
     for rm in d.metrics.get_metrics_data().resource_metrics:
         for sm in rm.scope_metrics:
             for m in sm.metrics:
-                points[m.name] = {tuple(sorted(p.attributes.items())): p.value for p in m.data.data_points}
+                points[m.name] = {
+                    tuple(sorted(p.attributes.items())): p.value for p in m.data.data_points
+                }
     assert points[S.METRIC_FRICTION_EVENTS] == {
-        (("category", "stagnation"), ("kind", "loop"), ("model", "gpt-4o-mini"), ("provider", "openai")): 1}
+        (
+            ("category", "stagnation"),
+            ("kind", "loop"),
+            ("model", "gpt-4o-mini"),
+            ("provider", "openai"),
+        ): 1
+    }
     assert points[S.METRIC_CONVERSATIONS] == {
-        (("outcome", "recovered"), ("review_needed", False)): 1, (("outcome", "smooth"), ("review_needed", False)): 1}
+        (("outcome", "recovered"), ("review_needed", False)): 1,
+        (("outcome", "smooth"), ("review_needed", False)): 1,
+    }
 
 
 # -- bounded state ----------------------------------------------------------------------------
@@ -266,7 +316,9 @@ def test_state_is_bounded_and_evicted_conversations_are_summarised():
     assert len(tracker._requests) <= 5 * RING and len(tracker._calls) <= 2 * 5
     evicted = summaries(exported(d))
     assert len(evicted) == 15
-    assert {s.attributes[S.CONVERSATION_END_REASON] for s in evicted} == {S.CONVERSATION_END_EVICTED}
+    assert {s.attributes[S.CONVERSATION_END_REASON] for s in evicted} == {
+        S.CONVERSATION_END_EVICTED
+    }
     assert {s.attributes[S.CONVERSATION_TURNS] for s in evicted} == {2}
 
 

@@ -24,7 +24,9 @@ A2 = "Not for licences issued in the EU or the UK; other licences should come wi
 @pytest.fixture
 def d(monkeypatch):
     driver = SpanDriver()
-    monkeypatch.setattr(runtime, "tracer", lambda: driver.tracer)  # feedback() uses the installed tracer
+    monkeypatch.setattr(
+        runtime, "tracer", lambda: driver.tracer
+    )  # feedback() uses the installed tracer
     return driver
 
 
@@ -32,10 +34,21 @@ def feedback_spans(d: SpanDriver):
     return [s for s in d.exporter.get_finished_spans() if s.name == S.FEEDBACK_SPAN]
 
 
-@pytest.mark.parametrize("kind, value", [
-    ("like", None), ("", None), (None, None), ("rating", None), ("rating", 4), (1.5, None), (-0.1, None),
-    ("thumbs_down", math.nan), ("thumbs_down", True), ("thumbs_down", "bad"),
-])
+@pytest.mark.parametrize(
+    "kind, value",
+    [
+        ("like", None),
+        ("", None),
+        (None, None),
+        ("rating", None),
+        ("rating", 4),
+        (1.5, None),
+        (-0.1, None),
+        ("thumbs_down", math.nan),
+        ("thumbs_down", True),
+        ("thumbs_down", "bad"),
+    ],
+)
 def test_wrong_use_is_a_clear_error(kind, value):
     with pytest.raises(ValueError):
         feedback(kind, value=value)
@@ -48,9 +61,15 @@ def test_negative_feedback_on_the_latest_call_in_context(d):
     call = [s for s in d.exporter.get_finished_spans() if s.name != S.FEEDBACK_SPAN][0]
     assert [link.context.span_id for link in span.links] == [call.context.span_id]
     a = span.attributes
-    assert a[S.FEEDBACK_KIND] == "thumbs_down" and a[S.FEEDBACK_RESPONSE_ID] == call.attributes[S.GEN_AI_RESPONSE_ID]
+    assert (
+        a[S.FEEDBACK_KIND] == "thumbs_down"
+        and a[S.FEEDBACK_RESPONSE_ID] == call.attributes[S.GEN_AI_RESPONSE_ID]
+    )
     assert a[S.CONVERSATION_ID] == call.attributes[S.CONVERSATION_ID]
-    assert (a[S.FRICTION_KIND], a[S.FRICTION_CATEGORY]) == ("negative_feedback", S.CATEGORY_MISALIGNMENT)
+    assert (a[S.FRICTION_KIND], a[S.FRICTION_CATEGORY]) == (
+        "negative_feedback",
+        S.CATEGORY_MISALIGNMENT,
+    )
     assert (a[S.REVIEW_NEEDED], a[S.REVIEW_REASON]) == (True, "misalignment:negative_feedback")
     (event,) = span.events
     assert event.attributes[S.GEN_AI_RESPONSE_ID] == call.attributes[S.GEN_AI_RESPONSE_ID]
@@ -63,12 +82,18 @@ def test_feedback_from_another_request_by_response_id_or_conversation_id(d):
     d.call([SYS, ("user", Q1)], A1, conversation_id=None)
     d.call([SYS, ("user", Q2)], A2, conversation_id="trip-7")
     calls = [s for s in d.exporter.get_finished_spans()]
-    inferred_id, response_id = calls[0].attributes[S.CONVERSATION_ID], calls[0].attributes[S.GEN_AI_RESPONSE_ID]
+    inferred_id, response_id = (
+        calls[0].attributes[S.CONVERSATION_ID],
+        calls[0].attributes[S.GEN_AI_RESPONSE_ID],
+    )
     # e.g. the thumbs-down button's own HTTP request: no latest call in its context
     contextvars.Context().run(feedback, 0.2, response_id=response_id)
     contextvars.Context().run(feedback, "abandon", conversation_id="trip-7")
     by_kind = {s.attributes[S.FEEDBACK_KIND]: s.attributes for s in feedback_spans(d)}
-    assert by_kind["rating"][S.CONVERSATION_ID] == inferred_id and by_kind["rating"][S.FEEDBACK_VALUE] == 0.2
+    assert (
+        by_kind["rating"][S.CONVERSATION_ID] == inferred_id
+        and by_kind["rating"][S.FEEDBACK_VALUE] == 0.2
+    )
     assert by_kind["rating"][S.FRICTION_KIND] == "negative_feedback"
     assert by_kind["abandon"][S.CONVERSATION_ID] == "trip-7"
     assert by_kind["abandon"][S.FRICTION_CATEGORY] == S.CATEGORY_DISENGAGEMENT
@@ -89,7 +114,9 @@ def test_a_regenerate_both_reported_and_seen_counts_once(d):
     d.call([SYS, ("user", Q1)], A1, conversation_id="c")
     feedback("regenerate")  # the app reports the button press, then resends
     d.call([SYS, ("user", Q1)], A2, conversation_id="c")
-    d.call([SYS, ("user", Q1)], "You need your licence, an ID and a credit card.", conversation_id="c")  # pressed again
+    d.call(
+        [SYS, ("user", Q1)], "You need your licence, an ID and a credit card.", conversation_id="c"
+    )  # pressed again
     (summary,) = [s for s in d.finish(CLOSE) if s.name == S.CONVERSATION_SPAN]
     assert summary.attributes[S.CONVERSATION_FRICTION_PREFIX + "regenerate"] == 2
 

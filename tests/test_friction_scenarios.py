@@ -31,7 +31,11 @@ def test_suite_covers_every_kind_in_every_language():
     for lang in ("en", "de", "fr", "es"):
         labelled = {k for s in SCENARIOS if s.lang == lang for k in s.expected_kinds}
         assert labelled == set(K.KINDS), (lang, set(K.KINDS) - labelled)
-        assert any(not s.expected_kinds and HARD_NEGATIVE not in s.tags for s in SCENARIOS if s.lang == lang)
+        assert any(
+            not s.expected_kinds and HARD_NEGATIVE not in s.tags
+            for s in SCENARIOS
+            if s.lang == lang
+        )
         assert any(HARD_NEGATIVE in s.tags for s in SCENARIOS if s.lang == lang)
 
 
@@ -52,12 +56,18 @@ def test_happy_conversations_stay_silent(outcomes):
 
 def test_concurrent_conversations_do_not_mix():
     """All scenarios at once through one stage find what each finds alone (summaries aside)."""
-    alone = {o.scenario.name: [u for u in o.units if u[0] != "summary"] for o in run(SCENARIOS, SpanDriver)}
+    alone = {
+        o.scenario.name: [u for u in o.units if u[0] != "summary"]
+        for o in run(SCENARIOS, SpanDriver)
+    }
     together = run_interleaved(SCENARIOS, SpanDriver(), CLOSE)
     for o in together:
         assert [u for u in o.units if u[0] != "summary"] == alone[o.scenario.name], o.scenario.name
         assert o.summary is not None
-        assert o.summary.attributes[semconv.CONVERSATION_END_REASON] == semconv.CONVERSATION_END_SHUTDOWN
+        assert (
+            o.summary.attributes[semconv.CONVERSATION_END_REASON]
+            == semconv.CONVERSATION_END_SHUTDOWN
+        )
 
 
 def test_the_real_openai_sdk_shows_the_same_friction(outcomes):

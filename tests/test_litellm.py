@@ -23,12 +23,16 @@ def spans(server):
     server.reset()
     exporter = FlushingExporter()
     _install(exporter)
-    yield lambda: [s for s in exporter.get_finished_spans() if "gen_ai.operation.name" in (s.attributes or {})]
+    yield lambda: [
+        s for s in exporter.get_finished_spans() if "gen_ai.operation.name" in (s.attributes or {})
+    ]
     frictionlens.uninstrument()
 
 
 def _openai_route(server, **kw):
-    return dict(model="openai/gpt-test", api_base=server.openai_base_url, api_key="x", messages=MSG, **kw)
+    return dict(
+        model="openai/gpt-test", api_base=server.openai_base_url, api_key="x", messages=MSG, **kw
+    )
 
 
 def test_completion_one_span_over_the_openai_sdk(server, spans):
@@ -71,8 +75,13 @@ def test_acompletion_and_stream(server, spans):
 def test_anthropic_route(server, spans):
     """LiteLLM's own HTTP client for Anthropic: still one span, named for the provider."""
     server.script(Reply(content="Bonjour.", usage=Usage(5, 3)))
-    resp = litellm.completion(model="anthropic/claude-x", api_base=server.anthropic_base_url, api_key="x", messages=MSG,
-                              max_tokens=20)
+    resp = litellm.completion(
+        model="anthropic/claude-x",
+        api_base=server.anthropic_base_url,
+        api_key="x",
+        messages=MSG,
+        max_tokens=20,
+    )
     assert resp.choices[0].message.content == "Bonjour."
     (span,) = spans()
     a = span.attributes
@@ -88,11 +97,14 @@ def test_openai_sdk_call_inside_litellm_is_not_a_second_span(server, spans, monk
 
     class ViaOpenAI(CustomLLM):
         def completion(self, *args, **kwargs):
-            inner = openai.OpenAI(base_url=server.openai_base_url, api_key="x").chat.completions.create(
-                model="gpt-test", messages=kwargs["messages"])
+            inner = openai.OpenAI(
+                base_url=server.openai_base_url, api_key="x"
+            ).chat.completions.create(model="gpt-test", messages=kwargs["messages"])
             return litellm.ModelResponse(**inner.model_dump())
 
-    monkeypatch.setattr(litellm, "custom_provider_map", [{"provider": "viaopenai", "custom_handler": ViaOpenAI()}])
+    monkeypatch.setattr(
+        litellm, "custom_provider_map", [{"provider": "viaopenai", "custom_handler": ViaOpenAI()}]
+    )
     litellm.utils.custom_llm_setup()
     server.script(Reply(content="Paris, nested.", usage=Usage(6, 3)))
     resp = litellm.completion(model="viaopenai/gpt-test", messages=MSG)

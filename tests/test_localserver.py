@@ -98,7 +98,9 @@ def test_chat_stream_with_and_without_usage(oai: openai.OpenAI) -> None:
     assert len({c.id for c in chunks}) == 1
 
     chunks = list(
-        oai.chat.completions.create(model="m", messages=MESSAGES, stream=True, stream_options={"include_usage": True})
+        oai.chat.completions.create(
+            model="m", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+        )
     )
     assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens > 0
     assert all(c.usage is None for c in chunks[:-1])
@@ -120,7 +122,10 @@ def test_n_choices_stream_and_not(oai: openai.OpenAI) -> None:
     texts = [c.message.content for c in completion.choices]
     assert [c.index for c in completion.choices] == [0, 1] and len(set(texts)) == 2
     chunks = list(oai.chat.completions.create(model="m", messages=MESSAGES, n=2, stream=True))
-    streamed = ["".join(c.choices[0].delta.content or "" for c in chunks if c.choices[0].index == i) for i in (0, 1)]
+    streamed = [
+        "".join(c.choices[0].delta.content or "" for c in chunks if c.choices[0].index == i)
+        for i in (0, 1)
+    ]
     assert streamed == texts
 
 
@@ -130,16 +135,24 @@ def test_tool_call_then_answer_after_tool_result(oai: openai.OpenAI) -> None:
     assert choice.finish_reason == "tool_calls" and choice.message.content is None
     (call,) = choice.message.tool_calls
     arguments = json.loads(call.function.arguments)
-    assert call.function.name == "get_weather" and isinstance(arguments["city"], str) and arguments["days"] >= 1
+    assert (
+        call.function.name == "get_weather"
+        and isinstance(arguments["city"], str)
+        and arguments["days"] >= 1
+    )
 
     history = MESSAGES + [
         choice.message.model_dump(exclude_none=True),
         {"role": "tool", "tool_call_id": call.id, "content": "sunny"},
     ]
     second = oai.chat.completions.create(model="m", messages=history, tools=[WEATHER_TOOL])
-    assert second.choices[0].finish_reason == "stop" and second.choices[0].message.tool_calls is None
     assert (
-        oai.chat.completions.create(model="m", messages=MESSAGES, tools=[WEATHER_TOOL], tool_choice="none")
+        second.choices[0].finish_reason == "stop" and second.choices[0].message.tool_calls is None
+    )
+    assert (
+        oai.chat.completions.create(
+            model="m", messages=MESSAGES, tools=[WEATHER_TOOL], tool_choice="none"
+        )
         .choices[0]
         .message.content
     )
@@ -151,8 +164,14 @@ def test_tool_call_streamed_as_deltas(oai: openai.OpenAI) -> None:
     (call,) = final.choices[0].message.tool_calls
     assert final.choices[0].finish_reason == "tool_calls"
     assert set(json.loads(call.function.arguments)) == {"city", "days"}
-    chunks = list(oai.chat.completions.create(model="m", messages=MESSAGES, tools=[WEATHER_TOOL], stream=True))
-    fragments = [c.choices[0].delta.tool_calls[0].function.arguments for c in chunks if c.choices[0].delta.tool_calls]
+    chunks = list(
+        oai.chat.completions.create(model="m", messages=MESSAGES, tools=[WEATHER_TOOL], stream=True)
+    )
+    fragments = [
+        c.choices[0].delta.tool_calls[0].function.arguments
+        for c in chunks
+        if c.choices[0].delta.tool_calls
+    ]
     assert len(fragments) > 2 and "".join(fragments) == call.function.arguments
 
 
@@ -170,11 +189,21 @@ class Person(pydantic.BaseModel):
 
 
 def test_json_object_and_json_schema_answers_parse(oai: openai.OpenAI) -> None:
-    completion = oai.chat.completions.create(model="m", messages=MESSAGES, response_format={"type": "json_object"})
+    completion = oai.chat.completions.create(
+        model="m", messages=MESSAGES, response_format={"type": "json_object"}
+    )
     assert isinstance(json.loads(completion.choices[0].message.content), dict)
 
-    parsed = oai.chat.completions.parse(model="m", messages=MESSAGES, response_format=Person).choices[0].message.parsed
-    assert isinstance(parsed, Person) and parsed.role == "admin" and isinstance(parsed.address, Address)
+    parsed = (
+        oai.chat.completions.parse(model="m", messages=MESSAGES, response_format=Person)
+        .choices[0]
+        .message.parsed
+    )
+    assert (
+        isinstance(parsed, Person)
+        and parsed.role == "admin"
+        and isinstance(parsed.address, Address)
+    )
 
 
 def test_scripted_replies_fifo_then_responder(server: LocalLLMServer, oai: openai.OpenAI) -> None:
@@ -184,19 +213,27 @@ def test_scripted_replies_fifo_then_responder(server: LocalLLMServer, oai: opena
         Reply(content="cut", finish_reason="length", usage=Usage(11, 3)),
     )
     assert server.pending == 3
-    first, second, third = (oai.chat.completions.create(model="m", messages=MESSAGES) for _ in range(3))
+    first, second, third = (
+        oai.chat.completions.create(model="m", messages=MESSAGES) for _ in range(3)
+    )
     assert (first.choices[0].message.content, first.model, first.system_fingerprint) == (
         "first",
         "other-model",
         "fp_new",
     )
-    assert second.choices[0].message.refusal == "I can't help with that." and second.choices[0].message.content is None
+    assert (
+        second.choices[0].message.refusal == "I can't help with that."
+        and second.choices[0].message.content is None
+    )
     assert third.choices[0].finish_reason == "length" and (
         third.usage.prompt_tokens,
         third.usage.completion_tokens,
     ) == (11, 3)
     server.responder = lambda request: Reply(content=f"seen {request.index}")
-    assert oai.chat.completions.create(model="m", messages=MESSAGES).choices[0].message.content == "seen 3"
+    assert (
+        oai.chat.completions.create(model="m", messages=MESSAGES).choices[0].message.content
+        == "seen 3"
+    )
     assert server.pending == 0 and server.request_count == 4
 
 
@@ -226,32 +263,51 @@ def test_responses_text_and_function_call(oai: openai.OpenAI) -> None:
     assert call.type == "function_call" and set(json.loads(call.arguments)) == {"city", "days"}
     follow_up = [
         {"role": "user", "content": QUESTION},
-        {"type": "function_call", "call_id": call.call_id, "name": call.name, "arguments": call.arguments},
+        {
+            "type": "function_call",
+            "call_id": call.call_id,
+            "name": call.name,
+            "arguments": call.arguments,
+        },
         {"type": "function_call_output", "call_id": call.call_id, "output": "sunny"},
     ]
-    assert "tool result" in oai.responses.create(model="m", input=follow_up, tools=[tool]).output_text
+    assert (
+        "tool result" in oai.responses.create(model="m", input=follow_up, tools=[tool]).output_text
+    )
 
 
 def test_responses_stream_events_and_final_response(oai: openai.OpenAI) -> None:
     events = list(oai.responses.create(model="m", input=QUESTION, stream=True))
     kinds = [e.type for e in events]
-    assert kinds[:2] == ["response.created", "response.in_progress"] and kinds[-1] == "response.completed"
-    assert "".join(e.delta for e in events if e.type == "response.output_text.delta") == answer_text(QUESTION)
+    assert (
+        kinds[:2] == ["response.created", "response.in_progress"]
+        and kinds[-1] == "response.completed"
+    )
+    assert "".join(
+        e.delta for e in events if e.type == "response.output_text.delta"
+    ) == answer_text(QUESTION)
     assert [e.sequence_number for e in events] == list(range(len(events)))
     assert events[-1].response.usage.total_tokens > 0
 
     tool = {"type": "function", **WEATHER_TOOL["function"]}
     with oai.responses.stream(model="m", input=QUESTION, tools=[tool]) as stream:
         final = stream.get_final_response()
-    assert final.output[0].type == "function_call" and json.loads(final.output[0].arguments)["days"] >= 1
+    assert (
+        final.output[0].type == "function_call"
+        and json.loads(final.output[0].arguments)["days"] >= 1
+    )
     with oai.responses.stream(model="m", input=QUESTION, max_output_tokens=3) as stream:
         kinds = [e.type for e in stream]
     assert kinds[-1] == "response.incomplete"
 
 
-def test_embeddings_are_deterministic_unit_vectors(server: LocalLLMServer, oai: openai.OpenAI) -> None:
+def test_embeddings_are_deterministic_unit_vectors(
+    server: LocalLLMServer, oai: openai.OpenAI
+) -> None:
     texts = ["the cat sat on the mat", "the cat sat on a mat", "quarterly revenue grew"]
-    default = oai.embeddings.create(model="emb", input=texts)  # the SDK asks for base64 and decodes it
+    default = oai.embeddings.create(
+        model="emb", input=texts
+    )  # the SDK asks for base64 and decodes it
     assert server.requests[-1].json["encoding_format"] == "base64"
     floats = oai.embeddings.create(model="emb", input=texts, encoding_format="float", dimensions=64)
     for a, b, text in zip(default.data, floats.data, texts):
@@ -269,58 +325,100 @@ def test_embeddings_are_deterministic_unit_vectors(server: LocalLLMServer, oai: 
 
 
 def test_anthropic_message_and_stream(server: LocalLLMServer, claude: anthropic.Anthropic) -> None:
-    message = claude.messages.create(model="claude-test", max_tokens=200, messages=MESSAGES, system="Be brief.")
+    message = claude.messages.create(
+        model="claude-test", max_tokens=200, messages=MESSAGES, system="Be brief."
+    )
     assert message.content[0].text == answer_text(QUESTION) and message.stop_reason == "end_turn"
     assert message.model == "claude-test" and message.usage.output_tokens > 0
-    assert server.requests[-1].provider == "anthropic" and "anthropic-version" in server.requests[-1].headers
+    assert (
+        server.requests[-1].provider == "anthropic"
+        and "anthropic-version" in server.requests[-1].headers
+    )
 
     with claude.messages.stream(model="claude-test", max_tokens=200, messages=MESSAGES) as stream:
         text = "".join(stream.text_stream)
         final = stream.get_final_message()
     assert text == final.content[0].text == answer_text(QUESTION)
-    assert final.stop_reason == "end_turn" and final.usage.output_tokens == message.usage.output_tokens
-    kinds = [e.type for e in claude.messages.create(model="m", max_tokens=200, messages=MESSAGES, stream=True)]
+    assert (
+        final.stop_reason == "end_turn" and final.usage.output_tokens == message.usage.output_tokens
+    )
+    kinds = [
+        e.type
+        for e in claude.messages.create(model="m", max_tokens=200, messages=MESSAGES, stream=True)
+    ]
     assert kinds[0] == "message_start" and kinds[-2:] == ["message_delta", "message_stop"]
 
 
 def test_anthropic_tool_use_stream_and_not(claude: anthropic.Anthropic) -> None:
-    message = claude.messages.create(model="m", max_tokens=200, messages=MESSAGES, tools=[ANTHROPIC_TOOL])
+    message = claude.messages.create(
+        model="m", max_tokens=200, messages=MESSAGES, tools=[ANTHROPIC_TOOL]
+    )
     (block,) = message.content
-    assert message.stop_reason == "tool_use" and block.type == "tool_use" and set(block.input) == {"city", "days"}
-    with claude.messages.stream(model="m", max_tokens=200, messages=MESSAGES, tools=[ANTHROPIC_TOOL]) as stream:
+    assert (
+        message.stop_reason == "tool_use"
+        and block.type == "tool_use"
+        and set(block.input) == {"city", "days"}
+    )
+    with claude.messages.stream(
+        model="m", max_tokens=200, messages=MESSAGES, tools=[ANTHROPIC_TOOL]
+    ) as stream:
         final = stream.get_final_message()
     assert final.stop_reason == "tool_use" and final.content[0].input == block.input
 
     history = MESSAGES + [
         {"role": "assistant", "content": [block.model_dump(exclude_none=True)]},
-        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": block.id, "content": "sunny"}]},
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": block.id, "content": "sunny"}],
+        },
     ]
-    answer = claude.messages.create(model="m", max_tokens=200, messages=history, tools=[ANTHROPIC_TOOL])
+    answer = claude.messages.create(
+        model="m", max_tokens=200, messages=history, tools=[ANTHROPIC_TOOL]
+    )
     assert answer.stop_reason == "end_turn" and answer.content[0].type == "text"
 
 
-def test_anthropic_max_tokens_refusal_and_cache_usage(server: LocalLLMServer, claude: anthropic.Anthropic) -> None:
+def test_anthropic_max_tokens_refusal_and_cache_usage(
+    server: LocalLLMServer, claude: anthropic.Anthropic
+) -> None:
     truncated = claude.messages.create(model="m", max_tokens=2, messages=MESSAGES)
-    assert truncated.stop_reason == "max_tokens" and truncated.content[0].text == answer_text(QUESTION)[:8]
+    assert (
+        truncated.stop_reason == "max_tokens"
+        and truncated.content[0].text == answer_text(QUESTION)[:8]
+    )
 
     server.script(
         Reply(refusal="I can't help with that."),
-        Reply(content="cached", usage=Usage(5, 2, cache_creation_input_tokens=100, cache_read_input_tokens=900)),
+        Reply(
+            content="cached",
+            usage=Usage(5, 2, cache_creation_input_tokens=100, cache_read_input_tokens=900),
+        ),
         Reply(content="ok", finish_reason="length"),
     )
     refused = claude.messages.create(model="m", max_tokens=50, messages=MESSAGES)
     assert refused.stop_reason == "refusal" and refused.stop_details.type == "refusal"
     with claude.messages.stream(model="m", max_tokens=50, messages=MESSAGES) as stream:
         usage = stream.get_final_message().usage
-    assert (usage.input_tokens, usage.cache_creation_input_tokens, usage.cache_read_input_tokens) == (5, 100, 900)
-    assert claude.messages.create(model="m", max_tokens=50, messages=MESSAGES).stop_reason == "max_tokens"
+    assert (
+        usage.input_tokens,
+        usage.cache_creation_input_tokens,
+        usage.cache_read_input_tokens,
+    ) == (5, 100, 900)
+    assert (
+        claude.messages.create(model="m", max_tokens=50, messages=MESSAGES).stop_reason
+        == "max_tokens"
+    )
 
 
 def test_anthropic_async(server: LocalLLMServer) -> None:
     async def run() -> tuple[str, str]:
-        async with anthropic.AsyncAnthropic(base_url=server.anthropic_base_url, api_key="local") as client:
+        async with anthropic.AsyncAnthropic(
+            base_url=server.anthropic_base_url, api_key="local"
+        ) as client:
             message = await client.messages.create(model="m", max_tokens=100, messages=MESSAGES)
-            async with client.messages.stream(model="m", max_tokens=100, messages=MESSAGES) as stream:
+            async with client.messages.stream(
+                model="m", max_tokens=100, messages=MESSAGES
+            ) as stream:
                 final = await stream.get_final_message()
             return message.content[0].text, final.content[0].text
 
@@ -334,15 +432,23 @@ def test_429_then_success_is_retried_once(
     server: LocalLLMServer, oai: openai.OpenAI, claude: anthropic.Anthropic
 ) -> None:
     server.script(Reply(status=429, headers=FAST_RETRY), Reply(content="after retry"))
-    assert oai.chat.completions.create(model="m", messages=MESSAGES).choices[0].message.content == "after retry"
+    assert (
+        oai.chat.completions.create(model="m", messages=MESSAGES).choices[0].message.content
+        == "after retry"
+    )
     assert [r.retry_count for r in server.requests] == [0, 1]
 
     server.script(Reply(status=429, headers=FAST_RETRY), Reply(content="after retry"))
-    assert claude.messages.create(model="m", max_tokens=10, messages=MESSAGES).content[0].text == "after retry"
+    assert (
+        claude.messages.create(model="m", max_tokens=10, messages=MESSAGES).content[0].text
+        == "after retry"
+    )
     assert [r.retry_count for r in server.requests[2:]] == [0, 1]
 
 
-def test_500_exhausts_retries(server: LocalLLMServer, oai: openai.OpenAI, claude: anthropic.Anthropic) -> None:
+def test_500_exhausts_retries(
+    server: LocalLLMServer, oai: openai.OpenAI, claude: anthropic.Anthropic
+) -> None:
     server.script(*[Reply(status=500, headers=FAST_RETRY, error="boom")] * 3)
     with pytest.raises(openai.InternalServerError) as raised:
         oai.chat.completions.create(model="m", messages=MESSAGES)
@@ -357,7 +463,12 @@ def test_500_exhausts_retries(server: LocalLLMServer, oai: openai.OpenAI, claude
 
 
 def test_error_body_and_unknown_path(server: LocalLLMServer, oai: openai.OpenAI) -> None:
-    server.script(Reply(status=400, error={"error": {"message": "bad", "type": "x", "param": "model", "code": "c"}}))
+    server.script(
+        Reply(
+            status=400,
+            error={"error": {"message": "bad", "type": "x", "param": "model", "code": "c"}},
+        )
+    )
     with pytest.raises(openai.BadRequestError) as raised:
         oai.chat.completions.create(model="m", messages=MESSAGES)
     assert raised.value.param == "model" and raised.value.code == "c"
@@ -365,7 +476,9 @@ def test_error_body_and_unknown_path(server: LocalLLMServer, oai: openai.OpenAI)
         oai.models.list()
 
 
-@pytest.mark.parametrize("body", [b'{"id": "chatcmpl-1", ', b"\xff\xfe{}"], ids=["malformed", "non-utf8"])
+@pytest.mark.parametrize(
+    "body", [b'{"id": "chatcmpl-1", ', b"\xff\xfe{}"], ids=["malformed", "non-utf8"]
+)
 def test_undecodable_body_raises_what_the_sdk_raises(
     server: LocalLLMServer, oai: openai.OpenAI, claude: anthropic.Anthropic, body: bytes
 ) -> None:
@@ -376,26 +489,34 @@ def test_undecodable_body_raises_what_the_sdk_raises(
         claude.messages.create(model="m", max_tokens=10, messages=MESSAGES)
 
 
-def test_truncated_streams(server: LocalLLMServer, oai: openai.OpenAI, claude: anthropic.Anthropic) -> None:
+def test_truncated_streams(
+    server: LocalLLMServer, oai: openai.OpenAI, claude: anthropic.Anthropic
+) -> None:
     long_reply = Reply(content="one two three four five six", truncate_stream_after=3)
     server.script(long_reply)
     seen = []
     with pytest.raises(openai.APIConnectionError) as raised:
         for chunk in oai.chat.completions.create(model="m", messages=MESSAGES, stream=True):
             seen.append(chunk.choices[0].delta.content)
-    assert seen == ["", "one", " two"] and isinstance(raised.value.__cause__, httpx2.RemoteProtocolError)
+    assert seen == ["", "one", " two"] and isinstance(
+        raised.value.__cause__, httpx2.RemoteProtocolError
+    )
 
     server.script(long_reply)
     with pytest.raises(httpx2.RemoteProtocolError):  # the Anthropic SDK does not wrap it
         list(claude.messages.create(model="m", max_tokens=100, messages=MESSAGES, stream=True))
 
-    server.script(Reply(content="one two three four", truncate_stream_after=3, truncate_cleanly=True))
+    server.script(
+        Reply(content="one two three four", truncate_stream_after=3, truncate_cleanly=True)
+    )
     chunks = list(oai.chat.completions.create(model="m", messages=MESSAGES, stream=True))
     assert len(chunks) == 3 and chunks[-1].choices[0].finish_reason is None
     assert oai.chat.completions.create(model="m", messages=MESSAGES).choices[0].message.content
 
 
-def test_client_closing_stream_early_leaves_server_usable(server: LocalLLMServer, oai: openai.OpenAI) -> None:
+def test_client_closing_stream_early_leaves_server_usable(
+    server: LocalLLMServer, oai: openai.OpenAI
+) -> None:
     server.script(Reply(content="word " * 200, chunk_delay_s=0.005))
     stream = oai.chat.completions.create(model="m", messages=MESSAGES, stream=True)
     next(iter(stream))
@@ -403,26 +524,34 @@ def test_client_closing_stream_early_leaves_server_usable(server: LocalLLMServer
 
     async def abandon() -> None:
         async with _async_openai(server) as client:
-            async_stream = await client.chat.completions.create(model="m", messages=MESSAGES, stream=True)
+            async_stream = await client.chat.completions.create(
+                model="m", messages=MESSAGES, stream=True
+            )
             async for _ in async_stream:
                 break
             await async_stream.close()
 
     server.script(Reply(content="word " * 200, chunk_delay_s=0.005))
     asyncio.run(abandon())
-    assert oai.chat.completions.create(model="m", messages=MESSAGES).choices[0].message.content == answer_text(QUESTION)
+    assert oai.chat.completions.create(model="m", messages=MESSAGES).choices[
+        0
+    ].message.content == answer_text(QUESTION)
     assert server.request_count == 3
 
 
 def test_slow_reply_times_out_in_the_sdk(server: LocalLLMServer) -> None:
     server.script(Reply(delay_s=1.0))
-    client = openai.OpenAI(base_url=server.openai_base_url, api_key="local", max_retries=0, timeout=0.1)
+    client = openai.OpenAI(
+        base_url=server.openai_base_url, api_key="local", max_retries=0, timeout=0.1
+    )
     with pytest.raises(openai.APITimeoutError):
         client.chat.completions.create(model="m", messages=MESSAGES)
     client.close()
 
 
-def test_broken_responder_answers_500_without_retries(server: LocalLLMServer, oai: openai.OpenAI) -> None:
+def test_broken_responder_answers_500_without_retries(
+    server: LocalLLMServer, oai: openai.OpenAI
+) -> None:
     def broken(request: ReceivedRequest) -> Reply:
         raise RuntimeError("responder bug")
 
@@ -436,8 +565,14 @@ def test_raw_socket_keep_alive_and_content_length(server: LocalLLMServer) -> Non
     """Two requests on one socket: exact Content-Length framing lets the second through."""
     host, port = server.url.removeprefix("http://").split(":")
     body = json.dumps({"model": "m", "messages": MESSAGES}).encode()
-    request = b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
-    with socket.create_connection((host, int(port)), timeout=5) as sock, sock.makefile("rb") as reader:
+    request = b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (
+        len(body),
+        body,
+    )
+    with (
+        socket.create_connection((host, int(port)), timeout=5) as sock,
+        sock.makefile("rb") as reader,
+    ):
         for _ in range(2):
             sock.sendall(request)
             assert reader.readline().startswith(b"HTTP/1.1 200")
@@ -460,4 +595,7 @@ def test_recorded_requests_are_capped_but_counted() -> None:
     with LocalLLMServer(keep_requests=2) as server, httpx2.Client(base_url=server.url) as client:
         for i in range(3):
             client.post("/v1/embeddings", json={"model": "e", "input": str(i)}).raise_for_status()
-        assert [r.json["input"] for r in server.requests] == ["1", "2"] and server.request_count == 3
+        assert [r.json["input"] for r in server.requests] == [
+            "1",
+            "2",
+        ] and server.request_count == 3

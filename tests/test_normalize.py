@@ -17,10 +17,23 @@ from frictionlens.processors.normalize import Normalizer
 from frictionlens.processors.pipeline import SpanRecord
 
 SALT = b"test-salt"
-CONTENT_KEYS = ("content", "messages", "input.value", "output.value", "prompt", "completion", "instructions")
+CONTENT_KEYS = (
+    "content",
+    "messages",
+    "input.value",
+    "output.value",
+    "prompt",
+    "completion",
+    "instructions",
+)
 
 
-def _span(name: str = "chat", attributes: dict | None = None, events: list[tuple[str, dict]] = (), error: type | None = None):
+def _span(
+    name: str = "chat",
+    attributes: dict | None = None,
+    events: list[tuple[str, dict]] = (),
+    error: type | None = None,
+):
     exporter = InMemorySpanExporter()
     tp = TracerProvider()
     tp.add_span_processor(SimpleSpanProcessor(exporter))
@@ -54,15 +67,30 @@ def test_our_own_calls_and_other_spans_are_left_alone():
 
 
 def test_genai_conventions_with_content():
-    out = [{"role": "assistant", "parts": [{"type": "text", "content": "Sure! Here is the JSON:\n{\"a\": 1}"}],
-            "finish_reason": "length"}]
-    record = _normalize(_span(attributes={
-        sc.GEN_AI_OPERATION_NAME: "chat", sc.GEN_AI_PROVIDER_NAME: "openai", sc.GEN_AI_REQUEST_MODEL: "m",
-        sc.GEN_AI_OUTPUT_TYPE: "json",
-        sc.GEN_AI_SYSTEM_INSTRUCTIONS: json.dumps([{"type": "text", "content": "Be terse."}]),
-        sc.GEN_AI_INPUT_MESSAGES: json.dumps([{"role": "user", "parts": [{"type": "text", "content": "hi there"}]}]),
-        sc.GEN_AI_OUTPUT_MESSAGES: json.dumps(out),
-    }))
+    out = [
+        {
+            "role": "assistant",
+            "parts": [{"type": "text", "content": 'Sure! Here is the JSON:\n{"a": 1}'}],
+            "finish_reason": "length",
+        }
+    ]
+    record = _normalize(
+        _span(
+            attributes={
+                sc.GEN_AI_OPERATION_NAME: "chat",
+                sc.GEN_AI_PROVIDER_NAME: "openai",
+                sc.GEN_AI_REQUEST_MODEL: "m",
+                sc.GEN_AI_OUTPUT_TYPE: "json",
+                sc.GEN_AI_SYSTEM_INSTRUCTIONS: json.dumps(
+                    [{"type": "text", "content": "Be terse."}]
+                ),
+                sc.GEN_AI_INPUT_MESSAGES: json.dumps(
+                    [{"role": "user", "parts": [{"type": "text", "content": "hi there"}]}]
+                ),
+                sc.GEN_AI_OUTPUT_MESSAGES: json.dumps(out),
+            }
+        )
+    )
     a = record.attributes
     assert a[sc.GEN_AI_RESPONSE_FINISH_REASONS] == ("length",) and a[sc.OUTPUT_TRUNCATED] is True
     assert a[sc.OUTPUT_CHARS] == len(out[0]["parts"][0]["content"])
@@ -78,86 +106,184 @@ def test_genai_conventions_with_content():
 
 
 def test_without_content_only_what_the_span_says():
-    record = _normalize(_span(attributes={
-        sc.GEN_AI_OPERATION_NAME: "chat", sc.GEN_AI_PROVIDER_NAME: "openai",
-        sc.GEN_AI_RESPONSE_FINISH_REASONS: ("stop",), sc.GEN_AI_USAGE_OUTPUT_TOKENS: 5}))
+    record = _normalize(
+        _span(
+            attributes={
+                sc.GEN_AI_OPERATION_NAME: "chat",
+                sc.GEN_AI_PROVIDER_NAME: "openai",
+                sc.GEN_AI_RESPONSE_FINISH_REASONS: ("stop",),
+                sc.GEN_AI_USAGE_OUTPUT_TOKENS: 5,
+            }
+        )
+    )
     assert record.attributes == {sc.OUTPUT_TRUNCATED: False}
     assert record.features is None
 
 
 def test_unknown_finish_reason_leaves_truncation_out_and_errors_get_their_type():
-    record = _normalize(_span(attributes={
-        sc.GEN_AI_OPERATION_NAME: "chat", sc.GEN_AI_PROVIDER_NAME: "openai",
-        sc.GEN_AI_INPUT_MESSAGES: json.dumps([{"role": "user", "parts": [{"type": "text", "content": "hi"}]}])},
-        error=TimeoutError))
+    record = _normalize(
+        _span(
+            attributes={
+                sc.GEN_AI_OPERATION_NAME: "chat",
+                sc.GEN_AI_PROVIDER_NAME: "openai",
+                sc.GEN_AI_INPUT_MESSAGES: json.dumps(
+                    [{"role": "user", "parts": [{"type": "text", "content": "hi"}]}]
+                ),
+            },
+            error=TimeoutError,
+        )
+    )
     a = record.attributes
     assert a[sc.ERROR_TYPE] == "TimeoutError"
-    assert sc.OUTPUT_TRUNCATED not in a and sc.OUTPUT_CHARS not in a and sc.OUTPUT_FORMAT_VALID not in a
+    assert (
+        sc.OUTPUT_TRUNCATED not in a
+        and sc.OUTPUT_CHARS not in a
+        and sc.OUTPUT_FORMAT_VALID not in a
+    )
     assert [m.role for m in record.features.messages] == ["user"] and record.features.outputs == ()
 
 
 def test_event_forms_of_content():
-    inference = _normalize(_span(attributes={sc.GEN_AI_OPERATION_NAME: "chat", sc.GEN_AI_PROVIDER_NAME: "anthropic"}, events=[
-        ("gen_ai.client.inference.operation.details", {
-            sc.GEN_AI_INPUT_MESSAGES: json.dumps([{"role": "user", "parts": [{"type": "text", "content": "q"}]}]),
-            sc.GEN_AI_OUTPUT_MESSAGES: json.dumps([{"role": "assistant", "finish_reason": "tool_call", "parts": [
-                {"type": "tool_call", "id": "c1", "name": "lookup", "arguments": {"id": 7}}]}])})]))
+    inference = _normalize(
+        _span(
+            attributes={sc.GEN_AI_OPERATION_NAME: "chat", sc.GEN_AI_PROVIDER_NAME: "anthropic"},
+            events=[
+                (
+                    "gen_ai.client.inference.operation.details",
+                    {
+                        sc.GEN_AI_INPUT_MESSAGES: json.dumps(
+                            [{"role": "user", "parts": [{"type": "text", "content": "q"}]}]
+                        ),
+                        sc.GEN_AI_OUTPUT_MESSAGES: json.dumps(
+                            [
+                                {
+                                    "role": "assistant",
+                                    "finish_reason": "tool_call",
+                                    "parts": [
+                                        {
+                                            "type": "tool_call",
+                                            "id": "c1",
+                                            "name": "lookup",
+                                            "arguments": {"id": 7},
+                                        }
+                                    ],
+                                }
+                            ]
+                        ),
+                    },
+                )
+            ],
+        )
+    )
     assert inference.attributes[sc.OUTPUT_FORMAT_EXPECTED] == sc.FORMAT_TOOL_CALL
-    assert inference.attributes[sc.OUTPUT_FORMAT_VALID] is True and inference.attributes[sc.OUTPUT_CHARS] == len('{"id": 7}')
+    assert inference.attributes[sc.OUTPUT_FORMAT_VALID] is True and inference.attributes[
+        sc.OUTPUT_CHARS
+    ] == len('{"id": 7}')
     assert inference.features.tool_calls == (("lookup", textfeat.digest('{"id": 7}', SALT)),)
     assert inference.features.tool_call_ids == ("c1",)
 
-    legacy = _normalize(_span(attributes={sc.GEN_AI_OPERATION_NAME: "chat", sc.LEGACY_GEN_AI_SYSTEM: "openai"}, events=[
-        ("gen_ai.system.message", {"content": "Be terse."}),
-        ("gen_ai.user.message", {"content": "I can't log in"}),
-        ("gen_ai.choice", {"index": 0, "finish_reason": "stop", "message": json.dumps({"content": "I can't help with that."})}),
-    ]))
+    legacy = _normalize(
+        _span(
+            attributes={sc.GEN_AI_OPERATION_NAME: "chat", sc.LEGACY_GEN_AI_SYSTEM: "openai"},
+            events=[
+                ("gen_ai.system.message", {"content": "Be terse."}),
+                ("gen_ai.user.message", {"content": "I can't log in"}),
+                (
+                    "gen_ai.choice",
+                    {
+                        "index": 0,
+                        "finish_reason": "stop",
+                        "message": json.dumps({"content": "I can't help with that."}),
+                    },
+                ),
+            ],
+        )
+    )
     assert legacy.attributes[sc.GEN_AI_PROVIDER_NAME] == "openai"
-    assert legacy.attributes[sc.OUTPUT_REFUSAL] is True and legacy.attributes[sc.OUTPUT_TRUNCATED] is False
-    assert legacy.attributes[sc.OUTPUT_FORMAT_EXPECTED] == sc.FORMAT_TEXT  # no gen_ai.output.type: no format asked
+    assert (
+        legacy.attributes[sc.OUTPUT_REFUSAL] is True
+        and legacy.attributes[sc.OUTPUT_TRUNCATED] is False
+    )
+    assert (
+        legacy.attributes[sc.OUTPUT_FORMAT_EXPECTED] == sc.FORMAT_TEXT
+    )  # no gen_ai.output.type: no format asked
     assert [m.role for m in legacy.features.messages] == ["system", "user"]
     _assert_no_content_added(legacy)
 
 
 def test_traceloop_indexed_attributes_of_earlier_releases():
-    record = _normalize(_span("openai.chat", {
-        sc.LEGACY_GEN_AI_SYSTEM: "OpenAI", sc.TRACELOOP_REQUEST_TYPE: "chat", sc.GEN_AI_REQUEST_MODEL: "gpt-4o",
-        sc.GEN_AI_RESPONSE_MODEL: "gpt-4o-2024-08-06", sc.LEGACY_GEN_AI_USAGE_PROMPT_TOKENS: 12,
-        sc.LEGACY_GEN_AI_USAGE_COMPLETION_TOKENS: 9, sc.LEGACY_OPENAI_SYSTEM_FINGERPRINT: "fp_9",
-        sc.TRACELOOP_API_BASE: "https://api.openai.com/v1/", sc.LEGACY_TRACELOOP_IS_STREAMING: True,
-        "gen_ai.prompt.0.role": "user", "gen_ai.prompt.0.content": "What is 2+2?",
-        "gen_ai.completion.0.role": "assistant", "gen_ai.completion.0.content": "4", "gen_ai.completion.0.finish_reason": "stop",
-    }, events=[("gen_ai.content.completion.chunk", {})]))
+    record = _normalize(
+        _span(
+            "openai.chat",
+            {
+                sc.LEGACY_GEN_AI_SYSTEM: "OpenAI",
+                sc.TRACELOOP_REQUEST_TYPE: "chat",
+                sc.GEN_AI_REQUEST_MODEL: "gpt-4o",
+                sc.GEN_AI_RESPONSE_MODEL: "gpt-4o-2024-08-06",
+                sc.LEGACY_GEN_AI_USAGE_PROMPT_TOKENS: 12,
+                sc.LEGACY_GEN_AI_USAGE_COMPLETION_TOKENS: 9,
+                sc.LEGACY_OPENAI_SYSTEM_FINGERPRINT: "fp_9",
+                sc.TRACELOOP_API_BASE: "https://api.openai.com/v1/",
+                sc.LEGACY_TRACELOOP_IS_STREAMING: True,
+                "gen_ai.prompt.0.role": "user",
+                "gen_ai.prompt.0.content": "What is 2+2?",
+                "gen_ai.completion.0.role": "assistant",
+                "gen_ai.completion.0.content": "4",
+                "gen_ai.completion.0.finish_reason": "stop",
+            },
+            events=[("gen_ai.content.completion.chunk", {})],
+        )
+    )
     a = record.attributes
     assert a[sc.GEN_AI_OPERATION_NAME] == "chat" and a[sc.GEN_AI_PROVIDER_NAME] == "openai"
     assert a[sc.GEN_AI_USAGE_INPUT_TOKENS] == 12 and a[sc.GEN_AI_USAGE_OUTPUT_TOKENS] == 9
-    assert a[sc.OPENAI_RESPONSE_SYSTEM_FINGERPRINT] == "fp_9" and a[sc.SERVER_ADDRESS] == "api.openai.com"
+    assert (
+        a[sc.OPENAI_RESPONSE_SYSTEM_FINGERPRINT] == "fp_9"
+        and a[sc.SERVER_ADDRESS] == "api.openai.com"
+    )
     assert a[sc.GEN_AI_REQUEST_STREAM] is True and a[sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] >= 0
     assert a[sc.GEN_AI_RESPONSE_FINISH_REASONS] == ("stop",) and a[sc.OUTPUT_CHARS] == 1
     assert sc.GEN_AI_REQUEST_MODEL not in a  # already on the span
-    assert sc.OUTPUT_FORMAT_EXPECTED not in a and sc.OUTPUT_FORMAT_VALID not in a  # the request's format is unknown
+    assert (
+        sc.OUTPUT_FORMAT_EXPECTED not in a and sc.OUTPUT_FORMAT_VALID not in a
+    )  # the request's format is unknown
     assert a[sc.OUTPUT_PREAMBLE] is False and a[sc.OUTPUT_CODE_FENCE] is False
     assert record.features.messages[0].text.digest == textfeat.digest("What is 2+2?", SALT)
 
 
 def test_openinference_tool_calls_params_and_session():
-    record = _normalize(_span("ChatCompletion", {
-        sc.OPENINFERENCE_SPAN_KIND: "LLM", sc.OPENINFERENCE_LLM_SYSTEM: "openai", sc.OPENINFERENCE_MODEL_NAME: "gpt-4o-2024",
-        sc.OPENINFERENCE_INVOCATION_PARAMETERS: json.dumps({"model": "gpt-4o", "temperature": 0.3, "tool_choice": "required",
-                                                            "tools": [{"type": "function"}]}),
-        sc.OPENINFERENCE_SESSION_ID: "s-1",
-        "llm.input_messages.0.message.role": "user",
-        "llm.input_messages.0.message.contents.0.message_content.text": "Where is order A1?",
-        "llm.output_messages.0.message.role": "assistant",
-        "llm.output_messages.0.message.tool_calls.0.tool_call.id": "call_1",
-        "llm.output_messages.0.message.tool_calls.0.tool_call.function.name": "get_order",
-        "llm.output_messages.0.message.tool_calls.0.tool_call.function.arguments": "{\"id\": \"A1\"",
-    }))
+    record = _normalize(
+        _span(
+            "ChatCompletion",
+            {
+                sc.OPENINFERENCE_SPAN_KIND: "LLM",
+                sc.OPENINFERENCE_LLM_SYSTEM: "openai",
+                sc.OPENINFERENCE_MODEL_NAME: "gpt-4o-2024",
+                sc.OPENINFERENCE_INVOCATION_PARAMETERS: json.dumps(
+                    {
+                        "model": "gpt-4o",
+                        "temperature": 0.3,
+                        "tool_choice": "required",
+                        "tools": [{"type": "function"}],
+                    }
+                ),
+                sc.OPENINFERENCE_SESSION_ID: "s-1",
+                "llm.input_messages.0.message.role": "user",
+                "llm.input_messages.0.message.contents.0.message_content.text": "Where is order A1?",
+                "llm.output_messages.0.message.role": "assistant",
+                "llm.output_messages.0.message.tool_calls.0.tool_call.id": "call_1",
+                "llm.output_messages.0.message.tool_calls.0.tool_call.function.name": "get_order",
+                "llm.output_messages.0.message.tool_calls.0.tool_call.function.arguments": '{"id": "A1"',
+            },
+        )
+    )
     a = record.attributes
     assert a[sc.GEN_AI_OPERATION_NAME] == "chat" and a[sc.GEN_AI_REQUEST_MODEL] == "gpt-4o"
     assert a[sc.GEN_AI_RESPONSE_MODEL] == "gpt-4o-2024" and a[sc.GEN_AI_REQUEST_TEMPERATURE] == 0.3
     assert a[sc.GEN_AI_CONVERSATION_ID] == "s-1"
-    assert a[sc.OUTPUT_FORMAT_EXPECTED] == sc.FORMAT_TOOL_CALL and a[sc.OUTPUT_FORMAT_VALID] is False
+    assert (
+        a[sc.OUTPUT_FORMAT_EXPECTED] == sc.FORMAT_TOOL_CALL and a[sc.OUTPUT_FORMAT_VALID] is False
+    )
     assert a[sc.OUTPUT_FORMAT_ERROR] == sc.FORMAT_ERROR_JSON_DECODE
     assert sc.OUTPUT_TRUNCATED not in a  # no finish reason on the span
     assert record.features.messages[0].text.digest == textfeat.digest("Where is order A1?", SALT)
@@ -167,5 +293,7 @@ def test_openinference_tool_calls_params_and_session():
 
 @pytest.mark.parametrize("kind", ["EMBEDDING", "CHAIN", "TOOL"])
 def test_openinference_spans_that_are_not_llm_calls(kind):
-    record = _normalize(_span("x", {sc.OPENINFERENCE_SPAN_KIND: kind, sc.OPENINFERENCE_LLM_SYSTEM: "openai"}))
+    record = _normalize(
+        _span("x", {sc.OPENINFERENCE_SPAN_KIND: kind, sc.OPENINFERENCE_LLM_SYSTEM: "openai"})
+    )
     assert record.attributes == {} and record.features is None

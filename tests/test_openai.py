@@ -18,7 +18,10 @@ from frictionlens import semconv as sc
 from frictionlens.localserver import LocalLLMServer, Reply, Usage
 
 FAST_RETRY = {"retry-after-ms": "1"}
-MSGS = [{"role": "system", "content": "Answer in JSON."}, {"role": "user", "content": "Give me a user record"}]
+MSGS = [
+    {"role": "system", "content": "Answer in JSON."},
+    {"role": "user", "content": "Give me a user record"},
+]
 
 
 @pytest.fixture
@@ -34,11 +37,19 @@ def spans():
     tp = TracerProvider()
     tp.add_span_processor(SimpleSpanProcessor(exporter))
     reader = InMemoryMetricReader()
-    frictionlens.instrument(tracer_provider=tp, meter_provider=MeterProvider(metric_readers=[reader]), providers=["openai"])
+    frictionlens.instrument(
+        tracer_provider=tp,
+        meter_provider=MeterProvider(metric_readers=[reader]),
+        providers=["openai"],
+    )
 
     def llm_spans():
         tp.force_flush()  # the pipeline runs its stages on a worker thread
-        return [s for s in exporter.get_finished_spans() if (s.attributes or {}).get(sc.GEN_AI_PROVIDER_NAME)]
+        return [
+            s
+            for s in exporter.get_finished_spans()
+            if (s.attributes or {}).get(sc.GEN_AI_PROVIDER_NAME)
+        ]
 
     llm_spans.reader = reader
     yield llm_spans
@@ -54,17 +65,30 @@ def aclient(server, **kw):
 
 
 def test_chat_call_carries_every_per_call_attribute(server, spans):
-    server.script(Reply(content='Sure! Here is the JSON:\n{"name": "Ada"}', model="gpt-test-2024", system_fingerprint="fp_1",
-                        usage=Usage(11, 7)))
+    server.script(
+        Reply(
+            content='Sure! Here is the JSON:\n{"name": "Ada"}',
+            model="gpt-test-2024",
+            system_fingerprint="fp_1",
+            usage=Usage(11, 7),
+        )
+    )
     with frictionlens.session("conv-42", user_id="u1"):
-        out = client(server).chat.completions.create(model="gpt-test", messages=MSGS, response_format={"type": "json_object"},
-                                                     temperature=0.2, max_tokens=50)
+        out = client(server).chat.completions.create(
+            model="gpt-test",
+            messages=MSGS,
+            response_format={"type": "json_object"},
+            temperature=0.2,
+            max_tokens=50,
+        )
     assert out.choices[0].message.content.startswith("Sure!")
     (span,) = spans()
     a = span.attributes
     assert span.name == "chat gpt-test"
     assert a[sc.GEN_AI_OPERATION_NAME] == "chat" and a[sc.GEN_AI_PROVIDER_NAME] == "openai"
-    assert a[sc.GEN_AI_REQUEST_MODEL] == "gpt-test" and a[sc.GEN_AI_RESPONSE_MODEL] == "gpt-test-2024"
+    assert (
+        a[sc.GEN_AI_REQUEST_MODEL] == "gpt-test" and a[sc.GEN_AI_RESPONSE_MODEL] == "gpt-test-2024"
+    )
     assert a[sc.GEN_AI_RESPONSE_ID] == out.id and a[sc.GEN_AI_RESPONSE_FINISH_REASONS] == ("stop",)
     assert a[sc.GEN_AI_USAGE_INPUT_TOKENS] == 11 and a[sc.GEN_AI_USAGE_OUTPUT_TOKENS] == 7
     assert a[sc.GEN_AI_REQUEST_TEMPERATURE] == 0.2 and a[sc.GEN_AI_REQUEST_MAX_TOKENS] == 50
@@ -73,28 +97,45 @@ def test_chat_call_carries_every_per_call_attribute(server, spans):
     assert a[sc.OUTPUT_CHARS] == len(out.choices[0].message.content)
     assert a[sc.OUTPUT_FORMAT_EXPECTED] == "json" and a[sc.OUTPUT_FORMAT_VALID] is False
     assert a[sc.OUTPUT_FORMAT_ERROR] == "preamble" and a[sc.OUTPUT_PREAMBLE] is True
-    assert a[sc.OUTPUT_REFUSAL] is False and a[sc.OUTPUT_TRUNCATED] is False and a[sc.RETRY_COUNT] == 0
+    assert (
+        a[sc.OUTPUT_REFUSAL] is False and a[sc.OUTPUT_TRUNCATED] is False and a[sc.RETRY_COUNT] == 0
+    )
     assert sc.GEN_AI_INPUT_MESSAGES not in a  # no content without opt-in
     assert sc.FRICTION_SCORE in a or sc.CONVERSATION_ID in a  # the friction stage ran on it
 
 
 def test_json_schema_and_truncation(server, spans):
-    schema = {"type": "object", "required": ["name", "age"], "properties": {"age": {"type": "integer"}}}
+    schema = {
+        "type": "object",
+        "required": ["name", "age"],
+        "properties": {"age": {"type": "integer"}},
+    }
     fmt = {"type": "json_schema", "json_schema": {"name": "user", "schema": schema}}
-    server.script(Reply(content='{"name": "Ada"}'), Reply(content='{"name": "Ada", "age": 36}'),
-                  Reply(content="The answer is", finish_reason="length"))
+    server.script(
+        Reply(content='{"name": "Ada"}'),
+        Reply(content='{"name": "Ada", "age": 36}'),
+        Reply(content="The answer is", finish_reason="length"),
+    )
     c = client(server)
     c.chat.completions.create(model="m", messages=MSGS, response_format=fmt)
     c.chat.completions.create(model="m", messages=MSGS, response_format=fmt)
     c.chat.completions.create(model="m", messages=MSGS)
     bad, good, cut = spans()
-    assert bad.attributes[sc.OUTPUT_FORMAT_ERROR] == "schema" and bad.attributes[sc.OUTPUT_FORMAT_EXPECTED] == "json_schema"
+    assert (
+        bad.attributes[sc.OUTPUT_FORMAT_ERROR] == "schema"
+        and bad.attributes[sc.OUTPUT_FORMAT_EXPECTED] == "json_schema"
+    )
     assert good.attributes[sc.OUTPUT_FORMAT_VALID] is True
-    assert cut.attributes[sc.OUTPUT_TRUNCATED] is True and cut.attributes[sc.GEN_AI_RESPONSE_FINISH_REASONS] == ("length",)
+    assert cut.attributes[sc.OUTPUT_TRUNCATED] is True and cut.attributes[
+        sc.GEN_AI_RESPONSE_FINISH_REASONS
+    ] == ("length",)
 
 
 def test_refusal_from_the_sdk_field_and_from_phrasing(server, spans):
-    server.script(Reply(refusal="I can't help with that."), Reply(content="I'm sorry, but I can't help with that request."))
+    server.script(
+        Reply(refusal="I can't help with that."),
+        Reply(content="I'm sorry, but I can't help with that request."),
+    )
     c = client(server)
     c.chat.completions.create(model="m", messages=MSGS)
     c.chat.completions.create(model="m", messages=MSGS)
@@ -103,12 +144,17 @@ def test_refusal_from_the_sdk_field_and_from_phrasing(server, spans):
 
 def test_tool_calls_count_as_output_and_must_parse(server, spans):
     tools = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
-    server.script(Reply(tool_calls=[("lookup", '{"q": "x"}')]), Reply(tool_calls=[("lookup", '{"q": ')]))
+    server.script(
+        Reply(tool_calls=[("lookup", '{"q": "x"}')]), Reply(tool_calls=[("lookup", '{"q": ')])
+    )
     c = client(server)
     c.chat.completions.create(model="m", messages=MSGS, tools=tools)
     c.chat.completions.create(model="m", messages=MSGS, tools=tools)
     ok, broken = spans()
-    assert ok.attributes[sc.OUTPUT_FORMAT_EXPECTED] == "tool_call" and ok.attributes[sc.OUTPUT_FORMAT_VALID] is True
+    assert (
+        ok.attributes[sc.OUTPUT_FORMAT_EXPECTED] == "tool_call"
+        and ok.attributes[sc.OUTPUT_FORMAT_VALID] is True
+    )
     assert ok.attributes[sc.OUTPUT_CHARS] == len('{"q": "x"}')
     assert broken.attributes[sc.OUTPUT_FORMAT_ERROR] == "json_decode"
 
@@ -127,18 +173,27 @@ def test_errors_are_raised_unchanged_and_recorded(server, spans):
         client(server).chat.completions.create(model="m", messages=MSGS)
     assert info.value.status_code == 500
     (span,) = spans()
-    assert span.attributes[sc.ERROR_TYPE] == "InternalServerError" and span.attributes[sc.RETRY_COUNT] == 2
+    assert (
+        span.attributes[sc.ERROR_TYPE] == "InternalServerError"
+        and span.attributes[sc.RETRY_COUNT] == 2
+    )
     assert span.status.status_code.name == "ERROR"
 
 
 def test_stream_to_the_end(server, spans):
     server.script(Reply(content="one two three four", usage=Usage(3, 4)))
-    stream = client(server).chat.completions.create(model="m", messages=MSGS, stream=True, stream_options={"include_usage": True})
+    stream = client(server).chat.completions.create(
+        model="m", messages=MSGS, stream=True, stream_options={"include_usage": True}
+    )
     text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
     assert text == "one two three four"
     (span,) = spans()
     a = span.attributes
-    assert a[sc.STREAM_ABANDONED] is False and a[sc.OUTPUT_CHARS] == len(text) and a[sc.STREAM_CHUNKS] >= 4
+    assert (
+        a[sc.STREAM_ABANDONED] is False
+        and a[sc.OUTPUT_CHARS] == len(text)
+        and a[sc.STREAM_CHUNKS] >= 4
+    )
     assert a[sc.GEN_AI_USAGE_OUTPUT_TOKENS] == 4 and a[sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] > 0
     assert a[sc.GEN_AI_REQUEST_STREAM] is True
 
@@ -178,8 +233,14 @@ def test_responses_api_plain_and_streamed(server, spans):
     with c.responses.stream(model="m", input="hi") as s:
         s.get_final_response()
     plain, streamed, helper = spans()
-    assert plain.attributes[sc.OUTPUT_CHARS] == len(r.output_text) and plain.attributes[sc.GEN_AI_RESPONSE_ID] == r.id
-    assert streamed.attributes[sc.STREAM_ABANDONED] is False and streamed.attributes[sc.GEN_AI_USAGE_OUTPUT_TOKENS] > 0
+    assert (
+        plain.attributes[sc.OUTPUT_CHARS] == len(r.output_text)
+        and plain.attributes[sc.GEN_AI_RESPONSE_ID] == r.id
+    )
+    assert (
+        streamed.attributes[sc.STREAM_ABANDONED] is False
+        and streamed.attributes[sc.GEN_AI_USAGE_OUTPUT_TOKENS] > 0
+    )
     assert events and helper.attributes[sc.GEN_AI_RESPONSE_FINISH_REASONS] == ("stop",)
 
 
@@ -215,7 +276,10 @@ def test_async_calls_streams_and_cancellation(server, spans):
     plain, full, cancelled = spans()
     assert sc.STREAM_ABANDONED not in plain.attributes
     assert full.attributes[sc.STREAM_ABANDONED] is False
-    assert cancelled.attributes[sc.STREAM_ABANDONED] is True and sc.ERROR_TYPE not in cancelled.attributes
+    assert (
+        cancelled.attributes[sc.STREAM_ABANDONED] is True
+        and sc.ERROR_TYPE not in cancelled.attributes
+    )
 
 
 def test_threads_get_one_span_per_call(server, spans):
@@ -223,25 +287,44 @@ def test_threads_get_one_span_per_call(server, spans):
 
     c = client(server)
     with ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda i: c.chat.completions.create(model="m", messages=[{"role": "user", "content": f"q{i}"}]), range(40)))
+        list(
+            pool.map(
+                lambda i: c.chat.completions.create(
+                    model="m", messages=[{"role": "user", "content": f"q{i}"}]
+                ),
+                range(40),
+            )
+        )
     assert len(spans()) == 40
 
 
 def test_metrics_are_recorded(server, spans):
     server.script(Reply(status=429, error="x", headers=FAST_RETRY), Reply(content="not json"))
-    client(server).chat.completions.create(model="m", messages=MSGS, response_format={"type": "json_object"})
+    client(server).chat.completions.create(
+        model="m", messages=MSGS, response_format={"type": "json_object"}
+    )
     spans()  # the pipeline's worker records a call's metrics as it ends the span
     data = spans.reader.get_metrics_data()
     names = {m.name for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
-    assert {sc.METRIC_GEN_AI_OPERATION_DURATION, sc.METRIC_GEN_AI_TOKEN_USAGE, sc.METRIC_OUTPUT_LENGTH,
-            sc.METRIC_FORMAT_FAILURES, sc.METRIC_RETRIES} <= names
+    assert {
+        sc.METRIC_GEN_AI_OPERATION_DURATION,
+        sc.METRIC_GEN_AI_TOKEN_USAGE,
+        sc.METRIC_OUTPUT_LENGTH,
+        sc.METRIC_FORMAT_FAILURES,
+        sc.METRIC_RETRIES,
+    } <= names
 
 
 def test_content_capture_is_opt_in_and_truncated(server, monkeypatch):
     exporter = InMemorySpanExporter()
     tp = TracerProvider()
     tp.add_span_processor(SimpleSpanProcessor(exporter))
-    frictionlens.instrument(tracer_provider=tp, meter_provider=MeterProvider(), capture_content=True, content_max_chars=5)
+    frictionlens.instrument(
+        tracer_provider=tp,
+        meter_provider=MeterProvider(),
+        capture_content=True,
+        content_max_chars=5,
+    )
     server.script(Reply(content="abcdefghij"))
     client(server).chat.completions.create(model="m", messages=MSGS)
     frictionlens.uninstrument()
@@ -264,16 +347,26 @@ def test_uninstrument_restores_the_sdk(server):
 
 def test_raw_response_wrappers_one_span_each(server, spans):
     """``with_raw_response`` and ``with_streaming_response``: the span ends when the body is parsed."""
-    server.script(Reply(content="raw.", usage=Usage(3, 1)), Reply(content="streamed raw.", usage=Usage(4, 2)))
+    server.script(
+        Reply(content="raw.", usage=Usage(3, 1)), Reply(content="streamed raw.", usage=Usage(4, 2))
+    )
     c = client(server)
     raw = c.chat.completions.with_raw_response.create(model="gpt-test", messages=MSGS)
     assert raw.parse().choices[0].message.content == "raw."
-    with c.chat.completions.with_streaming_response.create(model="gpt-test", messages=MSGS, stream=True) as response:
+    with c.chat.completions.with_streaming_response.create(
+        model="gpt-test", messages=MSGS, stream=True
+    ) as response:
         text = "".join(ch.choices[0].delta.content or "" for ch in response.parse() if ch.choices)
     assert text == "streamed raw."
     first, second = sorted(spans(), key=lambda s: s.start_time)
-    assert first.attributes[sc.OUTPUT_CHARS] == len("raw.") and first.attributes[sc.GEN_AI_USAGE_OUTPUT_TOKENS] == 1
-    assert second.attributes[sc.OUTPUT_CHARS] == len(text) and second.attributes[sc.STREAM_ABANDONED] is False
+    assert (
+        first.attributes[sc.OUTPUT_CHARS] == len("raw.")
+        and first.attributes[sc.GEN_AI_USAGE_OUTPUT_TOKENS] == 1
+    )
+    assert (
+        second.attributes[sc.OUTPUT_CHARS] == len(text)
+        and second.attributes[sc.STREAM_ABANDONED] is False
+    )
 
 
 def test_the_call_returns_before_its_span_is_ended_and_the_span_keeps_its_own_end_time(server):
@@ -295,7 +388,11 @@ def test_the_call_returns_before_its_span_is_ended_and_the_span_keeps_its_own_en
     tp.add_span_processor(SimpleSpanProcessor(exporter))
     tp.add_span_processor(threads)
     reader = InMemoryMetricReader()
-    frictionlens.instrument(tracer_provider=tp, meter_provider=MeterProvider(metric_readers=[reader]), providers=["openai"])
+    frictionlens.instrument(
+        tracer_provider=tp,
+        meter_provider=MeterProvider(metric_readers=[reader]),
+        providers=["openai"],
+    )
     try:
         before = time.time_ns()
         client(server).chat.completions.create(model="gpt-test", messages=MSGS)
@@ -307,5 +404,10 @@ def test_the_call_returns_before_its_span_is_ended_and_the_span_keeps_its_own_en
     assert before <= span.start_time < span.end_time <= after
     assert [t for name, t in threads.ended_on if name == span.name] == ["frictionlens-pipeline"]
     assert span.attributes[sc.OUTPUT_CHARS] > 0
-    names = {m.name for rm in reader.get_metrics_data().resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
+    names = {
+        m.name
+        for rm in reader.get_metrics_data().resource_metrics
+        for sm in rm.scope_metrics
+        for m in sm.metrics
+    }
     assert sc.METRIC_GEN_AI_OPERATION_DURATION in names

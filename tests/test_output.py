@@ -32,7 +32,11 @@ def test_broken_json_and_empty():
 
 
 def test_schema_required_keys_and_types():
-    schema = {"type": "object", "required": ["name", "age"], "properties": {"age": {"type": "integer"}}}
+    schema = {
+        "type": "object",
+        "required": ["name", "age"],
+        "properties": {"age": {"type": "integer"}},
+    }
     assert fmt.check_json('{"name": "x", "age": 3}', schema).valid
     assert fmt.check_json('{"name": "x"}', schema).error == semconv.FORMAT_ERROR_SCHEMA
     assert fmt.check_json('{"name": "x", "age": "3"}', schema).error == semconv.FORMAT_ERROR_SCHEMA
@@ -55,7 +59,18 @@ def test_text_preamble_is_noted_not_failed():
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.text(), st.one_of(st.none(), st.fixed_dictionaries({"type": st.sampled_from(["object", "array", "x"]), "required": st.lists(st.text(max_size=3), max_size=3)})))
+@given(
+    st.text(),
+    st.one_of(
+        st.none(),
+        st.fixed_dictionaries(
+            {
+                "type": st.sampled_from(["object", "array", "x"]),
+                "required": st.lists(st.text(max_size=3), max_size=3),
+            }
+        ),
+    ),
+)
 def test_checks_never_raise(text, schema):
     for c in (fmt.check_json(text, schema), fmt.check_text(text), fmt.check_tool_arguments([text])):
         assert isinstance(c.valid, bool)
@@ -63,6 +78,12 @@ def test_checks_never_raise(text, schema):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=5), lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=3), c, max_size=3), max_leaves=10))
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+        lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=3), c, max_size=3),
+        max_leaves=10,
+    )
+)
 def test_any_serialised_json_is_valid(value):
     assert fmt.check_json(json.dumps(value)).valid

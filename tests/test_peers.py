@@ -30,7 +30,13 @@ from frictionlens import semconv as sc
 from frictionlens.collector.decode import readable_spans
 from frictionlens.config import Options
 from frictionlens.exporters.filestore import read_traces
-from frictionlens.localserver import LocalLLMServer, ReceivedRequest, Reply, Usage, default_responder
+from frictionlens.localserver import (
+    LocalLLMServer,
+    ReceivedRequest,
+    Reply,
+    Usage,
+    default_responder,
+)
 from frictionlens.processors.drift import DriftStage
 from frictionlens.processors.drift.calibration import WARMUP
 from frictionlens.processors.normalize import Normalizer
@@ -44,14 +50,26 @@ JSON_SYSTEM = "Extract the order from the customer's message as JSON."
 
 #: peer -> (instrumentor module, scope name of its spans, environment for content capture)
 PEERS = {
-    "official": ("opentelemetry.instrumentation.openai_v2", "opentelemetry.util.genai.handler", {
-        "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "SPAN_ONLY",
-        "OTEL_SEMCONV_STABILITY_OPT_IN": "gen_ai_latest_experimental",
-    }),
-    "traceloop": ("opentelemetry.instrumentation.openai", "opentelemetry.instrumentation.openai.v1", {
-        "TRACELOOP_TRACE_CONTENT": "true",
-    }),
-    "openinference": ("openinference.instrumentation.openai", "openinference.instrumentation.openai", {}),
+    "official": (
+        "opentelemetry.instrumentation.openai_v2",
+        "opentelemetry.util.genai.handler",
+        {
+            "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "SPAN_ONLY",
+            "OTEL_SEMCONV_STABILITY_OPT_IN": "gen_ai_latest_experimental",
+        },
+    ),
+    "traceloop": (
+        "opentelemetry.instrumentation.openai",
+        "opentelemetry.instrumentation.openai.v1",
+        {
+            "TRACELOOP_TRACE_CONTENT": "true",
+        },
+    ),
+    "openinference": (
+        "openinference.instrumentation.openai",
+        "openinference.instrumentation.openai",
+        {},
+    ),
 }
 
 
@@ -60,15 +78,24 @@ def _instrumented(name: str) -> Iterator[_Run]:
     """The peer's instrumentor on an app TracerProvider, then ``instrument(providers=False)``:
     our pipeline goes in front of the app's exporter, and nothing of ours wraps the SDK."""
     module_name, scope, _ = PEERS[name]
-    module = pytest.importorskip(module_name, reason=f"{module_name} is not installed (extra: peers)")
+    module = pytest.importorskip(
+        module_name, reason=f"{module_name} is not installed (extra: peers)"
+    )
     exporter = InMemorySpanExporter()
     tp = TracerProvider()
     tp.add_span_processor(SimpleSpanProcessor(exporter))
     instrumentor = module.OpenAIInstrumentor()
     instrumentor.instrument(tracer_provider=tp)
-    frictionlens.instrument(tracer_provider=tp, meter_provider=MeterProvider(metric_readers=[InMemoryMetricReader()]),
-                            providers=False, exporter="none", sample_rate=1.0)
-    raw = InMemorySpanExporter()  # added after the pipeline: beside it, sees the peer's spans as made
+    frictionlens.instrument(
+        tracer_provider=tp,
+        meter_provider=MeterProvider(metric_readers=[InMemoryMetricReader()]),
+        providers=False,
+        exporter="none",
+        sample_rate=1.0,
+    )
+    raw = (
+        InMemorySpanExporter()
+    )  # added after the pipeline: beside it, sees the peer's spans as made
     tp.add_span_processor(SimpleSpanProcessor(raw))
     try:
         yield _Run(exporter, raw, scope, tp)
@@ -91,19 +118,34 @@ def peer(request, monkeypatch):
 
 
 class _Run:
-    def __init__(self, exporter: InMemorySpanExporter, raw: InMemorySpanExporter, scope: str, tp: TracerProvider) -> None:
+    def __init__(
+        self,
+        exporter: InMemorySpanExporter,
+        raw: InMemorySpanExporter,
+        scope: str,
+        tp: TracerProvider,
+    ) -> None:
         self.exporter, self.raw, self.scope, self.tp = exporter, raw, scope, tp
 
     def spans(self, exporter: InMemorySpanExporter | None = None):
         """The peer's spans as exported (ours are not there: providers=False)."""
         self.tp.force_flush()  # the pipeline runs its stages on a worker thread
         spans = (exporter or self.exporter).get_finished_spans()
-        assert all(s.instrumentation_scope.name != sc.SCOPE_NAME for s in spans if s.name != sc.CONVERSATION_SPAN)
+        assert all(
+            s.instrumentation_scope.name != sc.SCOPE_NAME
+            for s in spans
+            if s.name != sc.CONVERSATION_SPAN
+        )
         return [s for s in spans if s.instrumentation_scope.name == self.scope]
 
 
 def _chat(client: openai.OpenAI, history: list[dict[str, str]], answers: list[str]) -> None:
-    answer = client.chat.completions.create(model="gpt-test", messages=history).choices[0].message.content or ""
+    answer = (
+        client.chat.completions.create(model="gpt-test", messages=history)
+        .choices[0]
+        .message.content
+        or ""
+    )
     history.append({"role": "assistant", "content": answer})
     answers.append(answer)
 
@@ -112,32 +154,54 @@ def test_friction_appears_on_the_peers_spans(peer):
     answers: list[str] = []
     with LocalLLMServer() as server:
         client = openai.OpenAI(base_url=server.openai_base_url, api_key="test")
-        corrected = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "How do I activate my new card?"}]
+        corrected = [
+            {"role": "system", "content": SYSTEM},
+            {"role": "user", "content": "How do I activate my new card?"},
+        ]
         _chat(client, corrected, answers)
-        corrected.append({"role": "user", "content": "No, I meant my credit card, not the debit card."})
+        corrected.append(
+            {"role": "user", "content": "No, I meant my credit card, not the debit card."}
+        )
         _chat(client, corrected, answers)
-        rephrased = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "What is the fee for a transfer abroad?"}]
+        rephrased = [
+            {"role": "system", "content": SYSTEM},
+            {"role": "user", "content": "What is the fee for a transfer abroad?"},
+        ]
         _chat(client, rephrased, answers)
-        rephrased.append({"role": "user", "content": "What fee do you charge for a transfer abroad?"})
+        rephrased.append(
+            {"role": "user", "content": "What fee do you charge for a transfer abroad?"}
+        )
         _chat(client, rephrased, answers)
     spans = peer.spans()
     assert len(spans) == 4, [s.name for s in spans]
     kinds = [s.attributes.get(sc.FRICTION_KIND) for s in spans]
     assert kinds == [None, sc.FRICTION_CORRECTION, None, sc.FRICTION_REPHRASE]
     assert [s.attributes[sc.CONVERSATION_TURN] for s in spans] == [1, 2, 1, 2]
-    assert spans[0].attributes[sc.CONVERSATION_ID] == spans[1].attributes[sc.CONVERSATION_ID] != spans[2].attributes[sc.CONVERSATION_ID]
+    assert (
+        spans[0].attributes[sc.CONVERSATION_ID]
+        == spans[1].attributes[sc.CONVERSATION_ID]
+        != spans[2].attributes[sc.CONVERSATION_ID]
+    )
     assert spans[1].attributes[sc.REVIEW_NEEDED] is True
     evaluations = [e for e in spans[1].events if e.name == sc.GEN_AI_EVALUATION_RESULT]
-    assert [e.attributes[sc.GEN_AI_EVALUATION_SCORE_LABEL] for e in evaluations] == [sc.FRICTION_CORRECTION]
+    assert [e.attributes[sc.GEN_AI_EVALUATION_SCORE_LABEL] for e in evaluations] == [
+        sc.FRICTION_CORRECTION
+    ]
     assert [s.attributes[sc.OUTPUT_CHARS] for s in spans] == [len(a) for a in answers]
     for span in spans:  # the per-call attributes, mapped from the peer's names
         a = span.attributes
         assert a[sc.GEN_AI_OPERATION_NAME] == "chat" and a[sc.GEN_AI_PROVIDER_NAME] == "openai"
-        assert a[sc.GEN_AI_REQUEST_MODEL] == "gpt-test" and a[sc.GEN_AI_RESPONSE_FINISH_REASONS] == ("stop",)
+        assert a[sc.GEN_AI_REQUEST_MODEL] == "gpt-test" and a[
+            sc.GEN_AI_RESPONSE_FINISH_REASONS
+        ] == ("stop",)
         assert a[sc.GEN_AI_USAGE_OUTPUT_TOKENS] > 0 and a[sc.GEN_AI_USAGE_INPUT_TOKENS] > 0
         assert a[sc.OUTPUT_TRUNCATED] is False and a[sc.OUTPUT_REFUSAL] is False
-        assert a[sc.OUTPUT_FORMAT_VALID] is True and a[sc.DRIFT_STREAM].startswith("openai/gpt-test/sys-")
-    for made, exported in zip(peer.spans(peer.raw), spans):  # the peer's attributes untouched, no text added
+        assert a[sc.OUTPUT_FORMAT_VALID] is True and a[sc.DRIFT_STREAM].startswith(
+            "openai/gpt-test/sys-"
+        )
+    for made, exported in zip(
+        peer.spans(peer.raw), spans
+    ):  # the peer's attributes untouched, no text added
         added = set(exported.attributes) - set(made.attributes)
         assert {k: exported.attributes[k] for k in made.attributes} == dict(made.attributes)
         texts = [m["content"] for m in corrected + rephrased]
@@ -159,7 +223,11 @@ class _Provider:
         body = json.dumps({"order_id": f"A{self.calls}", "status": "paid"})
         if self.calls <= self.change_at:
             return Reply(content=body, model="gpt-test-2026-01", usage=Usage(30, 12))
-        return Reply(content=f"Sure! Here is the JSON:\n```json\n{body}\n```", model="gpt-test-2026-11", usage=Usage(30, 20))
+        return Reply(
+            content=f"Sure! Here is the JSON:\n```json\n{body}\n```",
+            model="gpt-test-2026-11",
+            usage=Usage(30, 20),
+        )
 
 
 def _learned_baseline(model: str) -> None:
@@ -172,27 +240,48 @@ def _learned_baseline(model: str) -> None:
     provider.add_span_processor(SignalPipeline([Normalizer(options.salt_bytes()), drift]))
     tracer = provider.get_tracer("warm-up")
     for _ in range(WARMUP):
-        tracer.start_span("chat gpt-test", attributes={
-            sc.GEN_AI_OPERATION_NAME: "chat", sc.GEN_AI_PROVIDER_NAME: "openai", sc.GEN_AI_REQUEST_MODEL: "gpt-test",
-            sc.GEN_AI_RESPONSE_MODEL: model,
-            sc.GEN_AI_SYSTEM_INSTRUCTIONS: json.dumps([{"type": "text", "content": JSON_SYSTEM}])}).end()
+        tracer.start_span(
+            "chat gpt-test",
+            attributes={
+                sc.GEN_AI_OPERATION_NAME: "chat",
+                sc.GEN_AI_PROVIDER_NAME: "openai",
+                sc.GEN_AI_REQUEST_MODEL: "gpt-test",
+                sc.GEN_AI_RESPONSE_MODEL: model,
+                sc.GEN_AI_SYSTEM_INSTRUCTIONS: json.dumps(
+                    [{"type": "text", "content": JSON_SYSTEM}]
+                ),
+            },
+        ).end()
     assert StateFile(options.data_dir / STATE_FILE).save_stages({"drift": drift})
 
 
 def _json_route(client: openai.OpenAI, calls: int) -> None:
     for i in range(calls):
-        client.chat.completions.create(model="gpt-test", response_format={"type": "json_object"}, messages=[
-            {"role": "system", "content": JSON_SYSTEM}, {"role": "user", "content": f"Order {i}: two books, paid."}])
+        client.chat.completions.create(
+            model="gpt-test",
+            response_format={"type": "json_object"},
+            messages=[
+                {"role": "system", "content": JSON_SYSTEM},
+                {"role": "user", "content": f"Order {i}: two books, paid."},
+            ],
+        )
 
 
 def _assert_drift(spans: list, change_at: int, format_alarm: bool) -> None:
     before, after = spans[:change_at], spans[change_at:]
     assert not any(e.name == sc.DRIFT_EVENT for s in before for e in s.events)
     assert all(s.attributes[sc.OUTPUT_FORMAT_VALID] for s in before)
-    assert all(s.attributes[sc.OUTPUT_FORMAT_VALID] is False and s.attributes[sc.OUTPUT_PREAMBLE] for s in after)
+    assert all(
+        s.attributes[sc.OUTPUT_FORMAT_VALID] is False and s.attributes[sc.OUTPUT_PREAMBLE]
+        for s in after
+    )
     assert {s.attributes[sc.OUTPUT_FORMAT_EXPECTED] for s in spans} == {sc.FORMAT_JSON}
-    drift = [(i, e.attributes) for i, s in enumerate(after) for e in s.events if e.name == sc.DRIFT_EVENT]
-    alarms = {a[sc.DRIFT_FEATURE]: (i, a) for i, a in reversed(drift)}  # the first alarm of each feature
+    drift = [
+        (i, e.attributes) for i, s in enumerate(after) for e in s.events if e.name == sc.DRIFT_EVENT
+    ]
+    alarms = {
+        a[sc.DRIFT_FEATURE]: (i, a) for i, a in reversed(drift)
+    }  # the first alarm of each feature
     at, model = alarms["response_model"]
     assert at == 2  # confirmed at the third call of the new model
     assert model[sc.DRIFT_SUSPECTED_CAUSE] == sc.DRIFT_CAUSE_PROVIDER_CHANGE
@@ -233,47 +322,78 @@ def test_without_content_capture_only_what_the_span_says():
         client = openai.OpenAI(base_url=server.openai_base_url, api_key="test")
         history = [{"role": "user", "content": "How do I activate my new card?"}]
         _chat(client, history, [])
-        history.append({"role": "user", "content": "No, I meant my credit card, not the debit card."})
+        history.append(
+            {"role": "user", "content": "No, I meant my credit card, not the debit card."}
+        )
         _chat(client, history, [])
     spans = run.spans()
     assert len(spans) == 2
-    assert [s.attributes.get(sc.OUTPUT_TRUNCATED) for s in spans] == [True, False]  # from the finish reasons
+    assert [s.attributes.get(sc.OUTPUT_TRUNCATED) for s in spans] == [
+        True,
+        False,
+    ]  # from the finish reasons
     for span in spans:
         a = span.attributes
-        assert sc.GEN_AI_INPUT_MESSAGES not in a and sc.OUTPUT_CHARS not in a and sc.OUTPUT_FORMAT_VALID not in a
+        assert (
+            sc.GEN_AI_INPUT_MESSAGES not in a
+            and sc.OUTPUT_CHARS not in a
+            and sc.OUTPUT_FORMAT_VALID not in a
+        )
         assert sc.FRICTION_KIND not in a and sc.OUTPUT_REFUSAL not in a
-        assert a[sc.DRIFT_STREAM] == "openai/gpt-test/default"  # no system prompt seen: the default route
+        assert (
+            a[sc.DRIFT_STREAM] == "openai/gpt-test/default"
+        )  # no system prompt seen: the default route
 
 
-def test_spans_received_over_otlp_get_features_from_their_content(otlp_receiver, monkeypatch, tmp_path):
+def test_spans_received_over_otlp_get_features_from_their_content(
+    otlp_receiver, monkeypatch, tmp_path
+):
     """What a collector does with another app's spans: decode, then the same pipeline."""
     module = pytest.importorskip("opentelemetry.instrumentation.openai_v2", reason="extra: peers")
     _capture_content(monkeypatch, "official")
     app = TracerProvider()  # the sending app: no frictionlens at all
-    app.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=otlp_receiver.grpc_endpoint, insecure=True)))
+    app.add_span_processor(
+        SimpleSpanProcessor(OTLPSpanExporter(endpoint=otlp_receiver.grpc_endpoint, insecure=True))
+    )
     instrumentor = module.OpenAIInstrumentor()
     instrumentor.instrument(tracer_provider=app)
     try:
         with LocalLLMServer() as server:
             client = openai.OpenAI(base_url=server.openai_base_url, api_key="test")
-            history = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "How do I activate my new card?"}]
+            history = [
+                {"role": "system", "content": SYSTEM},
+                {"role": "user", "content": "How do I activate my new card?"},
+            ]
             _chat(client, history, [])
-            history.append({"role": "user", "content": "No, I meant my credit card, not the debit card."})
+            history.append(
+                {"role": "user", "content": "No, I meant my credit card, not the debit card."}
+            )
             _chat(client, history, [])
     finally:
         instrumentor.uninstrument()
     otlp_receiver.wait_for_spans(2)
     exported = InMemorySpanExporter()
     options = Options.resolve({"data_dir": tmp_path})
-    pipeline = SignalPipeline(build_stages(options, NoOpMeterProvider().get_meter("t"), options.salt_bytes()),
-                              SimpleSpanProcessor(exported))
+    pipeline = SignalPipeline(
+        build_stages(options, NoOpMeterProvider().get_meter("t"), options.salt_bytes()),
+        SimpleSpanProcessor(exported),
+    )
     for span in otlp_receiver.readable_spans():
         pipeline.on_end(span)
     pipeline.shutdown()
-    calls = [s for s in exported.get_finished_spans() if s.attributes.get(sc.GEN_AI_OPERATION_NAME) == "chat"]
+    calls = [
+        s
+        for s in exported.get_finished_spans()
+        if s.attributes.get(sc.GEN_AI_OPERATION_NAME) == "chat"
+    ]
     assert [s.attributes.get(sc.FRICTION_KIND) for s in calls] == [None, sc.FRICTION_CORRECTION]
-    assert all(s.attributes[sc.OUTPUT_FORMAT_VALID] is True and s.attributes[sc.OUTPUT_CHARS] > 0 for s in calls)
-    assert any(s.name == sc.CONVERSATION_SPAN for s in exported.get_finished_spans())  # closed at shutdown
+    assert all(
+        s.attributes[sc.OUTPUT_FORMAT_VALID] is True and s.attributes[sc.OUTPUT_CHARS] > 0
+        for s in calls
+    )
+    assert any(
+        s.name == sc.CONVERSATION_SPAN for s in exported.get_finished_spans()
+    )  # closed at shutdown
 
 
 APP = """
@@ -293,9 +413,19 @@ def test_an_app_without_its_own_sdk_setup(tmp_path):
     """The peer traces through the global provider that ``instrument(providers=False)`` creates."""
     pytest.importorskip("opentelemetry.instrumentation.openai_v2", reason="extra: peers")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "FRICTIONLENS_"))}
-    env.update(PEERS["official"][2], FRICTIONLENS_DATA_DIR=str(tmp_path / "store"), FRICTIONLENS_SAMPLE_RATE="1")
+    env.update(
+        PEERS["official"][2],
+        FRICTIONLENS_DATA_DIR=str(tmp_path / "store"),
+        FRICTIONLENS_SAMPLE_RATE="1",
+    )
     with LocalLLMServer() as server:
-        subprocess.run([sys.executable, "-c", APP, server.openai_base_url], env=env, check=True, timeout=60, cwd=tmp_path)
+        subprocess.run(
+            [sys.executable, "-c", APP, server.openai_base_url],
+            env=env,
+            check=True,
+            timeout=60,
+            cwd=tmp_path,
+        )
     spans = [s for req in read_traces(tmp_path / "store") for s in readable_spans(req)]
     calls = [s for s in spans if s.instrumentation_scope.name == PEERS["official"][1]]
     assert [s.attributes.get(sc.FRICTION_KIND) for s in calls] == [None, sc.FRICTION_CORRECTION]

@@ -29,7 +29,11 @@ class Tag:
 
     def close(self, emit):
         self.closed += 1
-        emit(ReadableSpan("summary", context=SpanContext(1, 2, False, TraceFlags(TraceFlags.SAMPLED))))
+        emit(
+            ReadableSpan(
+                "summary", context=SpanContext(1, 2, False, TraceFlags(TraceFlags.SAMPLED))
+            )
+        )
 
 
 class Broken(Tag):
@@ -115,7 +119,10 @@ def test_background_stages_run_off_the_app_thread_and_flush_drains_them():
     assert pipeline.force_flush()
     (out,) = exporter.get_finished_spans()
     assert out.attributes["test.tag"] == 2 and gate.seen == [feats]
-    assert gate.threads == ["frictionlens-pipeline"] and threading.current_thread().name not in gate.threads
+    assert (
+        gate.threads == ["frictionlens-pipeline"]
+        and threading.current_thread().name not in gate.threads
+    )
     pipeline.shutdown()
 
 
@@ -162,7 +169,10 @@ def test_background_worker_starts_afresh_in_a_forked_child():
         ok = False
         try:
             tp.get_tracer("t").start_span("child").end()
-            ok = pipeline.force_flush(5000) and exporter.get_finished_spans()[-1].attributes.get("test.tag") == 1
+            ok = (
+                pipeline.force_flush(5000)
+                and exporter.get_finished_spans()[-1].attributes.get("test.tag") == 1
+            )
         finally:
             os._exit(0 if ok else 1)
     _, status = os.waitpid(pid, 0)
@@ -236,7 +246,9 @@ def test_spans_ended_on_the_worker_start_the_ticker_that_expires_stage_state():
 
     stage = Ticks()
     tp, pipeline, _ = _setup(stage, background=True, tick_interval_s=0.05)
-    assert pipeline.submit(tp.get_tracer("t").start_span("handed over").end)  # the app thread ends no span
+    assert pipeline.submit(
+        tp.get_tracer("t").start_span("handed over").end
+    )  # the app thread ends no span
     assert stage.ticked.wait(10)
     pipeline.shutdown()
 
@@ -248,7 +260,10 @@ def test_process_batch_returns_the_records_and_hands_nothing_on():
     tag = Tag()
     exporter = InMemorySpanExporter()
     pipeline = SignalPipeline([Broken(), tag], downstream=SimpleSpanProcessor(exporter))
-    spans = [ReadableSpan(f"call-{n}", context=SpanContext(1, n, False), attributes={"test.n": n}) for n in (1, 2)]
+    spans = [
+        ReadableSpan(f"call-{n}", context=SpanContext(1, n, False), attributes={"test.n": n})
+        for n in (1, 2)
+    ]
     records = pipeline.process_batch(spans)
     assert [r.span for r in records] == spans
     assert [r.attributes for r in records] == [{"test.tag": 2}, {"test.tag": 3}]

@@ -28,12 +28,19 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 
 import frictionlens
 from frictionlens import semconv as sc
-from frictionlens.exporters.filestore import FileMetricExporter, FileSpanExporter, read_metrics, read_traces
+from frictionlens.exporters.filestore import (
+    FileMetricExporter,
+    FileSpanExporter,
+    read_metrics,
+    read_traces,
+)
 from frictionlens.localserver import LocalLLMServer, ReceivedRequest, Reply
 from frictionlens.processors.drift.calibration import WARMUP
 
 FRAGMENT = 12
-TOOLS_OPENAI = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
+TOOLS_OPENAI = [
+    {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
+]
 TOOLS_ANTHROPIC = [{"name": "lookup", "input_schema": {"type": "object"}}]
 
 
@@ -45,12 +52,15 @@ class Texts:
         self.seen: list[str] = []
 
     def __call__(self, words: int = 8) -> str:
-        made = " ".join("".join(self.rng.choices(string.ascii_lowercase, k=self.rng.randint(4, 9))) for _ in range(words))
+        made = " ".join(
+            "".join(self.rng.choices(string.ascii_lowercase, k=self.rng.randint(4, 9)))
+            for _ in range(words)
+        )
         self.seen.append(made)
         return made
 
     def fragments(self) -> set[str]:
-        return {t[i:i + FRAGMENT] for t in self.seen for i in range(len(t) - FRAGMENT + 1)}
+        return {t[i : i + FRAGMENT] for t in self.seen for i in range(len(t) - FRAGMENT + 1)}
 
 
 class Server(LocalLLMServer):
@@ -79,7 +89,11 @@ def _strings(value: Any) -> Iterator[str]:
 
 def leaks(exported: list[str], fragments: set[str]) -> list[str]:
     """Exported strings that contain one of ``fragments``."""
-    return [s for s in exported if any(s[i:i + FRAGMENT] in fragments for i in range(len(s) - FRAGMENT + 1))]
+    return [
+        s
+        for s in exported
+        if any(s[i : i + FRAGMENT] in fragments for i in range(len(s) - FRAGMENT + 1))
+    ]
 
 
 @pytest.fixture
@@ -87,18 +101,28 @@ def app(otlp_receiver, tmp_path):
     """An app whose own OpenTelemetry SDK exports to the receiver and to the file store."""
     store = tmp_path / "store"
     tp = TracerProvider(resource=Resource.create({"service.name": "privacy-app"}))
-    tp.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=otlp_receiver.grpc_endpoint, insecure=True)))
+    tp.add_span_processor(
+        BatchSpanProcessor(OTLPSpanExporter(endpoint=otlp_receiver.grpc_endpoint, insecure=True))
+    )
     tp.add_span_processor(SimpleSpanProcessor(FileSpanExporter(store)))
     never = 3_600_000  # metrics are exported once, at shutdown
-    mp = MeterProvider(resource=tp.resource, metric_readers=[
-        PeriodicExportingMetricReader(OTLPMetricExporter(endpoint=otlp_receiver.grpc_endpoint, insecure=True),
-                                      export_interval_millis=never),
-        PeriodicExportingMetricReader(FileMetricExporter(store), export_interval_millis=never),
-    ])
+    mp = MeterProvider(
+        resource=tp.resource,
+        metric_readers=[
+            PeriodicExportingMetricReader(
+                OTLPMetricExporter(endpoint=otlp_receiver.grpc_endpoint, insecure=True),
+                export_interval_millis=never,
+            ),
+            PeriodicExportingMetricReader(FileMetricExporter(store), export_interval_millis=never),
+        ],
+    )
     texts = Texts(seed=10)
     with Server(texts) as server:
+
         def start(**options: Any) -> Server:
-            frictionlens.instrument(tracer_provider=tp, meter_provider=mp, providers=["openai", "anthropic"], **options)
+            frictionlens.instrument(
+                tracer_provider=tp, meter_provider=mp, providers=["openai", "anthropic"], **options
+            )
             return server
 
         def finish() -> dict[str, list[dict[str, Any]]]:
@@ -117,15 +141,25 @@ def app(otlp_receiver, tmp_path):
 def converse(server: Server, t: Texts, *, drift: bool) -> None:
     """Every kind of call and signal the library exports something for."""
     oa = openai.OpenAI(base_url=server.openai_base_url, api_key="k", max_retries=0)
-    an = anthropic.Anthropic(base_url=server.anthropic_base_url, api_key="k", max_retries=0, open_telemetry=False)
+    an = anthropic.Anthropic(
+        base_url=server.anthropic_base_url, api_key="k", max_retries=0, open_telemetry=False
+    )
 
     def ask(history: list[dict[str, Any]], **kw: Any) -> str:
-        answer = oa.chat.completions.create(model="gpt-x", messages=history, **kw).choices[0].message.content or ""
+        answer = (
+            oa.chat.completions.create(model="gpt-x", messages=history, **kw)
+            .choices[0]
+            .message.content
+            or ""
+        )
         history.append({"role": "assistant", "content": answer})
         return answer
 
     # an inferred conversation: turns, a regenerate, a correction, a repeat, feedback
-    history: list[dict[str, Any]] = [{"role": "system", "content": t()}, {"role": "user", "content": t()}]
+    history: list[dict[str, Any]] = [
+        {"role": "system", "content": t()},
+        {"role": "user", "content": t()},
+    ]
     ask(history)
     history.append({"role": "user", "content": t()})
     ask(history)
@@ -137,8 +171,13 @@ def converse(server: Server, t: Texts, *, drift: bool) -> None:
     # a session with streams: to the end, and abandoned after one chunk
     with frictionlens.session("support-1", user_id="user-7"):
         msgs = [{"role": "user", "content": t()}]
-        "".join(c.choices[0].delta.content or "" for c in oa.chat.completions.create(
-            model="gpt-x", messages=msgs, stream=True, stream_options={"include_usage": True}) if c.choices)
+        "".join(
+            c.choices[0].delta.content or ""
+            for c in oa.chat.completions.create(
+                model="gpt-x", messages=msgs, stream=True, stream_options={"include_usage": True}
+            )
+            if c.choices
+        )
         stream = oa.chat.completions.create(model="gpt-x", messages=msgs, stream=True)
         next(iter(stream))
         stream.close()
@@ -147,13 +186,19 @@ def converse(server: Server, t: Texts, *, drift: bool) -> None:
         args = json.dumps({"query": t()})
         server.script(Reply(tool_calls=[("lookup", args)]))
         msgs = [{"role": "user", "content": t()}]
-        call = oa.chat.completions.create(model="gpt-x", messages=msgs, tools=TOOLS_OPENAI).choices[0].message.tool_calls[0]
+        call = (
+            oa.chat.completions.create(model="gpt-x", messages=msgs, tools=TOOLS_OPENAI)
+            .choices[0]
+            .message.tool_calls[0]
+        )
         with frictionlens.tool("lookup", call_id=call.id):
             result = t()
         with pytest.raises(ValueError), frictionlens.tool("lookup"):
             raise ValueError(f"no record for {t()}")  # an app error quoting the user
-        msgs += [{"role": "assistant", "tool_calls": [call.model_dump()]},
-                 {"role": "tool", "tool_call_id": call.id, "content": result}]
+        msgs += [
+            {"role": "assistant", "tool_calls": [call.model_dump()]},
+            {"role": "tool", "tool_call_id": call.id, "content": result},
+        ]
         ask(msgs, tools=TOOLS_OPENAI)
     # an error whose message echoes the prompt, as providers' validation errors do
     prompt = t()
@@ -163,18 +208,33 @@ def converse(server: Server, t: Texts, *, drift: bool) -> None:
     # Anthropic: system prompt, create, stream, tool use
     system, msgs = t(), [{"role": "user", "content": t()}]
     an.messages.create(model="claude-x", max_tokens=64, system=system, messages=msgs)
-    with an.messages.stream(model="claude-x", max_tokens=64, system=system, messages=msgs) as stream:
+    with an.messages.stream(
+        model="claude-x", max_tokens=64, system=system, messages=msgs
+    ) as stream:
         "".join(stream.text_stream)
     server.script(Reply(tool_calls=[("lookup", json.dumps({"city": t()}))]))
-    an.messages.create(model="claude-x", max_tokens=64, messages=[{"role": "user", "content": t()}], tools=TOOLS_ANTHROPIC)
+    an.messages.create(
+        model="claude-x",
+        max_tokens=64,
+        messages=[{"role": "user", "content": t()}],
+        tools=TOOLS_ANTHROPIC,
+    )
     if drift:  # a stream's baseline, then the provider silently serves another model
         for i in range(WARMUP + 40):
             server.model = "drift-m-2" if i >= WARMUP else "drift-m-1"
-            oa.chat.completions.create(model="drift-m", messages=[{"role": "user", "content": t(3)}])
+            oa.chat.completions.create(
+                model="drift-m", messages=[{"role": "user", "content": t(3)}]
+            )
 
 
 def _spans(requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [s for r in requests for rs in r.get("resourceSpans", []) for ss in rs["scopeSpans"] for s in ss["spans"]]
+    return [
+        s
+        for r in requests
+        for rs in r.get("resourceSpans", [])
+        for ss in rs["scopeSpans"]
+        for s in ss["spans"]
+    ]
 
 
 def test_nothing_said_is_exported_without_capture(app):
@@ -187,12 +247,30 @@ def test_nothing_said_is_exported_without_capture(app):
     for sink, requests in exported.items():
         spans = _spans(requests)
         names = {s["name"] for s in spans}
-        assert {"chat gpt-x", "chat claude-x", sc.CONVERSATION_SPAN, "invoke_agent agent", "execute_tool lookup"} <= names
+        assert {
+            "chat gpt-x",
+            "chat claude-x",
+            sc.CONVERSATION_SPAN,
+            "invoke_agent agent",
+            "execute_tool lookup",
+        } <= names
         events = {e["name"] for s in spans for e in s.get("events", [])}
-        assert {sc.DRIFT_EVENT, sc.GEN_AI_EVALUATION_RESULT, sc.EXCEPTION_EVENT} <= events, (sink, events)
-        metric_names = {m["name"] for r in requests for rm in r.get("resourceMetrics", []) for sm in rm["scopeMetrics"]
-                        for m in sm["metrics"]}
-        assert {sc.METRIC_FRICTION_EVENTS, sc.METRIC_CONVERSATIONS, sc.METRIC_DRIFT_ALERTS} <= metric_names
+        assert {sc.DRIFT_EVENT, sc.GEN_AI_EVALUATION_RESULT, sc.EXCEPTION_EVENT} <= events, (
+            sink,
+            events,
+        )
+        metric_names = {
+            m["name"]
+            for r in requests
+            for rm in r.get("resourceMetrics", [])
+            for sm in rm["scopeMetrics"]
+            for m in sm["metrics"]
+        }
+        assert {
+            sc.METRIC_FRICTION_EVENTS,
+            sc.METRIC_CONVERSATIONS,
+            sc.METRIC_DRIFT_ALERTS,
+        } <= metric_names
         strings = [s for r in requests for s in _strings(r)]
         assert not any(sc.GEN_AI_INPUT_MESSAGES in s for s in strings)
         assert leaks(strings, fragments) == [], sink
@@ -211,8 +289,13 @@ def test_captured_content_is_there_and_truncated(app):
         assert calls
         for span in calls:
             attrs = {a["key"]: a["value"].get("stringValue") for a in span["attributes"]}
-            parts = [(key, m["role"], p) for key in (sc.GEN_AI_INPUT_MESSAGES, sc.GEN_AI_OUTPUT_MESSAGES)
-                     if attrs.get(key) for m in json.loads(attrs[key]) for p in m["parts"]]
+            parts = [
+                (key, m["role"], p)
+                for key in (sc.GEN_AI_INPUT_MESSAGES, sc.GEN_AI_OUTPUT_MESSAGES)
+                if attrs.get(key)
+                for m in json.loads(attrs[key])
+                for p in m["parts"]
+            ]
             assert parts, span["name"]
             for key, role, part in parts:
                 text = part.get("content", part.get("arguments"))

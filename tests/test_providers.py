@@ -40,19 +40,27 @@ def exporter():
 def _install(exporter: FlushingExporter, **options):
     tp = exporter.provider = TracerProvider()
     tp.add_span_processor(SimpleSpanProcessor(exporter))
-    frictionlens.instrument(tracer_provider=tp, meter_provider=MeterProvider(), exporter="none", **options)
+    frictionlens.instrument(
+        tracer_provider=tp, meter_provider=MeterProvider(), exporter="none", **options
+    )
 
 
 def _providers(exporter):
-    return sorted(s.attributes["gen_ai.provider.name"] for s in exporter.get_finished_spans()
-                  if "gen_ai.provider.name" in (s.attributes or {}))
+    return sorted(
+        s.attributes["gen_ai.provider.name"]
+        for s in exporter.get_finished_spans()
+        if "gen_ai.provider.name" in (s.attributes or {})
+    )
 
 
 def _call_both(server):
     server.script(Reply(content="a"), Reply(content="b"))
-    openai.OpenAI(base_url=server.openai_base_url, api_key="x").chat.completions.create(model="m", messages=MSG)
-    anthropic.Anthropic(base_url=server.anthropic_base_url, api_key="x", open_telemetry=False).messages.create(
-        model="m", max_tokens=5, messages=MSG)
+    openai.OpenAI(base_url=server.openai_base_url, api_key="x").chat.completions.create(
+        model="m", messages=MSG
+    )
+    anthropic.Anthropic(
+        base_url=server.anthropic_base_url, api_key="x", open_telemetry=False
+    ).messages.create(model="m", max_tokens=5, messages=MSG)
 
 
 def _wrapped_sdks() -> list[str]:
@@ -61,7 +69,11 @@ def _wrapped_sdks() -> list[str]:
 
 def test_instrument_wraps_every_importable_sdk(server, exporter):
     _install(exporter)
-    importable = [name for name, (module, _) in runtime.SUPPORTED_PROVIDERS.items() if importlib.util.find_spec(module)]
+    importable = [
+        name
+        for name, (module, _) in runtime.SUPPORTED_PROVIDERS.items()
+        if importlib.util.find_spec(module)
+    ]
     assert {"openai", "anthropic"} <= set(importable)
     assert _wrapped_sdks() == sorted(importable)
     _call_both(server)
@@ -82,7 +94,9 @@ def test_providers_false_installs_the_pipeline_only(server, exporter):
 
 
 def test_sdk_not_importable_is_skipped_silently(server, exporter, monkeypatch):
-    monkeypatch.setitem(sys.modules, "anthropic", None)  # how Python marks a module as not importable
+    monkeypatch.setitem(
+        sys.modules, "anthropic", None
+    )  # how Python marks a module as not importable
     monkeypatch.setitem(sys.modules, "litellm", None)
     _install(exporter)
     assert _wrapped_sdks() == ["openai"]
@@ -116,8 +130,19 @@ def test_openai_compatible_host_sets_provider(server, exporter):
     """A real call to ``api.groq.com`` (reached through the local server as an HTTP proxy)."""
     _install(exporter, providers=["openai"])
     server.script(Reply(content="fast answer"))
-    client = openai.OpenAI(base_url="http://api.groq.com/v1", api_key="x", http_client=openai.DefaultHttpxClient(proxy=server.url))
-    assert client.chat.completions.create(model="llama-3.3-70b", messages=MSG).choices[0].message.content == "fast answer"
-    (span,) = [s for s in exporter.get_finished_spans() if "gen_ai.provider.name" in (s.attributes or {})]
+    client = openai.OpenAI(
+        base_url="http://api.groq.com/v1",
+        api_key="x",
+        http_client=openai.DefaultHttpxClient(proxy=server.url),
+    )
+    assert (
+        client.chat.completions.create(model="llama-3.3-70b", messages=MSG)
+        .choices[0]
+        .message.content
+        == "fast answer"
+    )
+    (span,) = [
+        s for s in exporter.get_finished_spans() if "gen_ai.provider.name" in (s.attributes or {})
+    ]
     assert span.attributes["gen_ai.provider.name"] == "groq"
     assert span.attributes["server.address"] == "api.groq.com"

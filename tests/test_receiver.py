@@ -15,12 +15,20 @@ from google.protobuf import json_format
 from google.rpc import status_pb2
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcLogExporter
-from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcMetricExporter
-from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
+from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
+    OTLPMetricExporter as GrpcMetricExporter,
+)
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+    OTLPSpanExporter as GrpcSpanExporter,
+)
 from opentelemetry.exporter.otlp.proto.http import Compression as HttpCompression
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HttpLogExporter
-from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as HttpMetricExporter
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
+from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
+    OTLPMetricExporter as HttpMetricExporter,
+)
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+    OTLPSpanExporter as HttpSpanExporter,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -36,7 +44,13 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
-from frictionlens.collector.decode import attributes, key_values, readable_spans, span_dict, span_fields
+from frictionlens.collector.decode import (
+    attributes,
+    key_values,
+    readable_spans,
+    span_dict,
+    span_fields,
+)
 from frictionlens.collector.receiver import OTLPReceiver
 from frictionlens.processors.pipeline import SignalPipeline, SpanRecord
 from tests.otlp import CapturedOTLP, otlp_receiver  # noqa: F401 - the fixture
@@ -52,13 +66,20 @@ ATTRS = {
     "floats": (1.5, -2.0),
     "bools": (True, False),
 }
-LINKED = SpanContext(0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331, is_remote=True, trace_flags=TraceFlags(1))
+LINKED = SpanContext(
+    0x0AF7651916CD43DD8448EB211C80319C,
+    0xB7AD6B7169203331,
+    is_remote=True,
+    trace_flags=TraceFlags(1),
+)
 
 
 def _span_exporter(protocol: str, captured: CapturedOTLP, gzip_on: bool = False):
     if protocol == "grpc":
         return GrpcSpanExporter(
-            endpoint=captured.grpc_endpoint, insecure=True, compression=grpc.Compression.Gzip if gzip_on else None
+            endpoint=captured.grpc_endpoint,
+            insecure=True,
+            compression=grpc.Compression.Gzip if gzip_on else None,
         )
     return HttpSpanExporter(
         endpoint=captured.http_url + "/v1/traces",
@@ -74,7 +95,9 @@ def _make_spans(*exporters) -> list:
         provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracer = provider.get_tracer("tests.receiver", "1.2.3")
     links = [Link(LINKED, {"why": "retry of"})]
-    with tracer.start_as_current_span("chat gpt-4o", kind=SpanKind.CLIENT, attributes=ATTRS, links=links) as parent:
+    with tracer.start_as_current_span(
+        "chat gpt-4o", kind=SpanKind.CLIENT, attributes=ATTRS, links=links
+    ) as parent:
         parent.add_event("gen_ai.choice", {"index": 0, "finish": ("stop",)})
         with tracer.start_as_current_span("tool"):
             pass
@@ -92,11 +115,19 @@ def test_spans_round_trip_exactly(otlp_receiver, protocol, gzip_on):
     assert got == [span_dict(s) for s in sent]
     child, parent = got
     assert parent["attributes"] == ATTRS
-    assert parent["kind"] == "CLIENT" and parent["status"] == "ERROR" and parent["status_message"] == "upstream 500"
+    assert (
+        parent["kind"] == "CLIENT"
+        and parent["status"] == "ERROR"
+        and parent["status_message"] == "upstream 500"
+    )
     assert parent["events"][0]["name"] == "gen_ai.choice"
     assert parent["events"][0]["attributes"] == {"index": 0, "finish": ("stop",)}
     assert parent["links"] == [
-        {"trace_id": "0af7651916cd43dd8448eb211c80319c", "span_id": "b7ad6b7169203331", "attributes": {"why": "retry of"}}
+        {
+            "trace_id": "0af7651916cd43dd8448eb211c80319c",
+            "span_id": "b7ad6b7169203331",
+            "attributes": {"why": "retry of"},
+        }
     ]
     assert child["parent_span_id"] == parent["span_id"] and parent["parent_span_id"] is None
     assert child["trace_id"] == parent["trace_id"] and len(parent["trace_id"]) == 32
@@ -118,8 +149,18 @@ def test_span_fields_merge_into_a_received_span_as_attributes_and_events():
     from opentelemetry.sdk.trace import Event
 
     pb = PBSpan(name="call", attributes=key_values({"sender.key": "x"}))
-    added = {"s": "text", "b": True, "i": 1, "f": 1.0, "neg": -5, "big": 2**62, "raw": b"\x00\x01",
-             "tuple": ("a", "b"), "list": [1, 2], "kv": {"k": "v"}}
+    added = {
+        "s": "text",
+        "b": True,
+        "i": 1,
+        "f": 1.0,
+        "neg": -5,
+        "big": 2**62,
+        "raw": b"\x00\x01",
+        "tuple": ("a", "b"),
+        "list": [1, 2],
+        "kv": {"k": "v"},
+    }
     pb.MergeFromString(span_fields(added, [Event("ev", {"score": 0.5, "label": "x"}, 123)]))
     assert attributes(pb.attributes) == {"sender.key": "x", **added, "list": (1, 2)}
     assert [(e.name, e.time_unix_nano, attributes(e.attributes)) for e in pb.events] == [
@@ -164,41 +205,103 @@ def test_otlp_json_with_hex_ids_and_every_any_value(otlp_receiver):
     # Written as the OTLP/JSON spec spells it: hex ids, int64 as strings, enums as ints
     # or names, camelCase keys.
     doc = {
-        "resourceSpans": [{
-            "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "go-app"}}]},
-            "scopeSpans": [{
-                "scope": {"name": "otel-go", "version": "1.0"},
-                "spans": [{
-                    "traceId": "5b8efff798038103d269b633813fc60c",
-                    "spanId": "eee19b7ec3c1b174",
-                    "parentSpanId": "eee19b7ec3c1b173",
-                    "name": "chat",
-                    "kind": 3,
-                    "startTimeUnixNano": "1544712660000000000",
-                    "endTimeUnixNano": "1544712661000000000",
-                    "attributes": [
-                        {"key": "big", "value": {"intValue": "9007199254740993"}},
-                        {"key": "pi", "value": {"doubleValue": 3.5}},
-                        {"key": "ok", "value": {"boolValue": False}},
-                        {"key": "raw", "value": {"bytesValue": base64.b64encode(b"\x00\x01").decode()}},
-                        {"key": "mixed", "value": {"arrayValue": {"values": [
-                            {"stringValue": "x"}, {"intValue": "1"}, {"arrayValue": {"values": [{"boolValue": True}]}},
-                        ]}}},
-                        {"key": "map", "value": {"kvlistValue": {"values": [
-                            {"key": "a", "value": {"stringValue": "b"}},
-                            {"key": "nested", "value": {"kvlistValue": {"values": [{"key": "n", "value": {"intValue": 2}}]}}},
-                        ]}}},
-                        {"key": "empty", "value": {}},
-                    ],
-                    "events": [{"timeUnixNano": "1544712660500000000", "name": "exception",
-                                "attributes": [{"key": "exception.type", "value": {"stringValue": "Timeout"}}]}],
-                    "links": [{"traceId": "0af7651916cd43dd8448eb211c80319c", "spanId": "b7ad6b7169203331"}],
-                    "status": {"code": "STATUS_CODE_OK"},
-                }],
-            }],
-        }]
+        "resourceSpans": [
+            {
+                "resource": {
+                    "attributes": [{"key": "service.name", "value": {"stringValue": "go-app"}}]
+                },
+                "scopeSpans": [
+                    {
+                        "scope": {"name": "otel-go", "version": "1.0"},
+                        "spans": [
+                            {
+                                "traceId": "5b8efff798038103d269b633813fc60c",
+                                "spanId": "eee19b7ec3c1b174",
+                                "parentSpanId": "eee19b7ec3c1b173",
+                                "name": "chat",
+                                "kind": 3,
+                                "startTimeUnixNano": "1544712660000000000",
+                                "endTimeUnixNano": "1544712661000000000",
+                                "attributes": [
+                                    {"key": "big", "value": {"intValue": "9007199254740993"}},
+                                    {"key": "pi", "value": {"doubleValue": 3.5}},
+                                    {"key": "ok", "value": {"boolValue": False}},
+                                    {
+                                        "key": "raw",
+                                        "value": {
+                                            "bytesValue": base64.b64encode(b"\x00\x01").decode()
+                                        },
+                                    },
+                                    {
+                                        "key": "mixed",
+                                        "value": {
+                                            "arrayValue": {
+                                                "values": [
+                                                    {"stringValue": "x"},
+                                                    {"intValue": "1"},
+                                                    {
+                                                        "arrayValue": {
+                                                            "values": [{"boolValue": True}]
+                                                        }
+                                                    },
+                                                ]
+                                            }
+                                        },
+                                    },
+                                    {
+                                        "key": "map",
+                                        "value": {
+                                            "kvlistValue": {
+                                                "values": [
+                                                    {"key": "a", "value": {"stringValue": "b"}},
+                                                    {
+                                                        "key": "nested",
+                                                        "value": {
+                                                            "kvlistValue": {
+                                                                "values": [
+                                                                    {
+                                                                        "key": "n",
+                                                                        "value": {"intValue": 2},
+                                                                    }
+                                                                ]
+                                                            }
+                                                        },
+                                                    },
+                                                ]
+                                            }
+                                        },
+                                    },
+                                    {"key": "empty", "value": {}},
+                                ],
+                                "events": [
+                                    {
+                                        "timeUnixNano": "1544712660500000000",
+                                        "name": "exception",
+                                        "attributes": [
+                                            {
+                                                "key": "exception.type",
+                                                "value": {"stringValue": "Timeout"},
+                                            }
+                                        ],
+                                    }
+                                ],
+                                "links": [
+                                    {
+                                        "traceId": "0af7651916cd43dd8448eb211c80319c",
+                                        "spanId": "b7ad6b7169203331",
+                                    }
+                                ],
+                                "status": {"code": "STATUS_CODE_OK"},
+                            }
+                        ],
+                    }
+                ],
+            }
+        ]
     }
-    status, ctype, body = _post(otlp_receiver.http_url + "/v1/traces", json.dumps(doc).encode(), "application/json")
+    status, ctype, body = _post(
+        otlp_receiver.http_url + "/v1/traces", json.dumps(doc).encode(), "application/json"
+    )
     assert (status, ctype) == (200, "application/json")
     assert json.loads(body) == {}
 
@@ -217,10 +320,18 @@ def test_otlp_json_with_hex_ids_and_every_any_value(otlp_receiver):
         "empty": None,
     }
     assert span["events"] == [
-        {"name": "exception", "attributes": {"exception.type": "Timeout"}, "time_unix_nano": 1544712660500000000}
+        {
+            "name": "exception",
+            "attributes": {"exception.type": "Timeout"},
+            "time_unix_nano": 1544712660500000000,
+        }
     ]
     assert span["links"] == [
-        {"trace_id": "0af7651916cd43dd8448eb211c80319c", "span_id": "b7ad6b7169203331", "attributes": {}}
+        {
+            "trace_id": "0af7651916cd43dd8448eb211c80319c",
+            "span_id": "b7ad6b7169203331",
+            "attributes": {},
+        }
     ]
     assert span["resource"] == {"service.name": "go-app"} and span["scope"] == "otel-go"
 
@@ -238,7 +349,12 @@ def test_otlp_json_built_from_an_exporter_request_decodes_like_protobuf(otlp_rec
                     link["traceId"] = base64.b64decode(link["traceId"]).hex()
                     link["spanId"] = base64.b64decode(link["spanId"]).hex()
     body = gzip.compress(json.dumps(doc).encode())
-    status, _, _ = _post(otlp_receiver.http_url + "/v1/traces", body, "application/json; charset=utf-8", encoding="gzip")
+    status, _, _ = _post(
+        otlp_receiver.http_url + "/v1/traces",
+        body,
+        "application/json; charset=utf-8",
+        encoding="gzip",
+    )
     assert status == 200
     assert otlp_receiver.spans() == [span_dict(s) for s in sent]
 
@@ -253,21 +369,32 @@ def test_metrics_decode(otlp_receiver, protocol):
     provider = MeterProvider(
         metric_readers=[reader],
         resource=RESOURCE,
-        views=[View(instrument_name="latency.exp", aggregation=ExponentialBucketHistogramAggregation(max_size=20))],
+        views=[
+            View(
+                instrument_name="latency.exp",
+                aggregation=ExponentialBucketHistogramAggregation(max_size=20),
+            )
+        ],
     )
     meter = provider.get_meter("tests.metrics")
     counter = meter.create_counter("frictionlens.friction.events", unit="{event}")
     counter.add(2, {"kind": "retry"})
     counter.add(3, {"kind": "retry"})
     meter.create_up_down_counter("queue.depth").add(-4)
-    hist = meter.create_histogram("frictionlens.output.length", unit="{char}", explicit_bucket_boundaries_advisory=[10.0, 100.0])
+    hist = meter.create_histogram(
+        "frictionlens.output.length",
+        unit="{char}",
+        explicit_bucket_boundaries_advisory=[10.0, 100.0],
+    )
     for value in (5, 50, 50, 500):
         hist.record(value, {"stream": "s1"})
     meter.create_gauge("frictionlens.drift.score").set(0.75, {"feature": "length"})
     meter.create_histogram("latency.exp").record(3.0)
     provider.shutdown()
 
-    points = {p["name"]: p for p in otlp_receiver.metrics()}  # shutdown exported once, synchronously
+    points = {
+        p["name"]: p for p in otlp_receiver.metrics()
+    }  # shutdown exported once, synchronously
     assert len(points) == len(otlp_receiver.metrics()) == 5
     counter_pt = points["frictionlens.friction.events"]
     assert (counter_pt["type"], counter_pt["value"], counter_pt["is_monotonic"]) == ("sum", 5, True)
@@ -279,8 +406,12 @@ def test_metrics_decode(otlp_receiver, protocol):
     assert h["type"] == "histogram"
     assert (h["count"], h["sum"], h["min"], h["max"]) == (4, 605, 5, 500)
     assert (h["explicit_bounds"], h["bucket_counts"]) == ((10.0, 100.0), (1, 2, 1))
-    assert otlp_receiver.wait_for_metric("frictionlens.drift.score", timeout=1) == [points["frictionlens.drift.score"]]
-    with pytest.raises(AssertionError, match="frictionlens.drift.score"):  # the message lists what came
+    assert otlp_receiver.wait_for_metric("frictionlens.drift.score", timeout=1) == [
+        points["frictionlens.drift.score"]
+    ]
+    with pytest.raises(
+        AssertionError, match="frictionlens.drift.score"
+    ):  # the message lists what came
         otlp_receiver.wait_for_metric("never.sent", timeout=0.05)
     g = points["frictionlens.drift.score"]
     assert (g["type"], g["value"], g["attributes"]) == ("gauge", 0.75, {"feature": "length"})
@@ -298,18 +429,27 @@ def test_logs_decode(otlp_receiver, protocol):
     provider = LoggerProvider(resource=RESOURCE)
     provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
     provider.get_logger("tests.logs").emit(
-        body={"role": "user", "turns": (1, 2)}, attributes={"n": 1}, severity_text="WARN", event_name="gen_ai.feedback"
+        body={"role": "user", "turns": (1, 2)},
+        attributes={"n": 1},
+        severity_text="WARN",
+        event_name="gen_ai.feedback",
     )
     provider.shutdown()
 
     (record,) = otlp_receiver.logs()
     assert record["body"] == {"role": "user", "turns": (1, 2)}
-    assert (record["attributes"], record["severity_text"], record["event_name"]) == ({"n": 1}, "WARN", "gen_ai.feedback")
+    assert (record["attributes"], record["severity_text"], record["event_name"]) == (
+        {"n": 1},
+        "WARN",
+        "gen_ai.feedback",
+    )
     assert record["scope"] == "tests.logs" and record["resource"]["service.name"] == "checkout"
 
 
 # --- bad input: refused clearly, server stays up ------------------------------------------
-def _post(url: str, body: bytes, content_type: str, encoding: str | None = None) -> tuple[int, str, bytes]:
+def _post(
+    url: str, body: bytes, content_type: str, encoding: str | None = None
+) -> tuple[int, str, bytes]:
     headers = {"Content-Type": content_type}
     if encoding:
         headers["Content-Encoding"] = encoding
@@ -339,10 +479,28 @@ def _status(body: bytes, content_type: str) -> status_pb2.Status:
 @pytest.mark.parametrize(
     ("body", "content_type", "encoding", "expect_status", "expect_text"),
     [
-        (b"\xff\xff\xff", "application/x-protobuf", None, 400, "malformed ExportTraceServiceRequest"),
+        (
+            b"\xff\xff\xff",
+            "application/x-protobuf",
+            None,
+            400,
+            "malformed ExportTraceServiceRequest",
+        ),
         (b"{not json", "application/json", None, 400, "malformed ExportTraceServiceRequest"),
-        (b'{"resourceSpans": 5}', "application/json", None, 400, "malformed ExportTraceServiceRequest"),
-        (b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"zz"}]}]}]}', "application/json", None, 400, "not hex"),
+        (
+            b'{"resourceSpans": 5}',
+            "application/json",
+            None,
+            400,
+            "malformed ExportTraceServiceRequest",
+        ),
+        (
+            b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"zz"}]}]}]}',
+            "application/json",
+            None,
+            400,
+            "not hex",
+        ),
         (b"\x1f\x8b\x08garbage", "application/x-protobuf", "gzip", 400, "malformed gzip"),
     ],
     ids=["protobuf", "json-syntax", "json-shape", "json-id", "gzip"],
@@ -350,7 +508,9 @@ def _status(body: bytes, content_type: str) -> status_pb2.Status:
 def test_malformed_http_body_is_400_and_server_stays_up(
     otlp_receiver, capfd, body, content_type, encoding, expect_status, expect_text
 ):
-    status, ctype, payload = _post(otlp_receiver.http_url + "/v1/traces", body, content_type, encoding)
+    status, ctype, payload = _post(
+        otlp_receiver.http_url + "/v1/traces", body, content_type, encoding
+    )
     assert status == expect_status
     assert ctype == content_type
     error = _status(payload, content_type)
@@ -370,7 +530,10 @@ def test_malformed_grpc_body_is_invalid_argument_and_server_stays_up(otlp_receiv
             export(b"\xff\xff\xff", timeout=5)
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "malformed ExportTraceServiceRequest" in info.value.details()
-        assert export(ExportTraceServiceRequest().SerializeToString(), timeout=5) == ExportTraceServiceResponse()
+        assert (
+            export(ExportTraceServiceRequest().SerializeToString(), timeout=5)
+            == ExportTraceServiceResponse()
+        )
     assert _sends_ok(otlp_receiver)
 
 
@@ -390,7 +553,9 @@ def test_unsupported_requests_are_refused(otlp_receiver, path, content_type, enc
 
 def test_oversized_body_is_413_before_and_after_gzip():
     received = []
-    with OTLPReceiver(lambda *a: received.append(a), grpc_endpoint=None, max_request_bytes=1000) as receiver:
+    with OTLPReceiver(
+        lambda *a: received.append(a), grpc_endpoint=None, max_request_bytes=1000
+    ) as receiver:
         assert receiver.grpc_port is None and receiver.grpc_endpoint is None
         url = receiver.http_url + "/v1/traces"
         assert _post(url, b"\x00" * 1001, "application/x-protobuf")[0] == 413
@@ -401,7 +566,9 @@ def test_oversized_body_is_413_before_and_after_gzip():
 
 def test_a_busy_port_fails_start(otlp_receiver):
     with pytest.raises(OSError):
-        OTLPReceiver(print, grpc_endpoint=None, http_endpoint=f"127.0.0.1:{otlp_receiver.receiver.http_port}").start()
+        OTLPReceiver(
+            print, grpc_endpoint=None, http_endpoint=f"127.0.0.1:{otlp_receiver.receiver.http_port}"
+        ).start()
     with pytest.raises(RuntimeError):
         OTLPReceiver(print, grpc_endpoint=otlp_receiver.grpc_endpoint, http_endpoint=None).start()
     assert _sends_ok(otlp_receiver)
@@ -411,7 +578,13 @@ def test_chunked_request_body(otlp_receiver):
     body = encode_spans(_make_spans()).SerializeToString()
     conn = http.client.HTTPConnection("127.0.0.1", otlp_receiver.receiver.http_port, timeout=5)
     headers = {"Content-Type": "application/x-protobuf"}
-    conn.request("POST", "/v1/traces", body=iter([body[:10], body[10:]]), headers=headers, encode_chunked=True)
+    conn.request(
+        "POST",
+        "/v1/traces",
+        body=iter([body[:10], body[10:]]),
+        headers=headers,
+        encode_chunked=True,
+    )
     assert conn.getresponse().status == 200
     conn.close()
     assert len(otlp_receiver.spans()) == 2
@@ -434,6 +607,8 @@ def test_env_points_a_configured_exporter_here(otlp_receiver, monkeypatch):
             monkeypatch.setenv(key, value)
         assert exporter_cls().export(_make_spans()) == SpanExportResult.SUCCESS
     assert len(otlp_receiver.wait_for_spans(4)) == 4
-    assert otlp_receiver.wait_for_spans(lambda s: s["name"] == "tool", timeout=1)[0]["name"] == "tool"
+    assert (
+        otlp_receiver.wait_for_spans(lambda s: s["name"] == "tool", timeout=1)[0]["name"] == "tool"
+    )
     with pytest.raises(AssertionError, match="received"):
         otlp_receiver.wait_for_spans(5, timeout=0.1)

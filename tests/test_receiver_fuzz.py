@@ -48,10 +48,14 @@ def _field(number: int, payload: bytes) -> bytes:
 def nested_protobuf(depth: int) -> bytes:
     """A trace request whose one attribute nests kvlist values ``depth`` deep."""
     value = AnyValue(string_value="v").SerializeToString()
-    for _ in range(depth):  # AnyValue.kvlist_value(6) -> KeyValueList.values(1) -> KeyValue.key(1), value(2)
+    for _ in range(
+        depth
+    ):  # AnyValue.kvlist_value(6) -> KeyValueList.values(1) -> KeyValue.key(1), value(2)
         value = _field(6, _field(1, _field(1, b"k") + _field(2, value)))
     attribute = _field(1, b"k") + _field(2, value)
-    span = Span(trace_id=b"\x01" * 16, span_id=b"\x02" * 8, name="s").SerializeToString() + _field(9, attribute)
+    span = Span(trace_id=b"\x01" * 16, span_id=b"\x02" * 8, name="s").SerializeToString() + _field(
+        9, attribute
+    )
     return _field(1, _field(2, _field(2, span)))  # resource_spans -> scope_spans -> spans
 
 
@@ -59,15 +63,26 @@ def nested_json(depth: int) -> bytes:
     inner = '{"stringValue":"v"}'
     for _ in range(depth):
         inner = '{"kvlistValue":{"values":[{"key":"k","value":' + inner + "}]}}"
-    span = '{"traceId":"01010101010101010101010101010101","spanId":"0202020202020202","name":"s",' \
-           '"attributes":[{"key":"k","value":' + inner + "}]}"
+    span = (
+        '{"traceId":"01010101010101010101010101010101","spanId":"0202020202020202","name":"s",'
+        '"attributes":[{"key":"k","value":' + inner + "}]}"
+    )
     return ('{"resourceSpans":[{"scopeSpans":[{"spans":[' + span + "]}]}]}").encode()
 
 
 def valid_request(names: list[str]) -> bytes:
-    spans = [Span(trace_id=b"\x01" * 16, span_id=bytes([i + 1]) * 8, name=n,
-                  attributes=[KeyValue(key="a", value=AnyValue(string_value=n))]) for i, n in enumerate(names)]
-    return ExportTraceServiceRequest(resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=spans)])]).SerializeToString()
+    spans = [
+        Span(
+            trace_id=b"\x01" * 16,
+            span_id=bytes([i + 1]) * 8,
+            name=n,
+            attributes=[KeyValue(key="a", value=AnyValue(string_value=n))],
+        )
+        for i, n in enumerate(names)
+    ]
+    return ExportTraceServiceRequest(
+        resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=spans)])]
+    ).SerializeToString()
 
 
 valid = st.lists(st.text(max_size=30), min_size=1, max_size=5).map(valid_request)
@@ -75,16 +90,29 @@ bodies = st.one_of(
     st.binary(max_size=2048),
     st.tuples(valid, st.floats(0, 1)).map(lambda vf: vf[0][: int(len(vf[0]) * vf[1])]),  # truncated
     st.tuples(valid, st.integers(0, 10**6), st.integers(1, 255)).map(
-        lambda v: bytes(b ^ v[2] if i == v[1] % len(v[0]) else b for i, b in enumerate(v[0]))),  # one byte flipped
+        lambda v: bytes(b ^ v[2] if i == v[1] % len(v[0]) else b for i, b in enumerate(v[0]))
+    ),  # one byte flipped
     st.integers(1, 3000).map(nested_protobuf),
     st.integers(1, 3000).map(nested_json),
-    st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20),
-                 lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
-                 ).map(lambda v: __import__("json").dumps({"resourceSpans": v}).encode()),
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+        lambda inner: (
+            st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+        ),
+    ).map(lambda v: __import__("json").dumps({"resourceSpans": v}).encode()),
     st.integers(MAX_BYTES - 8, MAX_BYTES * 2).map(lambda n: b"\x0a" * n),  # oversized
 )
-content_types = st.sampled_from(["application/x-protobuf", "application/json", "application/json; charset=utf-8",
-                                 "text/plain", "", "application/x-protobuf; proto=x", "multipart/form-data"])
+content_types = st.sampled_from(
+    [
+        "application/x-protobuf",
+        "application/json",
+        "application/json; charset=utf-8",
+        "text/plain",
+        "",
+        "application/x-protobuf; proto=x",
+        "multipart/form-data",
+    ]
+)
 
 
 @pytest.fixture(scope="module")
@@ -106,23 +134,38 @@ def post(url: str, body: bytes, content_type: str, encoding: str | None) -> int:
 
 
 def still_up(receiver: OTLPReceiver) -> bool:
-    return post(receiver.http_url + "/v1/traces", valid_request(["ok"]), "application/x-protobuf", None) == 200
+    return (
+        post(
+            receiver.http_url + "/v1/traces", valid_request(["ok"]), "application/x-protobuf", None
+        )
+        == 200
+    )
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
-@given(body=bodies, path=st.sampled_from(PATHS), content_type=content_types,
-       encoding=st.sampled_from([None, "gzip", "gzip-raw", "br", "identity"]))
-def test_http_answers_4xx_to_anything_bad_and_stays_up(receiver, body, path, content_type, encoding):
+@given(
+    body=bodies,
+    path=st.sampled_from(PATHS),
+    content_type=content_types,
+    encoding=st.sampled_from([None, "gzip", "gzip-raw", "br", "identity"]),
+)
+def test_http_answers_4xx_to_anything_bad_and_stays_up(
+    receiver, body, path, content_type, encoding
+):
     if encoding == "gzip":
         body = gzip.compress(body)
-    status = post(receiver.http_url + path, body, content_type, "gzip" if encoding == "gzip-raw" else encoding)
+    status = post(
+        receiver.http_url + path, body, content_type, "gzip" if encoding == "gzip-raw" else encoding
+    )
     assert status == 200 or 400 <= status < 500, status
     if len(body) > MAX_BYTES:
         assert status == 413
     assert still_up(receiver)
 
 
-@settings(max_examples=max(10, EXAMPLES // 2), deadline=None, suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=max(10, EXAMPLES // 2), deadline=None, suppress_health_check=list(HealthCheck)
+)
 @given(body=bodies, method=st.sampled_from(GRPC_METHODS))
 def test_grpc_refuses_anything_bad_and_stays_up(receiver, body, method):
     with grpc.insecure_channel(receiver.grpc_endpoint) as channel:

@@ -26,17 +26,23 @@ def _ns(dt: datetime) -> int:
     return int(dt.timestamp()) * 1_000_000_000 + dt.microsecond * 1000
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("30m", NOW - timedelta(minutes=30)),
-    ("2h", NOW - timedelta(hours=2)),
-    ("1d", NOW - timedelta(days=1)),
-    ("1.5w", NOW - timedelta(weeks=1.5)),
-    (" 90s ", NOW - timedelta(seconds=90)),
-    ("2026-11-26T10:15:00Z", datetime(2026, 11, 26, 10, 15, tzinfo=timezone.utc)),
-    ("2026-11-26T10:15:00.250+02:00", datetime(2026, 11, 26, 8, 15, 0, 250_000, tzinfo=timezone.utc)),
-    ("2026-11-26 10:15", datetime(2026, 11, 26, 10, 15, tzinfo=timezone.utc)),  # no offset: UTC
-    ("2026-11-26", datetime(2026, 11, 26, tzinfo=timezone.utc)),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("30m", NOW - timedelta(minutes=30)),
+        ("2h", NOW - timedelta(hours=2)),
+        ("1d", NOW - timedelta(days=1)),
+        ("1.5w", NOW - timedelta(weeks=1.5)),
+        (" 90s ", NOW - timedelta(seconds=90)),
+        ("2026-11-26T10:15:00Z", datetime(2026, 11, 26, 10, 15, tzinfo=timezone.utc)),
+        (
+            "2026-11-26T10:15:00.250+02:00",
+            datetime(2026, 11, 26, 8, 15, 0, 250_000, tzinfo=timezone.utc),
+        ),
+        ("2026-11-26 10:15", datetime(2026, 11, 26, 10, 15, tzinfo=timezone.utc)),  # no offset: UTC
+        ("2026-11-26", datetime(2026, 11, 26, tzinfo=timezone.utc)),
+    ],
+)
 def test_since_accepts_iso_times_and_durations(text, expected):
     assert report.parse_since(text, now=NOW) == _ns(expected)
 
@@ -53,13 +59,17 @@ def test_since_keeps_only_spans_at_or_after_it(tmp_path):
 
     store = tmp_path / "store"
     with LocalLLMServer() as server:
-        frictionlens.instrument(data_dir=store, exporter="file", sample_rate=1.0, providers=["openai"])
+        frictionlens.instrument(
+            data_dir=store, exporter="file", sample_rate=1.0, providers=["openai"]
+        )
         try:
             client = openai.OpenAI(base_url=server.openai_base_url, api_key="k")
 
             def ask(n: int) -> None:
                 for i in range(n):
-                    client.chat.completions.create(model="m", messages=[{"role": "user", "content": f"question {i}"}])
+                    client.chat.completions.create(
+                        model="m", messages=[{"role": "user", "content": f"question {i}"}]
+                    )
 
             ask(3)
             time.sleep(0.01)
@@ -71,7 +81,9 @@ def test_since_keeps_only_spans_at_or_after_it(tmp_path):
     assert report.load(store, since_ns=cut).calls == 2
     assert report.load(store, since_ns=time.time_ns()).calls == 0
     start_of_first = min(r["time_unix_nano"] for r in report.load(store).call_log)
-    assert report.load(store, since_ns=start_of_first).calls == 5  # "at or after": the boundary span stays
+    assert (
+        report.load(store, since_ns=start_of_first).calls == 5
+    )  # "at or after": the boundary span stays
 
 
 @pytest.fixture(scope="module")
@@ -101,12 +113,21 @@ def test_cli_since(demo_cli_run, capsys):
 def test_drift_rows_carry_before_and_after_at_the_provider_change(demo_report):
     """The demo's JSON route changes model and fingerprint and starts wrapping its JSON."""
     [change] = demo_report.provider_changes
-    assert change["changed"]["response_model"] == {"before": "gpt-demo", "after": "gpt-demo-2026-11"}
+    assert change["changed"]["response_model"] == {
+        "before": "gpt-demo",
+        "after": "gpt-demo-2026-11",
+    }
     alerts = {d["feature"]: d for d in demo_report.drift if d["cause"] == "provider_change"}
-    assert all(d["stream"] == change["stream"] and d["time_unix_nano"] >= change["time_unix_nano"] for d in alerts.values())
+    assert all(
+        d["stream"] == change["stream"] and d["time_unix_nano"] >= change["time_unix_nano"]
+        for d in alerts.values()
+    )
     assert (alerts["format_invalid"]["before"], alerts["format_invalid"]["after"]) == (0, 1)
     assert alerts["output_chars"]["after"] > 1.5 * alerts["output_chars"]["before"]
-    assert alerts["system_fingerprint"]["before"] == "fp_2026a" and alerts["system_fingerprint"]["after"] == "fp_2026b"
+    assert (
+        alerts["system_fingerprint"]["before"] == "fp_2026a"
+        and alerts["system_fingerprint"]["after"] == "fp_2026b"
+    )
 
 
 def test_friction_rates_and_tail(demo_report):
@@ -117,7 +138,10 @@ def test_friction_rates_and_tail(demo_report):
     tail = demo_report.tail
     assert len(tail["conversations"]) == -(-demo_report.conversations * 5 // 100)
     top = max(r["score"] for r in demo_report.review)
-    assert tail["conversations"][0]["score"] == top and tail["tail_mean_score"] > tail["overall_mean_score"]
+    assert (
+        tail["conversations"][0]["score"] == top
+        and tail["tail_mean_score"] > tail["overall_mean_score"]
+    )
     assert tail["worst_streams"][0]["friction_rate"] == max(r["rate"] for r in rates.values())
 
 
@@ -157,7 +181,9 @@ def test_html_of_an_empty_store_has_the_sections_and_no_charts(tmp_path):
 def test_missing_matplotlib_says_what_to_install(demo_report, monkeypatch, capsys, tmp_path):
     for mod in ("matplotlib.figure", "matplotlib.backends.backend_agg"):
         monkeypatch.setitem(sys.modules, mod, None)
-    with pytest.raises(report_html.MissingDependency, match=r"pip install 'frictionlens\[report\]'"):
+    with pytest.raises(
+        report_html.MissingDependency, match=r"pip install 'frictionlens\[report\]'"
+    ):
         report_html.render_html(demo_report)
     assert cli.main(["report", str(tmp_path), "--html", str(tmp_path / "r.html")]) == 2
     assert "pip install 'frictionlens[report]'" in capsys.readouterr().err

@@ -22,7 +22,9 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # read at import: the autouse fixture clears FRICTIONLENS_* variables before each test
 ARTIFACTS = os.environ.get("FRICTIONLENS_ARTIFACTS")
 WINDOW = "1200,3400"
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)"
+)
 
 # appended to a copy of the report: the browser itself says whether it decoded each image
 PROBE = """<script>
@@ -35,10 +37,25 @@ def chromium(*args: str) -> subprocess.CompletedProcess[str]:
     """One headless Chromium run with a fresh profile and nothing reaching the network."""
     with tempfile.TemporaryDirectory() as profile:
         return subprocess.run(
-            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--hide-scrollbars", f"--user-data-dir={profile}", "--virtual-time-budget=5000", *args],
-            capture_output=True, text=True, timeout=120)
+            [
+                CHROMIUM,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--hide-scrollbars",
+                f"--user-data-dir={profile}",
+                "--virtual-time-budget=5000",
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
 
 def screenshot(html: Path, png: Path) -> Path:
@@ -63,7 +80,9 @@ def artifacts(tmp_path) -> Path:
 def test_chromium_renders_every_section_and_chart(demo_cli_run, tmp_path, artifacts):
     page = demo_cli_run[0] / "report.html"
     probe = tmp_path / "probe.html"
-    probe.write_text(page.read_text(encoding="utf-8").replace("</body>", PROBE + "</body>"), encoding="utf-8")
+    probe.write_text(
+        page.read_text(encoding="utf-8").replace("</body>", PROBE + "</body>"), encoding="utf-8"
+    )
     dom = chromium("--dump-dom", probe.resolve().as_uri()).stdout
 
     assert re.findall(r"<h2>(.*?)</h2>", dom) == list(report.SECTIONS)

@@ -40,7 +40,9 @@ def clock(monkeypatch):
 def setup(**options):
     exporter = InMemorySpanExporter()
     reader = InMemoryMetricReader()
-    sampler = SignalSampler(SimpleSpanProcessor(exporter), meter=MeterProvider([reader]).get_meter("t"), **options)
+    sampler = SignalSampler(
+        SimpleSpanProcessor(exporter), meter=MeterProvider([reader]).get_meter("t"), **options
+    )
     return sampler, exporter, reader
 
 
@@ -80,9 +82,14 @@ def test_unflagged_spans_are_dropped_after_the_hold_time(clock):
     sampler.on_end(span(1, **{S.REVIEW_NEEDED: True}))  # too late for the dropped span
     assert out_traces(exporter) == [1]
     assert sampler.stats()[S.SAMPLING_DROPPED] == 1
-    points = {p.attributes[S.METRIC_ATTR_DECISION]: p.value
-              for rm in reader.get_metrics_data().resource_metrics for sm in rm.scope_metrics
-              for m in sm.metrics if m.name == S.METRIC_SAMPLING_SPANS for p in m.data.data_points}
+    points = {
+        p.attributes[S.METRIC_ATTR_DECISION]: p.value
+        for rm in reader.get_metrics_data().resource_metrics
+        for sm in rm.scope_metrics
+        for m in sm.metrics
+        if m.name == S.METRIC_SAMPLING_SPANS
+        for p in m.data.data_points
+    }
     assert points == {S.SAMPLING_DROPPED: 1, S.SAMPLING_KEPT_FLAGGED: 1}
 
 
@@ -95,7 +102,11 @@ def test_the_sampled_fraction_is_deterministic_and_agrees_with_trace_id_ratio():
         sampler.on_end(span(trace_id))
     kept = set(out_traces(exporter))
     assert 0.085 < len(kept) / len(trace_ids) < 0.115
-    assert kept == {t for t in trace_ids if head.should_sample(None, t, "s").decision == Decision.RECORD_AND_SAMPLE}
+    assert kept == {
+        t
+        for t in trace_ids
+        if head.should_sample(None, t, "s").decision == Decision.RECORD_AND_SAMPLE
+    }
 
 
 def test_rate_one_keeps_everything_without_holding():

@@ -35,6 +35,7 @@ def _bench():
 
 # --- normalisation -----------------------------------------------------------------------
 
+
 @settings(max_examples=300, deadline=None)
 @given(st.text() | st.text("ab \t\n\r\x0b\x0c\x1c\x85\u2028\u3000\xa0 "))
 def test_normalise_matches_the_word_split_definition(text):
@@ -50,12 +51,15 @@ def test_normalise_collapses_every_unicode_whitespace():
 
 def test_digest_ignores_case_width_and_spacing_but_not_salt():
     a = tf.digest("How do I  rotate\nlogs?", SALT)
-    assert a == tf.digest("how do i rotate logs?", SALT) == tf.digest("ＨＯＷ do I rotate logs?", SALT)
+    assert (
+        a == tf.digest("how do i rotate logs?", SALT) == tf.digest("ＨＯＷ do I rotate logs?", SALT)
+    )
     assert a != tf.digest("how do i rotate logs?", b"another salt")
     assert a != tf.digest("how do i rotate log?", SALT)
 
 
 # --- sketch and similarity -------------------------------------------------------------
+
 
 def feats(text: str, salt: bytes = SALT) -> TextFeatures:
     return tf.text_features(text, salt)
@@ -70,10 +74,16 @@ def test_identical_texts_are_fully_similar():
 
 def test_unrelated_texts_score_low_and_restatements_high():
     q = feats("How do I reset the PIN of my card?")
-    assert tf.similarity(q, feats("Quel temps fera-t-il demain à Lyon, et faut-il un parapluie ?")) < 0.05
+    assert (
+        tf.similarity(q, feats("Quel temps fera-t-il demain à Lyon, et faut-il un parapluie ?"))
+        < 0.05
+    )
     assert tf.similarity(q, feats("How can I reset my card PIN")) > 3 * tf.REPHRASE_THRESHOLD
     near = "It writes to /var/log/app/app.log itself; how do I rotate that file every day?"
-    assert tf.sketch_similarity(feats(near).sketch, feats(near.replace("every", "each")).sketch) >= tf.DUPLICATE_THRESHOLD
+    assert (
+        tf.sketch_similarity(feats(near).sketch, feats(near.replace("every", "each")).sketch)
+        >= tf.DUPLICATE_THRESHOLD
+    )
 
 
 def test_sketch_shape_and_packing():
@@ -95,24 +105,32 @@ def test_sketch_depends_on_the_salt():
 def _exact_jaccard(a: str, b: str) -> float:
     def grams(t: str) -> set[bytes]:
         data = b" " + tf._words(tf.normalise(t)) + b" "
-        return {data[i:i + 4] for i in range(len(data) - 3)}
+        return {data[i : i + 4] for i in range(len(data) - 3)}
+
     ga, gb = grams(a), grams(b)
     return len(ga & gb) / len(ga | gb)
 
 
 def test_sketch_estimates_shingle_jaccard():
     rng = random.Random(3)
-    vocab = [f"{w}{i}" for i, w in enumerate(["alpha", "bravo", "carta", "delta", "eco", "fox", "golf"] * 30)]
+    vocab = [
+        f"{w}{i}"
+        for i, w in enumerate(["alpha", "bravo", "carta", "delta", "eco", "fox", "golf"] * 30)
+    ]
     errors = []
     for _ in range(200):
         shared = rng.sample(vocab, rng.randint(0, 30))
         a = " ".join(shared + rng.sample(vocab, rng.randint(1, 30)))
         b = " ".join(shared + rng.sample(vocab, rng.randint(1, 30)))
-        errors.append(abs(tf.sketch_similarity(feats(a).sketch, feats(b).sketch) - _exact_jaccard(a, b)))
+        errors.append(
+            abs(tf.sketch_similarity(feats(a).sketch, feats(b).sketch) - _exact_jaccard(a, b))
+        )
     assert np.mean(errors) < 0.05, np.mean(errors)
 
 
-@pytest.mark.parametrize("text", ["", "   \n\t ", "?!…", "a", "\ud800", "x\udfffy" * 50, "é" * 3, "🙂" * 10])
+@pytest.mark.parametrize(
+    "text", ["", "   \n\t ", "?!…", "a", "\ud800", "x\udfffy" * 50, "é" * 3, "🙂" * 10]
+)
 def test_odd_texts_never_raise(text):
     f = feats(text)
     assert f.chars == len(text)
@@ -142,37 +160,76 @@ def test_huge_texts_are_sketched_from_their_ends():
 
 CUES = {
     "correction": [
-        "No, I meant the savings account", "no i mean the other one", "That's not what I asked",
-        "that’s not what I meant, I wanted the monthly numbers", "You misunderstood me.",
-        "Nein, ich meinte die andere Datei", "Das ist nicht, was ich gefragt habe",
-        "Non, je voulais dire le fichier de config", "Ce n'est pas ce que j'ai demandé",
-        "No, quise decir la cuenta de ahorros", "Eso no es lo que pregunté",
+        "No, I meant the savings account",
+        "no i mean the other one",
+        "That's not what I asked",
+        "that’s not what I meant, I wanted the monthly numbers",
+        "You misunderstood me.",
+        "Nein, ich meinte die andere Datei",
+        "Das ist nicht, was ich gefragt habe",
+        "Non, je voulais dire le fichier de config",
+        "Ce n'est pas ce que j'ai demandé",
+        "No, quise decir la cuenta de ahorros",
+        "Eso no es lo que pregunté",
     ],
     "give_up": [
-        "Forget it.", "never mind, I'll figure it out myself", "ok, never mind", "I'll ask a human",
-        "Let me talk to a human please", "Vergiss es!", "Schon gut.", "Ich gebe auf",
-        "Laisse tomber.", "je vais demander à un humain", "Olvídalo.", "Da igual",
+        "Forget it.",
+        "never mind, I'll figure it out myself",
+        "ok, never mind",
+        "I'll ask a human",
+        "Let me talk to a human please",
+        "Vergiss es!",
+        "Schon gut.",
+        "Ich gebe auf",
+        "Laisse tomber.",
+        "je vais demander à un humain",
+        "Olvídalo.",
+        "Da igual",
         "quiero hablar con un humano",
     ],
     "negative": [
-        "That's wrong.", "this doesn't work", "It still doesn't work, same error again", "useless answer",
-        "Das ist falsch", "das funktioniert nicht", "C'est faux", "ça ne marche toujours pas",
-        "Eso está mal", "sigue sin funcionar",
+        "That's wrong.",
+        "this doesn't work",
+        "It still doesn't work, same error again",
+        "useless answer",
+        "Das ist falsch",
+        "das funktioniert nicht",
+        "C'est faux",
+        "ça ne marche toujours pas",
+        "Eso está mal",
+        "sigue sin funcionar",
     ],
     "refusal": [
-        "I'm sorry, but I can't help with that.", "I cannot assist with this request.",
-        "I’m unable to help with that.", "Es tut mir leid, aber ich kann dabei nicht helfen.",
-        "Je suis désolé, mais je ne peux pas vous aider avec cela.", "Lo siento, pero no puedo ayudarte con eso.",
+        "I'm sorry, but I can't help with that.",
+        "I cannot assist with this request.",
+        "I’m unable to help with that.",
+        "Es tut mir leid, aber ich kann dabei nicht helfen.",
+        "Je suis désolé, mais je ne peux pas vous aider avec cela.",
+        "Lo siento, pero no puedo ayudarte con eso.",
     ],
 }
 
 HARD_NEGATIVES = [
-    "no problem", "No, thanks, that's all", "I never mind the rain", "can you fix that",
-    "Can you fix that bug too?", "don't forget it", "Never mind the details, just give me the command",
-    "How do I make this work with Python 3.12?", "I can't help but wonder why the build is slow",
-    "Kein Problem", "Vergiss es nicht zu speichern", "Kannst du das beheben?", "Egal welche Farbe, Hauptsache schnell",
-    "Pas de problème", "Laisse tomber la contrainte de taille et recommence", "Peux-tu corriger ça ?",
-    "No hay problema", "No está mal, pero ¿puedes acortarlo?", "¿Puedes arreglar eso?", "No importa el precio",
+    "no problem",
+    "No, thanks, that's all",
+    "I never mind the rain",
+    "can you fix that",
+    "Can you fix that bug too?",
+    "don't forget it",
+    "Never mind the details, just give me the command",
+    "How do I make this work with Python 3.12?",
+    "I can't help but wonder why the build is slow",
+    "Kein Problem",
+    "Vergiss es nicht zu speichern",
+    "Kannst du das beheben?",
+    "Egal welche Farbe, Hauptsache schnell",
+    "Pas de problème",
+    "Laisse tomber la contrainte de taille et recommence",
+    "Peux-tu corriger ça ?",
+    "No hay problema",
+    "No está mal, pero ¿puedes acortarlo?",
+    "¿Puedes arreglar eso?",
+    "No importa el precio",
     "what is wrong with my code?",
 ]
 
@@ -207,11 +264,14 @@ def test_every_language_has_every_kind():
         text = (folder / f"cues_{lang}.txt").read_text(encoding="utf-8")
         for kind in tf.CUE_KINDS:
             section = text.split(f"[{kind}]")[1].split("[")[0]
-            phrases = [line for line in section.splitlines() if line.strip() and not line.startswith("#")]
+            phrases = [
+                line for line in section.splitlines() if line.strip() and not line.startswith("#")
+            ]
             assert len(phrases) >= 5, (lang, kind)
 
 
 # --- embeddings --------------------------------------------------------------------------
+
 
 class _Bag:
     """A deterministic stand-in embedder: hashed bag of words."""
@@ -244,6 +304,7 @@ def test_a_failing_embedder_costs_only_the_embedding():
 
 # --- quality on real utterances (the figures documented in text.py) --------------------
 
+
 @pytest.fixture(scope="module")
 def banking(request):
     corpus = ROOT.parent / "shared" / "corpus" / "banking77" / "train.csv"
@@ -266,8 +327,9 @@ def test_sketch_rephrase_quality_on_banking77(banking):
 
 def test_duplicate_threshold_on_banking77(banking):
     bench, by_intent, _ = banking
-    edits, same_intent = bench.duplicate_rates(bench.feature_scorer(), by_intent, 2000, bench.EVAL_SEED,
-                                               tf.DUPLICATE_THRESHOLD)
+    edits, same_intent = bench.duplicate_rates(
+        bench.feature_scorer(), by_intent, 2000, bench.EVAL_SEED, tf.DUPLICATE_THRESHOLD
+    )
     assert edits >= 0.95 and same_intent <= 0.01
 
 
@@ -286,7 +348,9 @@ def test_wordllama_rephrase_quality_on_banking77(banking):
     scored = bench.score_pairs(bench.feature_scorer(WordLlamaEmbedder()), pairs)
     assert bench.roc_auc(scored["same"], scored["random"]) >= 0.91
     assert bench.roc_auc(scored["same"], scored["hard"]) >= 0.79
-    precision, recall, _ = bench.prf(scored["same"], bench.mixed_negatives(scored), tf.REPHRASE_THRESHOLD)
+    precision, recall, _ = bench.prf(
+        scored["same"], bench.mixed_negatives(scored), tf.REPHRASE_THRESHOLD
+    )
     assert precision >= 0.8 and recall >= 0.6
 
 
@@ -303,5 +367,7 @@ def test_wordllama_loads_offline_and_leaves_logging_alone():
         "assert v.shape == (256,) and abs(float((v * v).sum())) > 0\n"
         "assert not e.embed('   ').any()\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr

@@ -34,12 +34,21 @@ def _ran(seq, name, call_id=None, error=False):
 
 
 def test_a_request_and_the_span_that_ran_it_are_one_call():
-    calls = pair_tool_calls([_req(1, "a", 11, "c1"), _req(2, "a", 12, "c2"), _ran(3, "a", "c2", True), _ran(4, "a", "c1")])
+    calls = pair_tool_calls(
+        [
+            _req(1, "a", 11, "c1"),
+            _req(2, "a", 12, "c2"),
+            _ran(3, "a", "c2", True),
+            _ran(4, "a", "c1"),
+        ]
+    )
     assert [(c.args, c.error) for c in calls] == [(11, False), (12, True)]
 
 
 def test_pairing_by_name_in_order_when_ids_are_missing():
-    calls = pair_tool_calls([_req(1, "a", 11), _req(2, "b", 21), _ran(3, "b", error=True), _ran(4, "a")])
+    calls = pair_tool_calls(
+        [_req(1, "a", 11), _req(2, "b", 21), _ran(3, "b", error=True), _ran(4, "a")]
+    )
     assert [(c.name, c.args, c.error) for c in calls] == [("a", 11, False), ("b", 21, True)]
 
 
@@ -53,10 +62,23 @@ def test_a_span_that_ends_before_its_request_is_paired_by_id():
     assert [(c.args, c.error) for c in calls] == [(11, True)]
 
 
-@pytest.mark.parametrize("seq, loops", [
-    ("ABAB", 1), ("ABABAB", 2), ("ABCABC", 1), ("ABCABCABC", 2), ("AAAA", 0), ("ABA", 0),
-    ("XABAB", 1), ("ABCBC", 1), ("ABACABAC", 1), ("ABABCDCD", 2), ("ABCDEFGHIABCDEFGHI", 0), ("", 0),
-])
+@pytest.mark.parametrize(
+    "seq, loops",
+    [
+        ("ABAB", 1),
+        ("ABABAB", 2),
+        ("ABCABC", 1),
+        ("ABCABCABC", 2),
+        ("AAAA", 0),
+        ("ABA", 0),
+        ("XABAB", 1),
+        ("ABCBC", 1),
+        ("ABACABAC", 1),
+        ("ABABCDCD", 2),
+        ("ABCDEFGHIABCDEFGHI", 0),
+        ("", 0),
+    ],
+)
 def test_loops_count_immediate_repeats_of_a_cycle(seq, loops):
     assert count_loops(list(seq), max_period=8) == loops
 
@@ -66,11 +88,23 @@ def test_calls_with_unknown_arguments_never_loop():
 
 
 def test_redundant_calls_need_the_same_name_and_arguments():
-    calls = pair_tool_calls([_req(1, "a", 1), _req(2, "a", 1), _req(3, "b", 1), _req(4, "a", 2), _ran(5, "z"), _ran(6, "z")])
+    calls = pair_tool_calls(
+        [
+            _req(1, "a", 1),
+            _req(2, "a", 1),
+            _req(3, "b", 1),
+            _req(4, "a", 2),
+            _ran(5, "z"),
+            _ran(6, "z"),
+        ]
+    )
     assert count_redundant(calls) == 1
 
 
-@pytest.mark.parametrize("steps, expected, over", [(6, 4, True), (5, 4, False), (3, 2, False), (4, 2, True), (13, 10, True), (12, 10, False)])
+@pytest.mark.parametrize(
+    "steps, expected, over",
+    [(6, 4, True), (5, 4, False), (3, 2, False), (4, 2, True), (13, 10, True), (12, 10, False)],
+)
 def test_over_budget_margin(steps, expected, over):
     assert over_budget(steps, expected, 0.25, 2) is over
 
@@ -79,7 +113,9 @@ def test_over_budget_margin(steps, expected, over):
 
 
 def _record(h, name, outcome="success", steps=3, errors=0, tools=0):
-    return h.record(name, steps=steps, step_ok=steps + tools - errors, step_total=steps + tools, outcome=outcome)
+    return h.record(
+        name, steps=steps, step_ok=steps + tools - errors, step_total=steps + tools, outcome=outcome
+    )
 
 
 def test_budget_is_the_median_of_successful_runs_after_the_minimum():
@@ -130,8 +166,14 @@ def _phase(h, n, *, fail_every=0, fail_offsets=(), step_error_on_failure=False):
     rates = None
     for i in range(n):
         failed = fail_every and i % fail_every in fail_offsets
-        rates = _record(h, "chain", "failure" if failed else "success", steps=2, tools=1,
-                        errors=1 if failed and step_error_on_failure else 0)
+        rates = _record(
+            h,
+            "chain",
+            "failure" if failed else "success",
+            steps=2,
+            tools=1,
+            errors=1 if failed and step_error_on_failure else 0,
+        )
     return rates
 
 
@@ -152,7 +194,10 @@ def test_no_compounding_flag_when_steps_fail_too():
 
 def test_no_compounding_flag_for_a_steady_failure_rate():
     h = TaskHistory()
-    flags = [_phase(h, 1, fail_every=1, fail_offsets=(0,) if i % 20 == 0 else ()).compounding for i in range(400)]
+    flags = [
+        _phase(h, 1, fail_every=1, fail_offsets=(0,) if i % 20 == 0 else ()).compounding
+        for i in range(400)
+    ]
     assert not any(flags)
 
 
@@ -169,18 +214,27 @@ class _Harness:
         self.tracer = self.provider.get_tracer("t")
 
     def llm(self, tools=(), ids=None, error=None, tokens=(10, 5)):
-        span = self.tracer.start_span("chat m", attributes={
-            semconv.GEN_AI_OPERATION_NAME: semconv.OP_CHAT,
-            semconv.GEN_AI_USAGE_INPUT_TOKENS: tokens[0], semconv.GEN_AI_USAGE_OUTPUT_TOKENS: tokens[1],
-        })
+        span = self.tracer.start_span(
+            "chat m",
+            attributes={
+                semconv.GEN_AI_OPERATION_NAME: semconv.OP_CHAT,
+                semconv.GEN_AI_USAGE_INPUT_TOKENS: tokens[0],
+                semconv.GEN_AI_USAGE_OUTPUT_TOKENS: tokens[1],
+            },
+        )
         if error:
             span.set_attribute(semconv.ERROR_TYPE, error)
         if tools:
-            features.attach(span, CallFeatures(tool_calls=tuple(tools), tool_call_ids=tuple(ids or ())))
+            features.attach(
+                span, CallFeatures(tool_calls=tuple(tools), tool_call_ids=tuple(ids or ()))
+            )
         span.end()
 
     def tool(self, name, call_id=None, error=False):
-        attrs = {semconv.GEN_AI_OPERATION_NAME: semconv.OP_EXECUTE_TOOL, semconv.GEN_AI_TOOL_NAME: name}
+        attrs = {
+            semconv.GEN_AI_OPERATION_NAME: semconv.OP_EXECUTE_TOOL,
+            semconv.GEN_AI_TOOL_NAME: name,
+        }
         if call_id:
             attrs[semconv.GEN_AI_TOOL_CALL_ID] = call_id
         with self.tracer.start_as_current_span(f"execute_tool {name}", attributes=attrs) as span:
@@ -188,8 +242,14 @@ class _Harness:
                 span.set_status(Status(StatusCode.ERROR))
 
     def agent(self, name, **attrs):
-        return self.tracer.start_as_current_span(f"invoke_agent {name}", attributes={
-            semconv.GEN_AI_OPERATION_NAME: semconv.OP_INVOKE_AGENT, semconv.GEN_AI_AGENT_NAME: name, **attrs})
+        return self.tracer.start_as_current_span(
+            f"invoke_agent {name}",
+            attributes={
+                semconv.GEN_AI_OPERATION_NAME: semconv.OP_INVOKE_AGENT,
+                semconv.GEN_AI_AGENT_NAME: name,
+                **attrs,
+            },
+        )
 
     def span(self, name):
         return {s.name: s for s in self.exporter.get_finished_spans()}[name]
@@ -207,9 +267,20 @@ def test_a_nested_agent_started_directly_is_its_own_task_and_counts_in_the_outer
             h.llm()
         h.llm()
     inner, outer = h.span("invoke_agent inner").attributes, h.span("invoke_agent outer").attributes
-    assert (inner[semconv.TRAJECTORY_STEPS], inner[semconv.TRAJECTORY_TOOL_CALLS], inner[semconv.TRAJECTORY_REDUNDANT_CALLS]) == (2, 1, 0)
-    assert (outer[semconv.TRAJECTORY_STEPS], outer[semconv.TRAJECTORY_TOOL_CALLS], outer[semconv.TRAJECTORY_REDUNDANT_CALLS]) == (4, 2, 1)
-    assert outer[semconv.TRAJECTORY_INPUT_TOKENS] == 40 and outer[semconv.TRAJECTORY_OUTCOME] == "unknown"
+    assert (
+        inner[semconv.TRAJECTORY_STEPS],
+        inner[semconv.TRAJECTORY_TOOL_CALLS],
+        inner[semconv.TRAJECTORY_REDUNDANT_CALLS],
+    ) == (2, 1, 0)
+    assert (
+        outer[semconv.TRAJECTORY_STEPS],
+        outer[semconv.TRAJECTORY_TOOL_CALLS],
+        outer[semconv.TRAJECTORY_REDUNDANT_CALLS],
+    ) == (4, 2, 1)
+    assert (
+        outer[semconv.TRAJECTORY_INPUT_TOKENS] == 40
+        and outer[semconv.TRAJECTORY_OUTCOME] == "unknown"
+    )
     assert outer[semconv.TRAJECTORY_DURATION] > 0
     assert h.stage.open_traces == 0
     assert semconv.TRAJECTORY_STEPS not in h.span("chat m").attributes
@@ -228,14 +299,18 @@ def test_an_implicit_root_is_not_a_task_when_the_trace_has_an_agent():
 
 def test_declared_outcome_and_budget_attributes_are_read_from_the_agent_span():
     h = _Harness()
-    with h.agent("a", **{semconv.TRAJECTORY_EXPECTED_STEPS: 1, semconv.TRAJECTORY_OUTCOME: "abandoned"}):
+    with h.agent(
+        "a", **{semconv.TRAJECTORY_EXPECTED_STEPS: 1, semconv.TRAJECTORY_OUTCOME: "abandoned"}
+    ):
         h.llm()
         h.llm()
         h.llm()
     attrs = h.span("invoke_agent a").attributes
     assert attrs[semconv.TRAJECTORY_OUTCOME] == "abandoned"
     assert attrs[semconv.TRAJECTORY_BUDGET_SOURCE] == semconv.TRAJECTORY_BUDGET_DECLARED
-    assert attrs[semconv.TRAJECTORY_BRUTE_FORCE] is True and attrs[semconv.TRAJECTORY_EFFICIENCY] == pytest.approx(1 / 3)
+    assert attrs[semconv.TRAJECTORY_BRUTE_FORCE] is True and attrs[
+        semconv.TRAJECTORY_EFFICIENCY
+    ] == pytest.approx(1 / 3)
 
 
 def test_traces_without_genai_spans_keep_no_state():
@@ -243,7 +318,10 @@ def test_traces_without_genai_spans_keep_no_state():
     with h.tracer.start_as_current_span("GET /health"):
         with h.tracer.start_as_current_span("db"):
             pass
-    assert h.stage.open_traces == 0 and h.exporter.get_finished_spans()[1].attributes.get(semconv.TRAJECTORY_STEPS) is None
+    assert (
+        h.stage.open_traces == 0
+        and h.exporter.get_finished_spans()[1].attributes.get(semconv.TRAJECTORY_STEPS) is None
+    )
 
 
 def test_open_traces_are_capped_and_expire():
@@ -292,12 +370,24 @@ def test_malformed_spans_do_not_break_the_stage():
     before = health.internal_errors().get("TrajectoryStage", 0)
     h = _Harness()
     with h.agent("a"):
-        span = h.tracer.start_span("chat", attributes={
-            semconv.GEN_AI_OPERATION_NAME: semconv.OP_CHAT, semconv.GEN_AI_USAGE_INPUT_TOKENS: "many"})
-        features.attach(span, CallFeatures(tool_calls=(("t", 1), ("t", 2)), tool_call_ids=("only-one",)))
+        span = h.tracer.start_span(
+            "chat",
+            attributes={
+                semconv.GEN_AI_OPERATION_NAME: semconv.OP_CHAT,
+                semconv.GEN_AI_USAGE_INPUT_TOKENS: "many",
+            },
+        )
+        features.attach(
+            span, CallFeatures(tool_calls=(("t", 1), ("t", 2)), tool_call_ids=("only-one",))
+        )
         span.end()
-        with h.tracer.start_as_current_span("tool", attributes={
-                semconv.GEN_AI_OPERATION_NAME: semconv.OP_EXECUTE_TOOL, semconv.GEN_AI_TOOL_CALL_ID: 7}):
+        with h.tracer.start_as_current_span(
+            "tool",
+            attributes={
+                semconv.GEN_AI_OPERATION_NAME: semconv.OP_EXECUTE_TOOL,
+                semconv.GEN_AI_TOOL_CALL_ID: 7,
+            },
+        ):
             pass
         h.llm()
     attrs = h.span("invoke_agent a").attributes
@@ -331,7 +421,9 @@ def test_compounding_rates_reach_the_root_span():
         with h.agent("chain", **{semconv.TRAJECTORY_OUTCOME: "failure" if failed else "success"}):
             h.llm()
             h.llm()
-    last = [s for s in h.exporter.get_finished_spans() if s.name == "invoke_agent chain"][-1].attributes
+    last = [s for s in h.exporter.get_finished_spans() if s.name == "invoke_agent chain"][
+        -1
+    ].attributes
     assert last[semconv.TRAJECTORY_STEP_SUCCESS_RATE] == 1.0
     assert last[semconv.TRAJECTORY_TASK_SUCCESS_RATE] < 0.9
     assert last[semconv.TRAJECTORY_COMPOUNDING] is True
@@ -348,17 +440,33 @@ def test_spans_built_from_plain_attribute_dicts_are_read_too():
         return SpanContext(7, span_id, remote)
 
     stage = TrajectoryStage()
-    agent = {semconv.GEN_AI_OPERATION_NAME: semconv.OP_INVOKE_AGENT, semconv.GEN_AI_AGENT_NAME: "remote"}
+    agent = {
+        semconv.GEN_AI_OPERATION_NAME: semconv.OP_INVOKE_AGENT,
+        semconv.GEN_AI_AGENT_NAME: "remote",
+    }
     spans = [
-        ReadableSpan("chat", ctx(2), ctx(1), attributes={semconv.GEN_AI_OPERATION_NAME: semconv.OP_CHAT}),
-        ReadableSpan("tool", ctx(3), ctx(1), attributes={
-            semconv.GEN_AI_OPERATION_NAME: semconv.OP_EXECUTE_TOOL, semconv.GEN_AI_TOOL_NAME: "t",
-            semconv.ERROR_TYPE: "Boom"}),
+        ReadableSpan(
+            "chat", ctx(2), ctx(1), attributes={semconv.GEN_AI_OPERATION_NAME: semconv.OP_CHAT}
+        ),
+        ReadableSpan(
+            "tool",
+            ctx(3),
+            ctx(1),
+            attributes={
+                semconv.GEN_AI_OPERATION_NAME: semconv.OP_EXECUTE_TOOL,
+                semconv.GEN_AI_TOOL_NAME: "t",
+                semconv.ERROR_TYPE: "Boom",
+            },
+        ),
         ReadableSpan("invoke_agent remote", ctx(1), ctx(9, remote=True), attributes=agent),
     ]
     records = [SpanRecord(s) for s in spans]
     for record in records:
         stage.process(record, lambda s: None)
     root = records[-1].attributes
-    assert (root[semconv.TRAJECTORY_STEPS], root[semconv.TRAJECTORY_TOOL_CALLS], root[semconv.TRAJECTORY_TOOL_ERRORS]) == (1, 1, 1)
+    assert (
+        root[semconv.TRAJECTORY_STEPS],
+        root[semconv.TRAJECTORY_TOOL_CALLS],
+        root[semconv.TRAJECTORY_TOOL_ERRORS],
+    ) == (1, 1, 1)
     assert stage.open_traces == 0

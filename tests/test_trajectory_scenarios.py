@@ -10,7 +10,17 @@ from frictionlens import semconv
 from tests.scenarios.trajectory_runs import SCENARIOS
 from tests.scenarios.trajectory_spans import mismatches, replay
 
-KINDS = {"efficient", "brute_force", "loop", "failure", "abandoned", "nested", "framework", "implicit", "learned_budget"}
+KINDS = {
+    "efficient",
+    "brute_force",
+    "loop",
+    "failure",
+    "abandoned",
+    "nested",
+    "framework",
+    "implicit",
+    "learned_budget",
+}
 
 
 def test_the_suite_covers_every_kind_of_run():
@@ -52,15 +62,28 @@ def test_nested_agents_metrics_follow_the_agent_grain():
         for sm in rm.scope_metrics:
             for m in sm.metrics:
                 for p in m.data.data_points:
-                    points[(m.name, p.attributes.get(semconv.GEN_AI_AGENT_NAME) or p.attributes.get("task"))] = p
+                    points[
+                        (
+                            m.name,
+                            p.attributes.get(semconv.GEN_AI_AGENT_NAME) or p.attributes.get("task"),
+                        )
+                    ] = p
     calls = semconv.METRIC_GEN_AI_INVOKE_AGENT_INFERENCE_CALLS
     tools = semconv.METRIC_GEN_AI_INVOKE_AGENT_TOOL_CALLS
     assert points[(calls, "planner")].sum == 3 and points[(calls, "researcher")].sum == 3
     assert points[(tools, "planner")].sum == 2 and points[(tools, "researcher")].sum == 2
     assert points[(semconv.METRIC_TRAJECTORY_STEPS, "planner")].sum == 6
-    assert points[(semconv.METRIC_TRAJECTORY_STEPS, "planner")].explicit_bounds == semconv.TRAJECTORY_STEP_BUCKETS
+    assert (
+        points[(semconv.METRIC_TRAJECTORY_STEPS, "planner")].explicit_bounds
+        == semconv.TRAJECTORY_STEP_BUCKETS
+    )
     assert points[(semconv.METRIC_TRAJECTORY_OUTCOMES, "researcher")].value == 1
-    assert points[(semconv.METRIC_TRAJECTORY_OUTCOMES, "researcher")].attributes[semconv.METRIC_ATTR_BRUTE_FORCE] == "true"
+    assert (
+        points[(semconv.METRIC_TRAJECTORY_OUTCOMES, "researcher")].attributes[
+            semconv.METRIC_ATTR_BRUTE_FORCE
+        ]
+        == "true"
+    )
     assert points[(semconv.METRIC_TRAJECTORY_EFFICIENCY, "planner")].sum == pytest.approx(4 / 6)
     assert points[(semconv.METRIC_TRAJECTORY_STEP_SUCCESS_RATE, "planner")].value == 1.0
     assert points[(semconv.METRIC_TRAJECTORY_TASK_SUCCESS_RATE, "planner")].value == 1.0

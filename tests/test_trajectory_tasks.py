@@ -53,13 +53,16 @@ def test_task_opens_an_invoke_agent_span_that_parents_the_calls_inside(exported)
     assert trace.get_current_span() is trace.INVALID_SPAN
 
 
-@pytest.mark.parametrize("verdict, outcome, error_type", [
-    (lambda h: h.succeed(), "success", None),
-    (lambda h: h.fail(), "failure", semconv.ERROR_TYPE_OTHER),
-    (lambda h: h.fail("no_answer"), "failure", "no_answer"),
-    (lambda h: h.abandon(), "abandoned", None),
-    (lambda h: (h.fail("x"), h.succeed()), "success", None),
-])
+@pytest.mark.parametrize(
+    "verdict, outcome, error_type",
+    [
+        (lambda h: h.succeed(), "success", None),
+        (lambda h: h.fail(), "failure", semconv.ERROR_TYPE_OTHER),
+        (lambda h: h.fail("no_answer"), "failure", "no_answer"),
+        (lambda h: h.abandon(), "abandoned", None),
+        (lambda h: (h.fail("x"), h.succeed()), "success", None),
+    ],
+)
 def test_the_verdict_sets_the_outcome(exported, verdict, outcome, error_type):
     with task("t") as handle:
         verdict(handle)
@@ -104,7 +107,10 @@ def test_async_task_and_tool_and_cancellation(exported):
     with pytest.raises(asyncio.CancelledError):
         asyncio.run(agent())
     assert _only(exported, "invoke_agent a").attributes[semconv.TRAJECTORY_OUTCOME] == "success"
-    assert _only(exported, "execute_tool fetch").parent.span_id == _only(exported, "invoke_agent a").context.span_id
+    assert (
+        _only(exported, "execute_tool fetch").parent.span_id
+        == _only(exported, "invoke_agent a").context.span_id
+    )
     cancelled = _only(exported, "invoke_agent cancelled")
     assert cancelled.attributes[semconv.TRAJECTORY_OUTCOME] == "abandoned"
     assert cancelled.status.status_code is StatusCode.UNSET
@@ -117,7 +123,10 @@ def test_tool_errors_are_recorded_and_reraised_unchanged(exported):
             raise err
     assert caught.value is err
     span = _only(exported, "execute_tool lookup")
-    assert span.attributes[semconv.ERROR_TYPE] == "KeyError" and span.status.status_code is StatusCode.ERROR
+    assert (
+        span.attributes[semconv.ERROR_TYPE] == "KeyError"
+        and span.status.status_code is StatusCode.ERROR
+    )
     assert semconv.GEN_AI_TOOL_CALL_ID not in span.attributes
 
 
@@ -144,8 +153,15 @@ def test_a_broken_tracer_never_reaches_the_app(monkeypatch):
     assert health.internal_errors()["task"] == before + 1
 
 
-@pytest.mark.parametrize("kwargs", [{"name": ""}, {"name": "t", "expected_steps": 0}, {"name": "t", "expected_steps": True},
-                                    {"name": "t", "expected_steps": 2.5}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"name": ""},
+        {"name": "t", "expected_steps": 0},
+        {"name": "t", "expected_steps": True},
+        {"name": "t", "expected_steps": 2.5},
+    ],
+)
 def test_bad_arguments_are_rejected_at_the_call(kwargs):
     with pytest.raises(ValueError):
         task(**kwargs)

@@ -30,14 +30,34 @@ EXAMPLES = int(os.environ.get("FRICTIONLENS_FUZZ_EXAMPLES", "120"))
 FAST = {"retry-after-ms": "1"}
 text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=300)
 replies = st.one_of(
-    st.builds(Reply, content=text, finish_reason=st.sampled_from([None, "stop", "length", "content_filter"])),
+    st.builds(
+        Reply,
+        content=text,
+        finish_reason=st.sampled_from([None, "stop", "length", "content_filter"]),
+    ),
     st.builds(Reply, content=st.lists(text, min_size=2, max_size=3)),
-    st.builds(Reply, tool_calls=st.lists(st.tuples(st.sampled_from(["a", "b"]), text), min_size=1, max_size=3)),
+    st.builds(
+        Reply,
+        tool_calls=st.lists(st.tuples(st.sampled_from(["a", "b"]), text), min_size=1, max_size=3),
+    ),
     st.builds(Reply, refusal=text.filter(bool)),
-    st.builds(Reply, status=st.sampled_from([400, 401, 404, 409, 422, 500, 503]), error=text, headers=st.just(FAST)),
+    st.builds(
+        Reply,
+        status=st.sampled_from([400, 401, 404, 409, 422, 500, 503]),
+        error=text,
+        headers=st.just(FAST),
+    ),
     st.builds(Reply, raw_body=st.binary(max_size=200)),
-    st.builds(Reply, raw_body=st.sampled_from([b'{"choices": []}', b'{"choices": null}', b"\xff\xfe{", b"[]", b"{}"])),
-    st.builds(Reply, raw_body=st.binary(max_size=60).map(lambda b: b'{"content": "' + b + b"\xc3\x28" + b'"}')),
+    st.builds(
+        Reply,
+        raw_body=st.sampled_from(
+            [b'{"choices": []}', b'{"choices": null}', b"\xff\xfe{", b"[]", b"{}"]
+        ),
+    ),
+    st.builds(
+        Reply,
+        raw_body=st.binary(max_size=60).map(lambda b: b'{"content": "' + b + b"\xc3\x28" + b'"}'),
+    ),
     st.builds(
         Reply, content=text, truncate_stream_after=st.integers(0, 8), truncate_cleanly=st.booleans()
     ),  # a stream that stops mid-way, with or without a clean end of the HTTP body
@@ -53,7 +73,9 @@ def server():
 @pytest.fixture(scope="module")
 def instrumented():
     frictionlens.instrument(
-        tracer_provider=TracerProvider(), meter_provider=MeterProvider(), providers=["openai", "anthropic"]
+        tracer_provider=TracerProvider(),
+        meter_provider=MeterProvider(),
+        providers=["openai", "anthropic"],
     )
     yield
     frictionlens.uninstrument()
@@ -63,8 +85,12 @@ def instrumented():
 def clients(server):
     """One client per SDK for the whole module: building one (its TLS context) costs more than a call."""
     return (
-        openai.OpenAI(base_url=server.openai_base_url, api_key="k", max_retries=0),  # retries would consume the other scripted reply
-        anthropic.Anthropic(base_url=server.anthropic_base_url, api_key="k", max_retries=0, open_telemetry=False),
+        openai.OpenAI(
+            base_url=server.openai_base_url, api_key="k", max_retries=0
+        ),  # retries would consume the other scripted reply
+        anthropic.Anthropic(
+            base_url=server.anthropic_base_url, api_key="k", max_retries=0, open_telemetry=False
+        ),
     )
 
 
@@ -78,7 +104,11 @@ def outcome(fn):
         value = fn()
     except Exception as exc:  # compare type and message, not identity
         return ("raised", type(exc), str(exc))
-    return ("returned", type(value), value.model_dump(warnings=False) if hasattr(value, "model_dump") else value)
+    return (
+        "returned",
+        type(value),
+        value.model_dump(warnings=False) if hasattr(value, "model_dump") else value,
+    )
 
 
 def _no_ids(value):
@@ -107,6 +137,7 @@ def test_sync_calls_are_transparent(server, clients, instrumented, reply, stream
         def run():
             out = fn(**kwargs)
             return [c.model_dump() for c in out] if stream else out
+
         return run
 
     errors_before = sum(health.internal_errors().values())
@@ -117,10 +148,14 @@ def test_sync_calls_are_transparent(server, clients, instrumented, reply, stream
     assert sum(health.internal_errors().values()) == errors_before
 
 
-@settings(max_examples=max(10, EXAMPLES // 3), deadline=None, suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=max(10, EXAMPLES // 3), deadline=None, suppress_health_check=list(HealthCheck)
+)
 @given(reply=replies, cancel_after=st.integers(0, 3))
 def test_async_streams_cancelled_at_any_chunk(server, instrumented, reply, cancel_after):
-    client = openai.AsyncOpenAI(base_url=server.openai_base_url, api_key="k", max_retries=0)  # retries would consume the other scripted reply
+    client = openai.AsyncOpenAI(
+        base_url=server.openai_base_url, api_key="k", max_retries=0
+    )  # retries would consume the other scripted reply
 
     async def consume(fn):
         got = []
@@ -138,7 +173,9 @@ def test_async_streams_cancelled_at_any_chunk(server, instrumented, reply, cance
 
     async def both():
         server.script(reply, reply)
-        bare = await consume(lambda **kw: AsyncCompletions.create.__wrapped__(client.chat.completions, **kw))
+        bare = await consume(
+            lambda **kw: AsyncCompletions.create.__wrapped__(client.chat.completions, **kw)
+        )
         wrapped = await consume(client.chat.completions.create)
         return bare, wrapped
 
@@ -154,12 +191,18 @@ def test_async_streams_cancelled_at_any_chunk(server, instrumented, reply, cance
 @given(reply=replies, stream=st.booleans())
 def test_anthropic_calls_are_transparent(server, clients, instrumented, reply, stream):
     client = clients[1]
-    kwargs = {"model": "m", "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}], "stream": stream}
+    kwargs = {
+        "model": "m",
+        "max_tokens": 64,
+        "messages": [{"role": "user", "content": "hi"}],
+        "stream": stream,
+    }
 
     def call(fn):
         def run():
             out = fn(**kwargs)
             return [e.model_dump(warnings=False) for e in out] if stream else out
+
         return run
 
     errors_before = sum(health.internal_errors().values())
@@ -178,12 +221,20 @@ def test_five_megabyte_outputs_round_trip(server, instrumented, stream):
     chat = openai.OpenAI(base_url=server.openai_base_url, api_key="k").chat.completions.create(
         model="m", messages=messages, stream=stream
     )
-    got = "".join(c.choices[0].delta.content or "" for c in chat if c.choices) if stream else chat.choices[0].message.content
-    assert got == big
-    msg = anthropic.Anthropic(base_url=server.anthropic_base_url, api_key="k", open_telemetry=False).messages.create(
-        model="m", max_tokens=10, messages=messages, stream=stream
+    got = (
+        "".join(c.choices[0].delta.content or "" for c in chat if c.choices)
+        if stream
+        else chat.choices[0].message.content
     )
-    got = "".join(e.delta.text for e in msg if e.type == "content_block_delta") if stream else msg.content[0].text
+    assert got == big
+    msg = anthropic.Anthropic(
+        base_url=server.anthropic_base_url, api_key="k", open_telemetry=False
+    ).messages.create(model="m", max_tokens=10, messages=messages, stream=stream)
+    got = (
+        "".join(e.delta.text for e in msg if e.type == "content_block_delta")
+        if stream
+        else msg.content[0].text
+    )
     assert got == big
 
 
@@ -194,12 +245,19 @@ def test_threaded_calls_are_transparent(server, clients, instrumented):
     errors_before = sum(health.internal_errors().values())
 
     def both(i: int):
-        kwargs = {"model": "m", "messages": [{"role": "user", "content": f"question number {i}"}], "stream": i % 2 == 0}
+        kwargs = {
+            "model": "m",
+            "messages": [{"role": "user", "content": f"question number {i}"}],
+            "stream": i % 2 == 0,
+        }
 
         def run(fn):
             out = fn(**kwargs)
             return [c.model_dump() for c in out] if kwargs["stream"] else out
-        bare = outcome(lambda: run(lambda **kw: Completions.create.__wrapped__(client.chat.completions, **kw)))
+
+        bare = outcome(
+            lambda: run(lambda **kw: Completions.create.__wrapped__(client.chat.completions, **kw))
+        )
         return strip_ids(bare), strip_ids(outcome(lambda: run(client.chat.completions.create)))
 
     with ThreadPoolExecutor(8) as pool:
@@ -224,7 +282,9 @@ def test_a_span_processor_that_raises_never_reaches_the_app():
     meter = MeterProvider().get_meter("t")
     for defer in (None, lambda work: False):  # no worker; a worker whose queue is full
         telemetry = Telemetry(tp, meter, salt=b"s", defer=defer)
-        inv = LLMInvocation(operation="chat", provider="openai", request_model="m", outputs=["hello"])
+        inv = LLMInvocation(
+            operation="chat", provider="openai", request_model="m", outputs=["hello"]
+        )
         before = health.internal_errors().get("telemetry", 0)
         telemetry.start(inv)
         telemetry.finish(inv)

@@ -16,7 +16,12 @@ Endpoints: ``POST /v1/chat/completions``, ``/v1/responses``, ``/v1/embeddings`` 
 """
 
 from frictionlens.localserver.reply import ReceivedRequest, Reply, Responder, Usage
-from frictionlens.localserver.responder import answer_text, default_responder, example_for_schema, last_user_text
+from frictionlens.localserver.responder import (
+    answer_text,
+    default_responder,
+    example_for_schema,
+    last_user_text,
+)
 from frictionlens.localserver.server import LocalLLMServer
 from frictionlens.localserver.wire import embedding_vector
 

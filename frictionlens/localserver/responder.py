@@ -83,7 +83,9 @@ def _text_of(content: Any) -> str:
         return content
     if isinstance(content, list):
         return " ".join(
-            part["text"] for part in content if isinstance(part, dict) and isinstance(part.get("text"), str)
+            part["text"]
+            for part in content
+            if isinstance(part, dict) and isinstance(part.get("text"), str)
         )
     return ""
 
@@ -119,9 +121,17 @@ def _chosen_tool(request: ReceivedRequest) -> tuple[str, dict[str, Any]] | None:
             continue
         if request.path == CHAT_PATH:
             function = tool.get("function")
-            spec = (function.get("name"), function.get("parameters")) if isinstance(function, dict) else (None, None)
+            spec = (
+                (function.get("name"), function.get("parameters"))
+                if isinstance(function, dict)
+                else (None, None)
+            )
         elif request.path == RESPONSES_PATH:
-            spec = (tool.get("name"), tool.get("parameters")) if tool.get("type") == "function" else (None, None)
+            spec = (
+                (tool.get("name"), tool.get("parameters"))
+                if tool.get("type") == "function"
+                else (None, None)
+            )
         else:
             spec = (tool.get("name"), tool.get("input_schema"))
         if isinstance(spec[0], str):
@@ -172,7 +182,9 @@ def _max_tokens(body: dict[str, Any]) -> int | None:
     return None
 
 
-def example_for_schema(schema: dict[str, Any], root: dict[str, Any] | None = None, depth: int = 0) -> Any:
+def example_for_schema(
+    schema: dict[str, Any], root: dict[str, Any] | None = None, depth: int = 0
+) -> Any:
     """A small value that validates against ``schema`` (objects get every listed property)."""
     root = schema if root is None else root
     if depth > 12:
@@ -188,7 +200,9 @@ def example_for_schema(schema: dict[str, Any], root: dict[str, Any] | None = Non
     if isinstance(schema.get("enum"), list) and schema["enum"]:
         return schema["enum"][0]
     for key in ("anyOf", "oneOf", "allOf"):
-        options = [o for o in schema.get(key) or () if isinstance(o, dict) and o.get("type") != "null"]
+        options = [
+            o for o in schema.get(key) or () if isinstance(o, dict) and o.get("type") != "null"
+        ]
         if options:
             return example_for_schema(options[0], root, depth + 1)
     kind = schema.get("type", "object" if "properties" in schema else "string")
@@ -212,6 +226,8 @@ def example_for_schema(schema: dict[str, Any], root: dict[str, Any] | None = Non
         return True
     if kind == "null":
         return None
-    return {"date-time": "2024-01-01T00:00:00Z", "date": "2024-01-01", "email": "user@example.com"}.get(
-        str(schema.get("format")), "example"
-    )
+    return {
+        "date-time": "2024-01-01T00:00:00Z",
+        "date": "2024-01-01",
+        "email": "user@example.com",
+    }.get(str(schema.get("format")), "example")

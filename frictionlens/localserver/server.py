@@ -36,7 +36,9 @@ class LocalLLMServer:
     ``requests`` (the newest ``keep_requests`` of them; ``request_count`` counts all).
     """
 
-    def __init__(self, responder: Responder = default_responder, *, keep_requests: int = 10_000) -> None:
+    def __init__(
+        self, responder: Responder = default_responder, *, keep_requests: int = 10_000
+    ) -> None:
         self.responder: Responder = responder
         self._lock = threading.Lock()
         self._script: deque[Reply] = deque()
@@ -141,12 +143,16 @@ class LocalLLMServer:
             try:
                 reply = self.responder(request)
             except Exception:  # a broken responder is reported to the client, never swallowed
-                reply = Reply(status=500, error=traceback.format_exc(), headers={"x-should-retry": "false"})
+                reply = Reply(
+                    status=500, error=traceback.format_exc(), headers={"x-should-retry": "false"}
+                )
         return request, reply
 
 
 class _HTTPServer(TrackingHTTPServer):
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], owner: LocalLLMServer) -> None:
+    def __init__(
+        self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], owner: LocalLLMServer
+    ) -> None:
         self.owner = owner
         super().__init__(address, handler)
 
@@ -180,7 +186,9 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {k.lower(): v for k, v in self.headers.items()}
         # an absolute URI is a proxy-form request: a client reached us under another host name
         path = urlsplit(self.path).path if "://" in self.path else self.path.split("?", 1)[0]
-        request, reply = self.server.owner._receive(self.command, path, headers, raw, self.client_address[1])
+        request, reply = self.server.owner._receive(
+            self.command, path, headers, raw, self.client_address[1]
+        )
         try:
             self._answer(request, reply)
         except _DISCONNECTS:
@@ -191,19 +199,31 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(reply.delay_s)
         route = ROUTES.get(request.path)
         provider = route.provider if route is not None else request.provider
-        base = {"x-request-id" if provider == "openai" else "request-id": f"req_local{request.index:08d}"}
+        base = {
+            "x-request-id"
+            if provider == "openai"
+            else "request-id": f"req_local{request.index:08d}"
+        }
         custom = {name.lower(): value for name, value in reply.headers.items()}
         if reply.raw_body is not None:
             self._send_body(reply.status, reply.raw_body, base, custom)
             return
         if route is None and reply.status < 400:
-            reply = replace(reply, status=404, error=f"no route for {request.method} {request.path}")
+            reply = replace(
+                reply, status=404, error=f"no route for {request.method} {request.path}"
+            )
         if route is None or reply.status >= 400:
-            self._send_body(reply.status, dumps(error_body(provider, reply.status, reply.error)), base, custom)
+            self._send_body(
+                reply.status, dumps(error_body(provider, reply.status, reply.error)), base, custom
+            )
             return
         events = route.events if request.stream else None
         try:
-            rendered = list(events(request, reply)) if events is not None else dumps(route.body(request, reply))
+            rendered = (
+                list(events(request, reply))
+                if events is not None
+                else dumps(route.body(request, reply))
+            )
         except Exception:  # a reply the wire format cannot carry: say why, and ask for no retry
             payload = dumps(error_body(provider, 500, traceback.format_exc()))
             self._send_body(500, payload, base, {"x-should-retry": "false"})
@@ -219,11 +239,23 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
 
-    def _send_body(self, status: int, payload: bytes, base: dict[str, str], custom: dict[str, str]) -> None:
-        self._head(status, {**base, "content-type": "application/json", "content-length": str(len(payload)), **custom})
+    def _send_body(
+        self, status: int, payload: bytes, base: dict[str, str], custom: dict[str, str]
+    ) -> None:
+        self._head(
+            status,
+            {
+                **base,
+                "content-type": "application/json",
+                "content-length": str(len(payload)),
+                **custom,
+            },
+        )
         self.wfile.write(payload)
 
-    def _send_stream(self, reply: Reply, events: list[bytes], base: dict[str, str], custom: dict[str, str]) -> None:
+    def _send_stream(
+        self, reply: Reply, events: list[bytes], base: dict[str, str], custom: dict[str, str]
+    ) -> None:
         headers = {
             **base,
             "content-type": "text/event-stream; charset=utf-8",

@@ -31,7 +31,12 @@ from frictionlens.localserver.responder import estimate_tokens
 DEFAULT_MODEL = "local-model"
 DEFAULT_EMBEDDING_DIMENSIONS = 64
 
-_TO_ANTHROPIC = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "content_filter": "refusal"}
+_TO_ANTHROPIC = {
+    "stop": "end_turn",
+    "length": "max_tokens",
+    "tool_calls": "tool_use",
+    "content_filter": "refusal",
+}
 _TO_OPENAI = {v: k for k, v in _TO_ANTHROPIC.items()}
 _WORD = re.compile(r"\s*\S+|\s+$")
 _ENCODER = json.JSONEncoder(separators=(",", ":"))
@@ -60,9 +65,13 @@ def _usage(request: ReceivedRequest, reply: Reply) -> Usage:
     if reply.usage is not None:
         return reply.usage
     body = request.json
-    prompt_chars = sum(_chars(body.get(k)) for k in ("messages", "input", "system", "instructions", "tools"))
+    prompt_chars = sum(
+        _chars(body.get(k)) for k in ("messages", "input", "system", "instructions", "tools")
+    )
     output_chars = (
-        sum(map(len, reply.texts)) + sum(len(args) for _, args in reply.tool_calls) + len(reply.refusal or "")
+        sum(map(len, reply.texts))
+        + sum(len(args) for _, args in reply.tool_calls)
+        + len(reply.refusal or "")
     )
     return Usage(estimate_tokens(prompt_chars), estimate_tokens(output_chars))
 
@@ -85,7 +94,13 @@ def openai_finish_reason(reply: Reply) -> str:
 
 def anthropic_stop_reason(reply: Reply) -> str:
     if reply.finish_reason is None:
-        return "tool_use" if reply.tool_calls else "refusal" if reply.refusal is not None else "end_turn"
+        return (
+            "tool_use"
+            if reply.tool_calls
+            else "refusal"
+            if reply.refusal is not None
+            else "end_turn"
+        )
     return _TO_ANTHROPIC.get(reply.finish_reason, reply.finish_reason)
 
 
@@ -112,7 +127,12 @@ def error_body(provider: str, status: int, error: str | Any | None) -> Any:
         return {"type": "error", "error": {"type": kind, "message": message}}
     code = "rate_limit_exceeded" if status == 429 else None
     return {
-        "error": {"message": message, "type": "server_error" if status >= 500 else kind, "param": None, "code": code}
+        "error": {
+            "message": message,
+            "type": "server_error" if status >= 500 else kind,
+            "param": None,
+            "code": code,
+        }
     }
 
 
@@ -142,7 +162,10 @@ def _openai_usage(usage: Usage) -> dict[str, Any]:
         "prompt_tokens": usage.input_tokens,
         "completion_tokens": usage.output_tokens,
         "total_tokens": usage.input_tokens + usage.output_tokens,
-        "prompt_tokens_details": {"cached_tokens": usage.cache_read_input_tokens, "audio_tokens": 0},
+        "prompt_tokens_details": {
+            "cached_tokens": usage.cache_read_input_tokens,
+            "audio_tokens": 0,
+        },
         "completion_tokens_details": {
             "reasoning_tokens": 0,
             "audio_tokens": 0,
@@ -169,13 +192,17 @@ def chat_completion(request: ReceivedRequest, reply: Reply) -> Any:
     for index, text in enumerate(_choice_texts(request, reply)):
         message: dict[str, Any] = {
             "role": "assistant",
-            "content": text if text or not (reply.tool_calls or reply.refusal is not None) else None,
+            "content": text
+            if text or not (reply.tool_calls or reply.refusal is not None)
+            else None,
             "refusal": reply.refusal,
             "annotations": [],
         }
         if reply.tool_calls:
             message["tool_calls"] = _chat_tool_calls(request, reply, index)
-        choices.append({"index": index, "message": message, "logprobs": None, "finish_reason": finish})
+        choices.append(
+            {"index": index, "message": message, "logprobs": None, "finish_reason": finish}
+        )
     return {
         **_chat_head(request, reply, "chat.completion"),
         "choices": choices,
@@ -190,10 +217,16 @@ def chat_completion_events(request: ReceivedRequest, reply: Reply) -> Iterator[b
     if include_usage:
         head["usage"] = None
 
-    prefix = b"data: " + dumps(head)[:-1] + b',"choices":['  # the envelope is the same in every chunk
+    prefix = (
+        b"data: " + dumps(head)[:-1] + b',"choices":['
+    )  # the envelope is the same in every chunk
 
     def chunk(index: int, delta: dict[str, Any], finish: str | None = None) -> bytes:
-        return prefix + dumps({"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}) + b"]}\n\n"
+        return (
+            prefix
+            + dumps({"index": index, "delta": delta, "logprobs": None, "finish_reason": finish})
+            + b"]}\n\n"
+        )
 
     finish = openai_finish_reason(reply)
     for index, text in enumerate(_choice_texts(request, reply)):
@@ -212,10 +245,16 @@ def chat_completion_events(request: ReceivedRequest, reply: Reply) -> Iterator[b
             }
             yield chunk(index, {"tool_calls": [first]})
             for piece in split_text(function["arguments"], reply.stream_chunks):
-                yield chunk(index, {"tool_calls": [{"index": position, "function": {"arguments": piece}}]})
+                yield chunk(
+                    index, {"tool_calls": [{"index": position, "function": {"arguments": piece}}]}
+                )
         yield chunk(index, {}, finish)
     if include_usage:
-        yield b"data: " + dumps({**head, "choices": [], "usage": _openai_usage(_usage(request, reply))}) + b"\n\n"
+        yield (
+            b"data: "
+            + dumps({**head, "choices": [], "usage": _openai_usage(_usage(request, reply))})
+            + b"\n\n"
+        )
     yield b"data: [DONE]\n\n"
 
 
@@ -260,7 +299,9 @@ def _response_output(request: ReceivedRequest, reply: Reply) -> list[dict[str, A
     return items
 
 
-def _response_object(request: ReceivedRequest, reply: Reply, output: list[dict[str, Any]] | None) -> dict[str, Any]:
+def _response_object(
+    request: ReceivedRequest, reply: Reply, output: list[dict[str, Any]] | None
+) -> dict[str, Any]:
     """The response envelope; ``output=None`` is the in-progress snapshot that opens a stream."""
     body = request.json
     finish = openai_finish_reason(reply)
@@ -272,7 +313,9 @@ def _response_object(request: ReceivedRequest, reply: Reply, output: list[dict[s
         "created_at": int(time.time()),
         "status": ("incomplete" if finish == "length" else "completed") if done else "in_progress",
         "error": None,
-        "incomplete_details": {"reason": "max_output_tokens"} if done and finish == "length" else None,
+        "incomplete_details": {"reason": "max_output_tokens"}
+        if done and finish == "length"
+        else None,
         "instructions": body.get("instructions"),
         "max_output_tokens": body.get("max_output_tokens"),
         "model": _model(request, reply),
@@ -326,7 +369,10 @@ def response_events(request: ReceivedRequest, reply: Reply) -> Iterator[bytes]:
             )
             for piece in split_text(item["arguments"], reply.stream_chunks):
                 yield event(
-                    "response.function_call_arguments.delta", item_id=item["id"], output_index=out_index, delta=piece
+                    "response.function_call_arguments.delta",
+                    item_id=item["id"],
+                    output_index=out_index,
+                    delta=piece,
                 )
             yield event(
                 "response.function_call_arguments.done",
@@ -341,7 +387,11 @@ def response_events(request: ReceivedRequest, reply: Reply) -> Iterator[bytes]:
                 item={**item, "status": "in_progress", "content": []},
             )
             for part_index, part in enumerate(item["content"]):
-                where = {"item_id": item["id"], "output_index": out_index, "content_index": part_index}
+                where = {
+                    "item_id": item["id"],
+                    "output_index": out_index,
+                    "content_index": part_index,
+                }
                 field = "text" if part["type"] == "output_text" else "refusal"
                 name = "output_text" if field == "text" else "refusal"
                 yield event("response.content_part.added", **where, part={**part, field: ""})
@@ -352,7 +402,10 @@ def response_events(request: ReceivedRequest, reply: Reply) -> Iterator[bytes]:
                 yield event("response.content_part.done", **where, part=part)
         yield event("response.output_item.done", output_index=out_index, item=item)
     final = _response_object(request, reply, output)
-    yield event("response.incomplete" if final["status"] == "incomplete" else "response.completed", response=final)
+    yield event(
+        "response.incomplete" if final["status"] == "incomplete" else "response.completed",
+        response=final,
+    )
 
 
 # --- OpenAI Embeddings ------------------------------------------------------------------
@@ -384,7 +437,9 @@ def embeddings(request: ReceivedRequest, reply: Reply) -> Any:
     data = []
     for index, item in enumerate(inputs):
         vector = embedding_vector(item if isinstance(item, str) else json.dumps(item), dims)
-        encoded: Any = base64.b64encode(struct.pack(f"<{dims}f", *vector)).decode() if as_base64 else vector
+        encoded: Any = (
+            base64.b64encode(struct.pack(f"<{dims}f", *vector)).decode() if as_base64 else vector
+        )
         data.append({"object": "embedding", "index": index, "embedding": encoded})
     tokens = reply.usage.input_tokens if reply.usage else estimate_tokens(_chars(inputs))
     return {
@@ -429,7 +484,11 @@ def _anthropic_usage(usage: Usage, output_tokens: int) -> dict[str, Any]:
 
 
 def _stop_details(reply: Reply, stop: str | None) -> dict[str, Any] | None:
-    return {"type": "refusal", "category": None, "explanation": reply.refusal} if stop == "refusal" else None
+    return (
+        {"type": "refusal", "category": None, "explanation": reply.refusal}
+        if stop == "refusal"
+        else None
+    )
 
 
 def _message_object(
@@ -455,9 +514,13 @@ def message(request: ReceivedRequest, reply: Reply) -> Any:
 
 
 def message_events(request: ReceivedRequest, reply: Reply) -> Iterator[bytes]:
-    yield _sse({"type": "message_start", "message": _message_object(request, reply, [], done=False)})
+    yield _sse(
+        {"type": "message_start", "message": _message_object(request, reply, [], done=False)}
+    )
     yield _sse({"type": "ping"})
-    arguments = iter([args for _, args in reply.tool_calls])  # streamed as sent, even when not valid JSON
+    arguments = iter(
+        [args for _, args in reply.tool_calls]
+    )  # streamed as sent, even when not valid JSON
     for index, block in enumerate(_anthropic_blocks(request, reply)):
         if block["type"] == "tool_use":
             start = {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}
@@ -465,7 +528,10 @@ def message_events(request: ReceivedRequest, reply: Reply) -> Iterator[bytes]:
             deltas = [{"type": "input_json_delta", "partial_json": p} for p in pieces]
         else:
             start = {"type": "text", "text": ""}
-            deltas = [{"type": "text_delta", "text": p} for p in split_text(block["text"], reply.stream_chunks)]
+            deltas = [
+                {"type": "text_delta", "text": p}
+                for p in split_text(block["text"], reply.stream_chunks)
+            ]
         yield _sse({"type": "content_block_start", "index": index, "content_block": start})
         for delta in deltas:
             yield _sse({"type": "content_block_delta", "index": index, "delta": delta})

@@ -70,7 +70,9 @@ VARIANCE_FIT = Fit(intercept=4.3205, slope=0.7856)
 BERNOULLI_FIT = Fit(intercept=3.651, slope=0.9328)
 
 
-def ks_threshold(arl: float, *, reference: int = WARMUP, window: int = WINDOW, every: int = KS_EVERY) -> float:
+def ks_threshold(
+    arl: float, *, reference: int = WARMUP, window: int = WINDOW, every: int = KS_EVERY
+) -> float:
     """KS distance whose exceedance costs one false alarm per ``arl`` calls."""
     alpha = min(0.5, every / arl)
     ne = reference * window / (reference + window)
@@ -82,7 +84,9 @@ def ks_tail(d: float, *, reference: int = WARMUP, window: int = WINDOW) -> float
     """P(D > d) under no change (the same approximation, for checks)."""
     ne = reference * window / (reference + window)
     lam = (math.sqrt(ne) + 0.12 + 0.11 / math.sqrt(ne)) * d
-    return min(1.0, 2.0 * sum((-1) ** (j - 1) * math.exp(-2.0 * j * j * lam * lam) for j in range(1, 101)))
+    return min(
+        1.0, 2.0 * sum((-1) ** (j - 1) * math.exp(-2.0 * j * j * lam * lam) for j in range(1, 101))
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +119,12 @@ def thresholds(arl: float, *, rates: int, numeric: int) -> Thresholds:
 
 # -- the simulations behind the constants ----------------------------------------------------
 def simulate_rank_cusums(
-    levels: np.ndarray, *, size: int = WARMUP, chains: int = 20_000, steps: int = 6_000, seed: int = 0
+    levels: np.ndarray,
+    *,
+    size: int = WARMUP,
+    chains: int = 20_000,
+    steps: int = 6_000,
+    seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Alarms of one mean side and of the variance of MeanVarianceCUSUM at each threshold, and calls.
 
@@ -147,8 +156,15 @@ def simulate_rank_cusums(
 
 
 def simulate_bernoulli(
-    levels: np.ndarray, rate: float, *, chains: int = 8_000, steps: int = 10_000, seed: int = 0,
-    warmup: int = WARMUP, block: int = 32, memory: int = 4096,
+    levels: np.ndarray,
+    rate: float,
+    *,
+    chains: int = 8_000,
+    steps: int = 10_000,
+    seed: int = 0,
+    warmup: int = WARMUP,
+    block: int = 32,
+    memory: int = 4096,
 ) -> tuple[np.ndarray, int]:
     """Alarms of BernoulliCUSUM at each threshold for a stream with a constant ``rate``, and calls.
 
@@ -193,7 +209,9 @@ def fit(levels: np.ndarray, alarms: np.ndarray, calls: int) -> Fit:
     """
     levels, alarms = np.asarray(levels, float), np.asarray(alarms, float)
     keep = (alarms >= 50) & (alarms <= calls / 1e4)
-    slope, intercept = np.polyfit(levels[keep], np.log(calls / alarms[keep]), 1, w=np.sqrt(alarms[keep]))
+    slope, intercept = np.polyfit(
+        levels[keep], np.log(calls / alarms[keep]), 1, w=np.sqrt(alarms[keep])
+    )
     return Fit(round(float(intercept), 4), round(float(slope), 4))
 
 
@@ -206,6 +224,12 @@ def main() -> None:  # pragma: no cover - offline calibration, minutes of CPU
     print("MEAN_FIT =", fit(levels, mean_alarms, calls))
     print("VARIANCE_FIT =", fit(levels, var_alarms, calls))
     print("BERNOULLI_FIT =", fit(levels, worst, runs[0][1]))
-    for name, alarms, n in (("mean", mean_alarms, calls), ("variance", var_alarms, calls), ("rate (worst)", worst, runs[0][1])):
-        print(name, " ".join(f"h={h:g}:ARL={n / a:,.0f}({a:.0f})" for h, a in zip(levels, alarms) if a > 0))
-
+    for name, alarms, n in (
+        ("mean", mean_alarms, calls),
+        ("variance", var_alarms, calls),
+        ("rate (worst)", worst, runs[0][1]),
+    ):
+        print(
+            name,
+            " ".join(f"h={h:g}:ARL={n / a:,.0f}({a:.0f})" for h, a in zip(levels, alarms) if a > 0),
+        )

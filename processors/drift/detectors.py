@@ -113,10 +113,30 @@ class MeanVarianceCUSUM:
     Each ``run_*`` is how long its statistic has been rising: when the change probably began.
     """
 
-    __slots__ = ("mean_threshold", "variance_threshold", "k", "ratio", "upper", "lower", "variance",
-                 "run_upper", "run_lower", "run_variance", "drift_detected", "_a", "_b")
+    __slots__ = (
+        "mean_threshold",
+        "variance_threshold",
+        "k",
+        "ratio",
+        "upper",
+        "lower",
+        "variance",
+        "run_upper",
+        "run_lower",
+        "run_variance",
+        "drift_detected",
+        "_a",
+        "_b",
+    )
 
-    def __init__(self, mean_threshold: float, variance_threshold: float, *, k: float = 0.5, ratio: float = 2.0) -> None:
+    def __init__(
+        self,
+        mean_threshold: float,
+        variance_threshold: float,
+        *,
+        k: float = 0.5,
+        ratio: float = 2.0,
+    ) -> None:
         self.mean_threshold = mean_threshold
         self.variance_threshold = variance_threshold
         self.k = k
@@ -153,8 +173,11 @@ class MeanVarianceCUSUM:
     @property
     def score(self) -> float:
         """The largest statistic over its threshold."""
-        return max(self.upper / self.mean_threshold, self.lower / self.mean_threshold,
-                   self.variance / self.variance_threshold)
+        return max(
+            self.upper / self.mean_threshold,
+            self.lower / self.mean_threshold,
+            self.variance / self.variance_threshold,
+        )
 
     def reset(self) -> None:
         self.upper = self.lower = self.variance = 0.0
@@ -170,10 +193,21 @@ class TwoWindowKS:
     left the window (NaN while it fills), old enough to join the reference.
     """
 
-    __slots__ = ("reference", "threshold", "every", "values", "count", "position", "due",
-                 "statistic", "drift_detected")
+    __slots__ = (
+        "reference",
+        "threshold",
+        "every",
+        "values",
+        "count",
+        "position",
+        "due",
+        "statistic",
+        "drift_detected",
+    )
 
-    def __init__(self, reference: ReferenceSample, threshold: float, window: int = 64, every: int = 32) -> None:
+    def __init__(
+        self, reference: ReferenceSample, threshold: float, window: int = 64, every: int = 32
+    ) -> None:
         self.reference = reference
         self.threshold = threshold
         self.every = every
@@ -200,7 +234,9 @@ class TwoWindowKS:
         if not self.due:
             self.due = self.every
             if self.count >= len(values):
-                self.statistic = ks_distance(np.frombuffer(self.reference.values), np.frombuffer(values))
+                self.statistic = ks_distance(
+                    np.frombuffer(self.reference.values), np.frombuffer(values)
+                )
                 self.drift_detected = self.statistic > self.threshold
         return old
 
@@ -219,8 +255,10 @@ def ks_distance(reference: np.ndarray, window: np.ndarray) -> float:
     # both sides in one array: on a small window numpy's per-call overhead is the cost
     # (the ndarray methods also skip np.searchsorted's dispatch)
     ref_rank, win_rank = reference.searchsorted, win.searchsorted
-    gaps = np.abs(np.concatenate((ref_rank(win, "right"), ref_rank(win, "left"))) / n
-                  - np.concatenate((win_rank(win, "right"), win_rank(win, "left"))) / m)
+    gaps = np.abs(
+        np.concatenate((ref_rank(win, "right"), ref_rank(win, "left"))) / n
+        - np.concatenate((win_rank(win, "right"), win_rank(win, "left"))) / m
+    )
     return float(gaps.max())
 
 
@@ -234,10 +272,33 @@ class BernoulliCUSUM:
     ``p0 + shift·(1 - p0)``: ten points by default, the smallest rise worth an alert.
     """
 
-    __slots__ = ("threshold", "shift", "warmup", "block", "memory", "count", "n", "statistic", "run_length",
-                 "drift_detected", "_hit", "_miss", "_current", "_current_n", "_previous")
+    __slots__ = (
+        "threshold",
+        "shift",
+        "warmup",
+        "block",
+        "memory",
+        "count",
+        "n",
+        "statistic",
+        "run_length",
+        "drift_detected",
+        "_hit",
+        "_miss",
+        "_current",
+        "_current_n",
+        "_previous",
+    )
 
-    def __init__(self, threshold: float, *, shift: float = 0.1, warmup: int = 512, block: int = BLOCK, memory: int = 4096) -> None:
+    def __init__(
+        self,
+        threshold: float,
+        *,
+        shift: float = 0.1,
+        warmup: int = 512,
+        block: int = BLOCK,
+        memory: int = 4096,
+    ) -> None:
         self.threshold = threshold
         self.shift = shift
         self.warmup = warmup
@@ -345,10 +406,26 @@ class CategoryChange:
     the warm-up marks the category volatile (e.g. a templated system prompt): it never alerts.
     """
 
-    __slots__ = ("warmup", "confirm", "window", "max_values", "known", "pending", "n", "volatile",
-                 "statistic", "first_seen", "new", "run_length", "drift_detected", "value")
+    __slots__ = (
+        "warmup",
+        "confirm",
+        "window",
+        "max_values",
+        "known",
+        "pending",
+        "n",
+        "volatile",
+        "statistic",
+        "first_seen",
+        "new",
+        "run_length",
+        "drift_detected",
+        "value",
+    )
 
-    def __init__(self, *, warmup: int = 512, confirm: int = 3, window: int = 256, max_values: int = 16) -> None:
+    def __init__(
+        self, *, warmup: int = 512, confirm: int = 3, window: int = 256, max_values: int = 16
+    ) -> None:
         self.warmup = warmup
         self.confirm = confirm
         self.window = window

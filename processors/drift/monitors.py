@@ -133,7 +133,10 @@ class NumericMonitor:
 
     def state_dict(self) -> dict[str, Any]:
         # 7 significant digits: plenty for ranks, and half the file
-        return {"reference": [float(f"{v:.7g}") for v in self.reference.values], "seen": self.reference.seen}
+        return {
+            "reference": [float(f"{v:.7g}") for v in self.reference.values],
+            "seen": self.reference.seen,
+        }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         values = array("d", sorted(float(v) for v in state["reference"]))
@@ -209,7 +212,13 @@ class CategoryMonitor(CategoryChange):
 
     def alarm(self) -> Alarm:
         """The alarm of the value just confirmed (now known)."""
-        alarm = Alarm(self.feature, STAT_NEW_VALUE, float(self.statistic), float(self.confirm), self.run_length)
+        alarm = Alarm(
+            self.feature,
+            STAT_NEW_VALUE,
+            float(self.statistic),
+            float(self.confirm),
+            self.run_length,
+        )
         self.statistic = 0
         return alarm
 
@@ -219,7 +228,11 @@ class CategoryMonitor(CategoryChange):
         return self.statistic / self.confirm if self.n - self.first_seen <= self.window else 0.0
 
     def state_dict(self) -> dict[str, Any]:
-        return {"known": {str(k): v for k, v in self.known.items()}, "n": self.n, "volatile": self.volatile}
+        return {
+            "known": {str(k): v for k, v in self.known.items()},
+            "n": self.n,
+            "volatile": self.volatile,
+        }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         known = {str(k): int(v) for k, v in dict(state["known"]).items()}

@@ -62,7 +62,14 @@ RESPONSE_MODEL = "response_model"
 SYSTEM_FINGERPRINT = "system_fingerprint"
 
 RATE_FEATURES = (FORMAT_INVALID, PREAMBLE, CODE_FENCE, REFUSAL, TRUNCATED, ERROR, RETRY)
-NUMERIC_FEATURES = (OUTPUT_CHARS, OUTPUT_TOKENS, LATENCY, TIME_TO_FIRST_CHUNK, TOKENS_PER_SECOND, CONTENT)
+NUMERIC_FEATURES = (
+    OUTPUT_CHARS,
+    OUTPUT_TOKENS,
+    LATENCY,
+    TIME_TO_FIRST_CHUNK,
+    TOKENS_PER_SECOND,
+    CONTENT,
+)
 CATEGORY_FEATURES = (RESPONSE_MODEL, SYSTEM_FINGERPRINT)
 FEATURES = RATE_FEATURES + NUMERIC_FEATURES + CATEGORY_FEATURES
 
@@ -75,8 +82,20 @@ ATTRIBUTION_CALLS = 4 * WINDOW
 class StreamState:
     """Everything the stage knows about one stream: a monitor per feature, and recent changes."""
 
-    __slots__ = ("calls", "last_seen_ns", "rates", "misses", "miss_pattern", "numeric", "content", "model", "fingerprint", "prompt",
-                 "provider_changed_at", "prompt_changed_at")
+    __slots__ = (
+        "calls",
+        "last_seen_ns",
+        "rates",
+        "misses",
+        "miss_pattern",
+        "numeric",
+        "content",
+        "model",
+        "fingerprint",
+        "prompt",
+        "provider_changed_at",
+        "prompt_changed_at",
+    )
 
     def __init__(self, th: Thresholds, rates: Iterable[str], numeric: Iterable[str]) -> None:
         self.calls = 0
@@ -89,7 +108,9 @@ class StreamState:
         self.miss_pattern: tuple[object, ...] = _ALL_MISSES
         """the rates of those calls: False where the feature was known, None where absent
         (spans without captured content never know the text cues)"""
-        self.numeric = tuple(NumericMonitor(f, th, WARMUP) if f in on else None for f in NUMERIC_FEATURES[:-1])
+        self.numeric = tuple(
+            NumericMonitor(f, th, WARMUP) if f in on else None for f in NUMERIC_FEATURES[:-1]
+        )
         self.content = ContentMonitor(CONTENT, th, WARMUP) if CONTENT in on else None
         self.model = CategoryMonitor(RESPONSE_MODEL, WARMUP)
         self.fingerprint = CategoryMonitor(SYSTEM_FINGERPRINT, WARMUP)
@@ -206,7 +227,9 @@ class StreamState:
             "rates": {m.feature: m.state_dict() for m in self.rates if m is not None},
             "numeric": {m.feature: m.state_dict() for m in self.numeric if m is not None},
             "content": self.content.state_dict() if self.content is not None else {},
-            "categories": {m.feature: m.state_dict() for m in (self.model, self.fingerprint, self.prompt)},
+            "categories": {
+                m.feature: m.state_dict() for m in (self.model, self.fingerprint, self.prompt)
+            },
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -256,7 +279,9 @@ class DriftStage:
         self.category_features = tuple(f for f in CATEGORY_FEATURES if f in chosen)
         self._watch_model = RESPONSE_MODEL in chosen
         self._watch_fingerprint = SYSTEM_FINGERPRINT in chosen
-        self.thresholds = thresholds(arl, rates=len(self.rate_features), numeric=len(self.numeric_features))
+        self.thresholds = thresholds(
+            arl, rates=len(self.rate_features), numeric=len(self.numeric_features)
+        )
         self.max_streams = max_streams
         self.stream_ttl_ns = int(stream_ttl_s * 1e9)
         self.streams: OrderedDict[str, StreamState] = OrderedDict()
@@ -264,7 +289,9 @@ class DriftStage:
         self._lock = threading.Lock()
         meter = meter or metrics.get_meter(semconv.SCOPE_NAME)
         self._alerts = meter.create_counter(
-            semconv.METRIC_DRIFT_ALERTS, unit="{alert}", description="Drift alarms per stream and feature"
+            semconv.METRIC_DRIFT_ALERTS,
+            unit="{alert}",
+            description="Drift alarms per stream and feature",
         )
         meter.create_observable_gauge(
             semconv.METRIC_DRIFT_SCORE,
@@ -292,7 +319,9 @@ class DriftStage:
         record.set(semconv.DRIFT_STREAM, name)
 
         start, end = span.start_time, span.end_time
-        latency = (end - start) / 1e9 if start is not None and end is not None and end > start else None
+        latency = (
+            (end - start) / 1e9 if start is not None and end is not None and end > start else None
+        )
         retries = get(semconv.RETRY_COUNT)
         retried = None if retries is None else retries > 0  # type: ignore[operator]
         if semconv.ERROR_TYPE in a:  # a failed call has no output to measure
@@ -312,10 +341,18 @@ class DriftStage:
             )
             tokens = get(semconv.GEN_AI_USAGE_OUTPUT_TOKENS)
             ttfc = get(semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK)
-            numeric = (get(semconv.OUTPUT_CHARS), tokens, latency, ttfc, _tokens_per_second(tokens, latency, ttfc))
+            numeric = (
+                get(semconv.OUTPUT_CHARS),
+                tokens,
+                latency,
+                ttfc,
+                _tokens_per_second(tokens, latency, ttfc),
+            )
             vector = feats.output_vector if feats is not None else None
         model = get(semconv.GEN_AI_RESPONSE_MODEL) if self._watch_model else None
-        fingerprint = get(semconv.OPENAI_RESPONSE_SYSTEM_FINGERPRINT) if self._watch_fingerprint else None
+        fingerprint = (
+            get(semconv.OPENAI_RESPONSE_SYSTEM_FINGERPRINT) if self._watch_fingerprint else None
+        )
         prompt = str(digest) if explicit and digest is not None else None
 
         with self._lock:
@@ -325,15 +362,20 @@ class DriftStage:
                 return
             causes = [stream.cause(alarm) for alarm in alarms]
         for alarm, cause in zip(alarms, causes):
-            record.add_event(semconv.DRIFT_EVENT, {
-                semconv.DRIFT_FEATURE: alarm.feature,
-                semconv.DRIFT_STATISTIC: alarm.statistic,
-                semconv.DRIFT_VALUE: float(alarm.value),
-                semconv.DRIFT_THRESHOLD: float(alarm.threshold),
-                semconv.DRIFT_STREAM: name,
-                semconv.DRIFT_SUSPECTED_CAUSE: cause,
-            })
-            self._alerts.add(1, {semconv.METRIC_ATTR_STREAM: name, semconv.METRIC_ATTR_FEATURE: alarm.feature})
+            record.add_event(
+                semconv.DRIFT_EVENT,
+                {
+                    semconv.DRIFT_FEATURE: alarm.feature,
+                    semconv.DRIFT_STATISTIC: alarm.statistic,
+                    semconv.DRIFT_VALUE: float(alarm.value),
+                    semconv.DRIFT_THRESHOLD: float(alarm.threshold),
+                    semconv.DRIFT_STREAM: name,
+                    semconv.DRIFT_SUSPECTED_CAUSE: cause,
+                },
+            )
+            self._alerts.add(
+                1, {semconv.METRIC_ATTR_STREAM: name, semconv.METRIC_ATTR_FEATURE: alarm.feature}
+            )
 
     def tick(self, now_ns: int, emit: Emit) -> None:
         """Drop streams idle for longer than ``stream_ttl_s``."""
@@ -351,7 +393,9 @@ class DriftStage:
         streams = self.streams
         stream = streams.get(name)
         if stream is None:
-            stream = streams[name] = StreamState(self.thresholds, self.rate_features, self.numeric_features)
+            stream = streams[name] = StreamState(
+                self.thresholds, self.rate_features, self.numeric_features
+            )
             if len(streams) > self.max_streams:
                 streams.popitem(last=False)
                 count_eviction("streams", semconv.EVICTED_CAP)
@@ -374,7 +418,7 @@ class DriftStage:
             raise ValueError(f"unknown drift state format {state.get('format')!r}")
         loaded: OrderedDict[str, StreamState] = OrderedDict()
         now = time.time_ns()
-        for name, saved in list(dict(state["streams"]).items())[-self.max_streams:]:
+        for name, saved in list(dict(state["streams"]).items())[-self.max_streams :]:
             stream = StreamState(self.thresholds, self.rate_features, self.numeric_features)
             try:
                 stream.load_state_dict(saved)
@@ -391,7 +435,9 @@ class DriftStage:
             scores = [(name, list(s.scores())) for name, s in self.streams.items()]
         for name, feature_scores in scores:
             for feature, score in feature_scores:
-                yield Observation(score, {semconv.METRIC_ATTR_STREAM: name, semconv.METRIC_ATTR_FEATURE: feature})
+                yield Observation(
+                    score, {semconv.METRIC_ATTR_STREAM: name, semconv.METRIC_ATTR_FEATURE: feature}
+                )
 
 
 def _str_or_none(value: object) -> str | None:

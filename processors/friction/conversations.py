@@ -92,7 +92,9 @@ def scan(messages: Sequence[MessageFeatures]) -> History:
         acc = hash((acc, code(m.role, 4), m.text.digest)) & _MASK
         append(acc)
     roles = [m.role for m in msgs]
-    return History(msgs, hashes, roles.count("user"), "assistant" in roles, bool(roles) and roles[-1] == "user")
+    return History(
+        msgs, hashes, roles.count("user"), "assistant" in roles, bool(roles) and roles[-1] == "user"
+    )
 
 
 def inferred_id(first_user: int, first_answer: int) -> str:
@@ -105,9 +107,30 @@ class Conversation:
     """Per-conversation state, kept small: ints, the latest texts' features, counters."""
 
     __slots__ = (
-        "key", "explicit", "first_ns", "last_ns", "turn", "turns", "calls", "ring", "resends_history",
-        "last_user", "last_answer", "restate_run", "counts", "score", "review_reason", "open_friction",
-        "disengaged", "positive", "claim", "trace_id", "span_id", "resource", "provider", "model",
+        "key",
+        "explicit",
+        "first_ns",
+        "last_ns",
+        "turn",
+        "turns",
+        "calls",
+        "ring",
+        "resends_history",
+        "last_user",
+        "last_answer",
+        "restate_run",
+        "counts",
+        "score",
+        "review_reason",
+        "open_friction",
+        "disengaged",
+        "positive",
+        "claim",
+        "trace_id",
+        "span_id",
+        "resource",
+        "provider",
+        "model",
     )
 
     def __init__(self, key: str, explicit: bool, now_ns: int) -> None:
@@ -205,7 +228,9 @@ class ConversationTracker:
             self._convs.move_to_end(conv.key)
 
     # -- threading ---------------------------------------------------------------------
-    def thread(self, given_id: str | None, messages: Sequence[MessageFeatures], answer: int, now_ns: int) -> Threading | None:
+    def thread(
+        self, given_id: str | None, messages: Sequence[MessageFeatures], answer: int, now_ns: int
+    ) -> Threading | None:
         """The conversation of a call (created when new); None when nothing identifies one.
 
         ``answer``: digest of the call's output text, 0 when it has none (error, tool calls).
@@ -234,9 +259,13 @@ class ConversationTracker:
         msgs, h = hist.msgs, hist.hashes
         n = len(msgs)
         conv = self._by_request(h[n])
-        if conv is not None and (hist.has_answer or (
-            now_ns - conv.last_ns <= self.resend_window_ns and msgs[-1].text.chars >= self.min_resend_chars
-        )):
+        if conv is not None and (
+            hist.has_answer
+            or (
+                now_ns - conv.last_ns <= self.resend_window_ns
+                and msgs[-1].text.chars >= self.min_resend_chars
+            )
+        ):
             return conv
         for k in range(n - 1, 0, -1):
             if msgs[k].role != "assistant":
@@ -275,14 +304,18 @@ class ConversationTracker:
                     at = requests.get(h[k], -1)
                     if at >= 0 and msgs[k].role == "assistant":
                         added = sum(m.role == "user" for m in msgs[k:])
-                        return self._threading(conv, CONTINUE, ring[at + _TURN] + added, hist, n, at)
+                        return self._threading(
+                            conv, CONTINUE, ring[at + _TURN] + added, hist, n, at
+                        )
         # no remembered call matches: a stateless app (only the new message sent), a
         # history the app trimmed, or a call the ring has forgotten
         turn = conv.turn + (1 if ends_with_user or n == 0 else 0)
         return self._threading(conv, CONTINUE, turn, hist, n)
 
     @staticmethod
-    def _threading(conv: Conversation, relation: str, turn: int, hist: History, upto: int, entry: int = -1) -> Threading:
+    def _threading(
+        conv: Conversation, relation: str, turn: int, hist: History, upto: int, entry: int = -1
+    ) -> Threading:
         """A Threading with the texts the detectors compare, read from the resent history."""
         msgs = hist.msgs
         th = Threading(conv, relation, turn, hist, entry)

@@ -94,11 +94,17 @@ def combine(score: float, kinds: Iterable[str]) -> float:
 
 def check_rule(rule: Mapping[str, int]) -> dict[str, int]:
     """A validated copy of a review rule (unknown categories or counts < 1 are an error)."""
-    known = {semconv.CATEGORY_MISALIGNMENT, semconv.CATEGORY_STAGNATION, semconv.CATEGORY_DISENGAGEMENT}
+    known = {
+        semconv.CATEGORY_MISALIGNMENT,
+        semconv.CATEGORY_STAGNATION,
+        semconv.CATEGORY_DISENGAGEMENT,
+    }
     out = dict(rule)
     for category, count in out.items():
         if category not in known:
-            raise ValueError(f"unknown friction category {category!r} in review rule; use {sorted(known)}")
+            raise ValueError(
+                f"unknown friction category {category!r} in review rule; use {sorted(known)}"
+            )
         if not isinstance(count, int) or count < 1:
             raise ValueError(f"review rule count for {category!r} must be an int >= 1")
     return out

@@ -51,7 +51,14 @@ from frictionlens.instrumentation import text as _text
 from frictionlens.instrumentation.text import similarity, sketch_similarity
 from frictionlens.processors.features import TextFeatures
 from frictionlens.processors.friction import kinds as K
-from frictionlens.processors.friction.conversations import EDIT, NEW, RESEND, Conversation, ConversationTracker, Threading
+from frictionlens.processors.friction.conversations import (
+    EDIT,
+    NEW,
+    RESEND,
+    Conversation,
+    ConversationTracker,
+    Threading,
+)
 from frictionlens.processors.pipeline import Emit, SpanRecord
 
 #: user-message cue -> the friction kind it signals
@@ -68,7 +75,9 @@ CUE_KINDS: tuple[tuple[str, str], ...] = (
 #: request: what a follow-up looks like) reach 0.25, against 23% at REPHRASE_THRESHOLD; a
 #: user restating their own question keeps far more of its wording than a stranger would.
 RESTATE_THRESHOLD = 0.25
-_POSITIVE_FEEDBACK = frozenset(k for k, v in FEEDBACK_KINDS.items() if v is None) - {semconv.FEEDBACK_RATING}
+_POSITIVE_FEEDBACK = frozenset(k for k, v in FEEDBACK_KINDS.items() if v is None) - {
+    semconv.FEEDBACK_RATING
+}
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _EMPTY_RESOURCE = Resource.get_empty()
 _ids = RandomIdGenerator()
@@ -101,13 +110,20 @@ class FrictionStage:
         without meaning friction. ``resend_window_s`` and ``min_resend_chars``: see
         ``conversations.py``."""
         self.idle_ns = int(idle_timeout_s * 1e9)
-        self.review_rule = K.check_rule(K.DEFAULT_REVIEW_RULE if review_rule is None else review_rule)
-        self.rephrase_threshold = RESTATE_THRESHOLD if rephrase_threshold is None else rephrase_threshold
-        self.duplicate_threshold = _text.DUPLICATE_THRESHOLD if duplicate_threshold is None else duplicate_threshold
+        self.review_rule = K.check_rule(
+            K.DEFAULT_REVIEW_RULE if review_rule is None else review_rule
+        )
+        self.rephrase_threshold = (
+            RESTATE_THRESHOLD if rephrase_threshold is None else rephrase_threshold
+        )
+        self.duplicate_threshold = (
+            _text.DUPLICATE_THRESHOLD if duplicate_threshold is None else duplicate_threshold
+        )
         self.min_rephrase_chars = min_rephrase_chars
         self.min_loop_chars = min_loop_chars
         self.tracker = ConversationTracker(
-            max_conversations=max_conversations, resend_window_s=resend_window_s,
+            max_conversations=max_conversations,
+            resend_window_s=resend_window_s,
             min_resend_chars=min_resend_chars,
         )
         from frictionlens import __version__
@@ -115,10 +131,14 @@ class FrictionStage:
         self._scope = InstrumentationScope(semconv.SCOPE_NAME, __version__)
         meter = meter or metrics.get_meter(semconv.SCOPE_NAME, __version__)
         self._events = meter.create_counter(
-            semconv.METRIC_FRICTION_EVENTS, unit="{finding}", description="Friction findings by kind and category"
+            semconv.METRIC_FRICTION_EVENTS,
+            unit="{finding}",
+            description="Friction findings by kind and category",
         )
         self._conversations = meter.create_counter(
-            semconv.METRIC_CONVERSATIONS, unit="{conversation}", description="Conversations ended, by outcome and review flag"
+            semconv.METRIC_CONVERSATIONS,
+            unit="{conversation}",
+            description="Conversations ended, by outcome and review flag",
         )
 
     # -- Stage ---------------------------------------------------------------------------
@@ -148,10 +168,14 @@ class FrictionStage:
         given = get(semconv.GEN_AI_CONVERSATION_ID)
         output = feats.outputs[0] if feats is not None and feats.outputs else None
         abandoned = bool(get(semconv.STREAM_ABANDONED))
-        failed = get(semconv.ERROR_TYPE) is not None or (get(semconv.OUTPUT_CHARS) == 0 and not abandoned)
+        failed = get(semconv.ERROR_TYPE) is not None or (
+            get(semconv.OUTPUT_CHARS) == 0 and not abandoned
+        )
         answer = output.digest if output is not None and output.chars and not abandoned else 0
         now = span.end_time or time.time_ns()
-        th = self.tracker.thread(None if given is None else str(given), feats.messages if feats else (), answer, now)
+        th = self.tracker.thread(
+            None if given is None else str(given), feats.messages if feats else (), answer, now
+        )
         if th is None:
             return
         conv = th.conv
@@ -184,8 +208,11 @@ class FrictionStage:
             if th.turn > 1:
                 cued = [kind for cue, kind in CUE_KINDS if cue in user.cues]
                 found += cued
-                if (prev is not None and user.chars >= self.min_rephrase_chars
-                        and similarity(user, prev) >= self.rephrase_threshold):
+                if (
+                    prev is not None
+                    and user.chars >= self.min_rephrase_chars
+                    and similarity(user, prev) >= self.rephrase_threshold
+                ):
                     conv.restate_run = max(conv.restate_run, 1) + 1
                     if conv.restate_run >= 3:
                         found.append(semconv.FRICTION_REPEAT)
@@ -213,7 +240,10 @@ class FrictionStage:
 
     def _duplicate(self, a: TextFeatures, b: TextFeatures) -> bool:
         """Near-duplicate texts: lexical on purpose (embeddings rate distinct answers on one topic alike)."""
-        return a.digest == b.digest or sketch_similarity(a.sketch, b.sketch) >= self.duplicate_threshold
+        return (
+            a.digest == b.digest
+            or sketch_similarity(a.sketch, b.sketch) >= self.duplicate_threshold
+        )
 
     # -- feedback ------------------------------------------------------------------------
     def _feedback(self, record: SpanRecord, get: _Get) -> None:
@@ -244,15 +274,26 @@ class FrictionStage:
         if kind not in (semconv.FRICTION_REGENERATE, semconv.FRICTION_EDIT):
             return True
         claim = conv.claim
-        if claim is not None and claim[0] == kind and claim[1] != from_feedback and claim[2] == conv.turn:
+        if (
+            claim is not None
+            and claim[0] == kind
+            and claim[1] != from_feedback
+            and claim[2] == conv.turn
+        ):
             conv.claim = None
             return False
         conv.claim = (kind, from_feedback, conv.turn)
         return True
 
     # -- findings ------------------------------------------------------------------------
-    def _apply(self, record: SpanRecord, conv: Conversation | None, found: list[str], user_turn: bool,
-               response_id: str | None) -> None:
+    def _apply(
+        self,
+        record: SpanRecord,
+        conv: Conversation | None,
+        found: list[str],
+        user_turn: bool,
+        response_id: str | None,
+    ) -> None:
         """Put findings on the span, into the conversation, and into the metric."""
         if found:
             first = K.primary(found)
@@ -277,11 +318,15 @@ class FrictionStage:
             self._count_event(kind, conv)
 
     def _count_event(self, kind: str, conv: Conversation | None) -> None:
-        self._events.add(1, {
-            semconv.METRIC_ATTR_KIND: kind, semconv.METRIC_ATTR_CATEGORY: K.CATEGORY[kind],
-            semconv.METRIC_ATTR_PROVIDER: (conv.provider if conv else None) or "",
-            semconv.METRIC_ATTR_MODEL: (conv.model if conv else None) or "",
-        })
+        self._events.add(
+            1,
+            {
+                semconv.METRIC_ATTR_KIND: kind,
+                semconv.METRIC_ATTR_CATEGORY: K.CATEGORY[kind],
+                semconv.METRIC_ATTR_PROVIDER: (conv.provider if conv else None) or "",
+                semconv.METRIC_ATTR_MODEL: (conv.model if conv else None) or "",
+            },
+        )
 
     def _count(self, conv: Conversation, found: list[str]) -> None:
         """Add findings to the conversation: counts, score, and the review flag once crossed."""
@@ -318,7 +363,13 @@ class FrictionStage:
             found = [semconv.FRICTION_SILENCE]
             self._count(conv, found)
             conv.disengaged = True
-            events.append(Event(semconv.GEN_AI_EVALUATION_RESULT, _evaluation(semconv.FRICTION_SILENCE, None), end))
+            events.append(
+                Event(
+                    semconv.GEN_AI_EVALUATION_RESULT,
+                    _evaluation(semconv.FRICTION_SILENCE, None),
+                    end,
+                )
+            )
             self._count_event(semconv.FRICTION_SILENCE, conv)
         counts = conv.counts or ()
         if not any(counts):
@@ -350,13 +401,16 @@ class FrictionStage:
         for kind, count in zip(K.KINDS, counts):
             if count:
                 attrs[semconv.CONVERSATION_FRICTION_PREFIX + kind] = count
-        self._conversations.add(1, {semconv.METRIC_ATTR_OUTCOME: outcome, semconv.METRIC_ATTR_REVIEW_NEEDED: review})
+        self._conversations.add(
+            1, {semconv.METRIC_ATTR_OUTCOME: outcome, semconv.METRIC_ATTR_REVIEW_NEEDED: review}
+        )
         last = SpanContext(conv.trace_id, conv.span_id, False, _SAMPLED)
         return ReadableSpan(
             name=semconv.CONVERSATION_SPAN,
             context=SpanContext(conv.trace_id, _ids.generate_span_id(), False, _SAMPLED),
             parent=last,
-            resource=conv.resource or _EMPTY_RESOURCE,  # (without one the SDK would detect one, slowly)
+            resource=conv.resource
+            or _EMPTY_RESOURCE,  # (without one the SDK would detect one, slowly)
             attributes=attrs,
             events=events,
             links=(Link(last),),

@@ -129,12 +129,12 @@ def count_loops(tokens: Sequence[Hashable], max_period: int = 8) -> int:
     i = 0
     while i < n - 3:
         for k in range(2, min(max_period, (n - i) // 2) + 1):
-            block = toks[i:i + k]
-            if toks[i + k:i + 2 * k] != block or not _primitive(block):
+            block = toks[i : i + k]
+            if toks[i + k : i + 2 * k] != block or not _primitive(block):
                 continue
             j = i + 2 * k
             loops += 1
-            while toks[j:j + k] == block:
+            while toks[j : j + k] == block:
                 loops += 1
                 j += k
             i = j

@@ -37,9 +37,13 @@ from frictionlens import semconv
 from frictionlens.health import count_eviction
 
 _STATE_VERSION = 1
-_E2E_OUTCOMES = frozenset({
-    semconv.TRAJECTORY_OUTCOME_SUCCESS, semconv.TRAJECTORY_OUTCOME_FAILURE, semconv.TRAJECTORY_OUTCOME_ABANDONED,
-})
+_E2E_OUTCOMES = frozenset(
+    {
+        semconv.TRAJECTORY_OUTCOME_SUCCESS,
+        semconv.TRAJECTORY_OUTCOME_FAILURE,
+        semconv.TRAJECTORY_OUTCOME_ABANDONED,
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +112,9 @@ class TaskHistory:
         median = runs[mid] if len(runs) % 2 else (runs[mid - 1] + runs[mid]) / 2
         return max(1, math.ceil(median))
 
-    def record(self, name: str, *, steps: int, step_ok: int, step_total: int, outcome: str) -> Rates:
+    def record(
+        self, name: str, *, steps: int, step_ok: int, step_total: int, outcome: str
+    ) -> Rates:
         """Add one finished task: ``steps`` (LLM calls) feed the budget when it succeeded;
         ``step_ok`` of ``step_total`` LLM and tool calls had no error."""
         with self._lock:
@@ -176,10 +182,14 @@ class TaskHistory:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Replace the current state with a snapshot; task entries that do not parse are
         skipped, and a snapshot of another version (or no snapshot) changes nothing."""
-        if not (isinstance(state, dict) and state.get("version") == _STATE_VERSION and isinstance(state.get("tasks"), dict)):
+        if not (
+            isinstance(state, dict)
+            and state.get("version") == _STATE_VERSION
+            and isinstance(state.get("tasks"), dict)
+        ):
             return
         names: OrderedDict[str, _Name] = OrderedDict()
-        for name, raw in list(state["tasks"].items())[-self.max_names:]:
+        for name, raw in list(state["tasks"].items())[-self.max_names :]:
             entry = _parse(raw, self.budget_window)
             if isinstance(name, str) and entry is not None:
                 names[name] = entry
@@ -190,7 +200,9 @@ class TaskHistory:
 def _parse(raw: Any, window: int) -> _Name | None:
     try:
         runs = [int(x) for x in raw["budget_runs"] if int(x) >= 0]
-        entry = _Name(deque(runs, maxlen=window), tasks=int(raw["tasks"]), step_tasks=int(raw["step_tasks"]))
+        entry = _Name(
+            deque(runs, maxlen=window), tasks=int(raw["tasks"]), step_tasks=int(raw["step_tasks"])
+        )
         for f in _FLOATS:
             value = float(raw[f])
             if not math.isfinite(value) or value < 0:

@@ -58,12 +58,14 @@ from frictionlens.processors.trajectory.analysis import (
 )
 from frictionlens.processors.trajectory.history import TaskHistory
 
-_OUTCOMES = frozenset({
-    semconv.TRAJECTORY_OUTCOME_SUCCESS,
-    semconv.TRAJECTORY_OUTCOME_FAILURE,
-    semconv.TRAJECTORY_OUTCOME_ABANDONED,
-    semconv.TRAJECTORY_OUTCOME_UNKNOWN,
-})
+_OUTCOMES = frozenset(
+    {
+        semconv.TRAJECTORY_OUTCOME_SUCCESS,
+        semconv.TRAJECTORY_OUTCOME_FAILURE,
+        semconv.TRAJECTORY_OUTCOME_ABANDONED,
+        semconv.TRAJECTORY_OUTCOME_UNKNOWN,
+    }
+)
 _LLM = semconv.LLM_OPERATIONS
 #: open parent spans with pending accumulators, per trace
 _MAX_PENDING_PER_TRACE = 1024
@@ -72,8 +74,17 @@ _MAX_PENDING_PER_TRACE = 1024
 class _Acc:
     """What ended under one span so far."""
 
-    __slots__ = ("steps", "step_errors", "input_tokens", "output_tokens", "events", "dropped", "agents",
-                 "nested_steps", "nested_tool_calls")
+    __slots__ = (
+        "steps",
+        "step_errors",
+        "input_tokens",
+        "output_tokens",
+        "events",
+        "dropped",
+        "agents",
+        "nested_steps",
+        "nested_tool_calls",
+    )
 
     def __init__(self) -> None:
         self.steps = 0
@@ -101,7 +112,11 @@ class _Acc:
         self.nested_steps += other.nested_steps
         self.nested_tool_calls += other.nested_tool_calls
         self.dropped += other.dropped
-        big, small = (self.events, other.events) if len(self.events) >= len(other.events) else (other.events, self.events)
+        big, small = (
+            (self.events, other.events)
+            if len(self.events) >= len(other.events)
+            else (other.events, self.events)
+        )
         room = cap - len(big)
         big.extend(small[:room])
         self.dropped += max(0, len(small) - room)
@@ -142,33 +157,45 @@ class TrajectoryStage:
         self._seq = itertools.count()
         meter = meter if meter is not None else metrics.get_meter(semconv.SCOPE_NAME)
         self._steps = meter.create_histogram(
-            semconv.METRIC_TRAJECTORY_STEPS, unit="{step}", description="LLM calls per agent task",
+            semconv.METRIC_TRAJECTORY_STEPS,
+            unit="{step}",
+            description="LLM calls per agent task",
             explicit_bucket_boundaries_advisory=semconv.TRAJECTORY_STEP_BUCKETS,
         )
         self._efficiency = meter.create_histogram(
-            semconv.METRIC_TRAJECTORY_EFFICIENCY, unit="1", description="Step budget / steps taken per agent task",
+            semconv.METRIC_TRAJECTORY_EFFICIENCY,
+            unit="1",
+            description="Step budget / steps taken per agent task",
             explicit_bucket_boundaries_advisory=semconv.TRAJECTORY_EFFICIENCY_BUCKETS,
         )
         self._outcomes = meter.create_counter(
-            semconv.METRIC_TRAJECTORY_OUTCOMES, unit="{task}", description="Finished agent tasks by outcome"
+            semconv.METRIC_TRAJECTORY_OUTCOMES,
+            unit="{task}",
+            description="Finished agent tasks by outcome",
         )
         self._inference_calls = meter.create_histogram(
-            semconv.METRIC_GEN_AI_INVOKE_AGENT_INFERENCE_CALLS, unit="{inference_call}",
+            semconv.METRIC_GEN_AI_INVOKE_AGENT_INFERENCE_CALLS,
+            unit="{inference_call}",
             description="Inference calls made by one agent invocation",
             explicit_bucket_boundaries_advisory=semconv.TRAJECTORY_STEP_BUCKETS,
         )
         self._tool_calls = meter.create_histogram(
-            semconv.METRIC_GEN_AI_INVOKE_AGENT_TOOL_CALLS, unit="{tool_call}",
+            semconv.METRIC_GEN_AI_INVOKE_AGENT_TOOL_CALLS,
+            unit="{tool_call}",
             description="Tool calls made by one agent invocation",
             explicit_bucket_boundaries_advisory=semconv.TRAJECTORY_STEP_BUCKETS,
         )
         # read from the history at collection time: nothing to record per task
         meter.create_observable_gauge(
-            semconv.METRIC_TRAJECTORY_STEP_SUCCESS_RATE, callbacks=[self._observe_step_rates], unit="1",
+            semconv.METRIC_TRAJECTORY_STEP_SUCCESS_RATE,
+            callbacks=[self._observe_step_rates],
+            unit="1",
             description="Recent share of a task's LLM and tool calls without error",
         )
         meter.create_observable_gauge(
-            semconv.METRIC_TRAJECTORY_TASK_SUCCESS_RATE, callbacks=[self._observe_task_rates], unit="1",
+            semconv.METRIC_TRAJECTORY_TASK_SUCCESS_RATE,
+            callbacks=[self._observe_task_rates],
+            unit="1",
             description="Recent share of a task's runs that succeeded end to end",
         )
 
@@ -203,7 +230,12 @@ class TrajectoryStage:
             if op in _LLM or op == semconv.OP_EXECUTE_TOOL:
                 mine = mine if mine is not None else _Acc()
                 self._add_own(mine, op, record, attrs)
-            if op != semconv.OP_INVOKE_AGENT and mine is not None and not mine.agents and mine.steps >= 2:
+            if (
+                op != semconv.OP_INVOKE_AGENT
+                and mine is not None
+                and not mine.agents
+                and mine.steps >= 2
+            ):
                 self._finish(record, mine, attrs, agent=False)
             if tr is not None and not tr.pending:
                 del traces[tid]
@@ -252,13 +284,15 @@ class TrajectoryStage:
     def _observe_step_rates(self, options: CallbackOptions) -> Iterable[Observation]:
         return [
             Observation(r.step_success, {semconv.METRIC_ATTR_TASK: name})
-            for name, r in self.history.snapshot().items() if r.step_success is not None
+            for name, r in self.history.snapshot().items()
+            if r.step_success is not None
         ]
 
     def _observe_task_rates(self, options: CallbackOptions) -> Iterable[Observation]:
         return [
             Observation(r.task_success, {semconv.METRIC_ATTR_TASK: name})
-            for name, r in self.history.snapshot().items() if r.task_success is not None
+            for name, r in self.history.snapshot().items()
+            if r.task_success is not None
         ]
 
     @property
@@ -270,12 +304,24 @@ class TrajectoryStage:
     def _add_own(self, acc: _Acc, op: str, record: SpanRecord, attrs: Mapping[str, Any]) -> None:
         """Add an LLM call or a tool run itself to ``acc``."""
         span = record.span
-        error = attrs.get(semconv.ERROR_TYPE) is not None or span.status.status_code is StatusCode.ERROR
+        error = (
+            attrs.get(semconv.ERROR_TYPE) is not None or span.status.status_code is StatusCode.ERROR
+        )
         cap = self.max_events_per_task
         if op == semconv.OP_EXECUTE_TOOL:
             call_id = attrs.get(semconv.GEN_AI_TOOL_CALL_ID)
             name = attrs.get(semconv.GEN_AI_TOOL_NAME) or span.name
-            acc.add_event((next(self._seq), False, str(name), None, None if call_id is None else str(call_id), error), cap)
+            acc.add_event(
+                (
+                    next(self._seq),
+                    False,
+                    str(name),
+                    None,
+                    None if call_id is None else str(call_id),
+                    error,
+                ),
+                cap,
+            )
             return
         acc.steps += 1
         acc.step_errors += error
@@ -291,10 +337,14 @@ class TrajectoryStage:
         ids = feats.tool_call_ids
         seq = self._seq
         for i, (name, digest) in enumerate(feats.tool_calls):
-            acc.add_event((next(seq), True, name, digest, ids[i] if i < len(ids) else None, False), cap)
+            acc.add_event(
+                (next(seq), True, name, digest, ids[i] if i < len(ids) else None, False), cap
+            )
 
     # -- the task root -----------------------------------------------------------------------
-    def _finish(self, record: SpanRecord, acc: _Acc, attrs: Mapping[str, Any], *, agent: bool) -> None:
+    def _finish(
+        self, record: SpanRecord, acc: _Acc, attrs: Mapping[str, Any], *, agent: bool
+    ) -> None:
         span = record.span
         acc.events.sort()
         calls = pair_tool_calls(acc.events)
@@ -313,11 +363,16 @@ class TrajectoryStage:
             source = semconv.TRAJECTORY_BUDGET_LEARNED
         step_total = acc.steps + tool_calls
         rates = self.history.record(
-            name, steps=acc.steps, step_ok=step_total - acc.step_errors - tool_errors, step_total=step_total,
+            name,
+            steps=acc.steps,
+            step_ok=step_total - acc.step_errors - tool_errors,
+            step_total=step_total,
             outcome=outcome,
         )
         efficiency = expected / acc.steps if expected is not None and acc.steps else None
-        over = expected is not None and over_budget(acc.steps, expected, self.budget_margin, self.budget_min_extra_steps)
+        over = expected is not None and over_budget(
+            acc.steps, expected, self.budget_margin, self.budget_min_extra_steps
+        )
         brute_force = over or redundant > 0 or loops > 0
 
         record.set(semconv.TRAJECTORY_TASK, name)
@@ -344,7 +399,9 @@ class TrajectoryStage:
             record.set(semconv.TRAJECTORY_TASK_SUCCESS_RATE, rates.task_success)
         event: dict[str, Any] = {
             semconv.GEN_AI_EVALUATION_NAME: semconv.EVALUATION_TRAJECTORY,
-            semconv.GEN_AI_EVALUATION_SCORE_LABEL: semconv.TRAJECTORY_LABEL_BRUTE_FORCE if brute_force else outcome,
+            semconv.GEN_AI_EVALUATION_SCORE_LABEL: semconv.TRAJECTORY_LABEL_BRUTE_FORCE
+            if brute_force
+            else outcome,
             semconv.GEN_AI_EVALUATION_EXPLANATION: (
                 f"{acc.steps} steps (budget {expected if expected is not None else 'none'}), {tool_calls} tool calls, "
                 f"{tool_errors} tool errors, {redundant} redundant, {loops} loops"
@@ -358,12 +415,19 @@ class TrajectoryStage:
         self._steps.record(acc.steps, task_attrs)
         if efficiency is not None:
             self._efficiency.record(efficiency, task_attrs)
-        self._outcomes.add(1, {**task_attrs, semconv.METRIC_ATTR_BRUTE_FORCE: "true" if brute_force else "false"})
+        self._outcomes.add(
+            1, {**task_attrs, semconv.METRIC_ATTR_BRUTE_FORCE: "true" if brute_force else "false"}
+        )
         if agent:
             self._record_agent_grain(record, attrs, acc, name, tool_calls)
 
     def _record_agent_grain(
-        self, record: SpanRecord, span_attrs: Mapping[str, Any], acc: _Acc, name: str, tool_calls: int
+        self,
+        record: SpanRecord,
+        span_attrs: Mapping[str, Any],
+        acc: _Acc,
+        name: str,
+        tool_calls: int,
     ) -> None:
         """The conventions' per-invocation counts, without the nested agents' calls; then
         mark this agent's totals as nested for the enclosing one."""

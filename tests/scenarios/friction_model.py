@@ -96,8 +96,15 @@ def feedback(kind: str | float, *expect: str) -> Step:
 class Driver(Protocol):
     """Makes the calls of a chat app and collects what gets exported."""
 
-    def call(self, messages: list[tuple[str, str]], answer: str, *, conversation_id: str | None,
-             fail: bool = False, abandon: bool = False) -> int:
+    def call(
+        self,
+        messages: list[tuple[str, str]],
+        answer: str,
+        *,
+        conversation_id: str | None,
+        fail: bool = False,
+        abandon: bool = False,
+    ) -> int:
         """One chat completion returning ``answer`` (or failing / streamed and stopped);
         returns the span id of the call's span."""
 
@@ -144,8 +151,14 @@ def steps(scenario: Scenario, driver: Driver, think_s: float = 20.0) -> Iterator
         if step.action == RETRY:
             sent = pending
         pending = sent
-        span_id = ctx.run(driver.call, sent, step.assistant, conversation_id=conversation_id, fail=fail,
-                          abandon=step.action == ABANDON)
+        span_id = ctx.run(
+            driver.call,
+            sent,
+            step.assistant,
+            conversation_id=conversation_id,
+            fail=fail,
+            abandon=step.action == ABANDON,
+        )
         if not fail:
             history.append(("assistant", step.assistant))
         yield step, span_id

@@ -22,7 +22,11 @@ from frictionlens.processors.friction import kinds as K
 from tests.scenarios.friction_model import Driver, Scenario, Step, steps
 
 HARD_NEGATIVE = "hard_negative"
-CATEGORIES = (semconv.CATEGORY_MISALIGNMENT, semconv.CATEGORY_STAGNATION, semconv.CATEGORY_DISENGAGEMENT)
+CATEGORIES = (
+    semconv.CATEGORY_MISALIGNMENT,
+    semconv.CATEGORY_STAGNATION,
+    semconv.CATEGORY_DISENGAGEMENT,
+)
 
 
 def findings(span: ReadableSpan) -> set[str]:
@@ -55,7 +59,9 @@ class Outcome:
 
     @property
     def review_found(self) -> bool:
-        return bool(self.summary is not None and (self.summary.attributes or {}).get(semconv.REVIEW_NEEDED))
+        return bool(
+            self.summary is not None and (self.summary.attributes or {}).get(semconv.REVIEW_NEEDED)
+        )
 
     @property
     def review_expected(self) -> bool:
@@ -63,22 +69,46 @@ class Outcome:
 
     @property
     def mismatches(self) -> list[str]:
-        return [f"{what}: expected {sorted(exp)}, found {sorted(got)}" for what, exp, got in self.units if set(exp) != got]
+        return [
+            f"{what}: expected {sorted(exp)}, found {sorted(got)}"
+            for what, exp, got in self.units
+            if set(exp) != got
+        ]
 
 
-def outcome(scenario: Scenario, played: Sequence[tuple[Step, int]], spans: Sequence[ReadableSpan], ended: str) -> Outcome:
+def outcome(
+    scenario: Scenario,
+    played: Sequence[tuple[Step, int]],
+    spans: Sequence[ReadableSpan],
+    ended: str,
+) -> Outcome:
     by_id = {s.context.span_id: s for s in spans if s.context is not None}
     ids = {span_id for _, span_id in played}
     units = []
     for i, (step, span_id) in enumerate(played):
         span = by_id.get(span_id)
-        units.append((f"step {i + 1} {step.action}", step.expect, findings(span) if span is not None else {"<missing>"}))
+        units.append(
+            (
+                f"step {i + 1} {step.action}",
+                step.expect,
+                findings(span) if span is not None else {"<missing>"},
+            )
+        )
     summary = next(
-        (s for s in spans if s.name == semconv.CONVERSATION_SPAN and any(l.context.span_id in ids for l in s.links)),
+        (
+            s
+            for s in spans
+            if s.name == semconv.CONVERSATION_SPAN
+            and any(l.context.span_id in ids for l in s.links)
+        ),
         None,
     )
-    end_expect = scenario.end_expect if ended == scenario.end else frozenset()  # silence needs an idle end
-    units.append(("summary", end_expect, findings(summary) if summary is not None else {"<missing>"}))
+    end_expect = (
+        scenario.end_expect if ended == scenario.end else frozenset()
+    )  # silence needs an idle end
+    units.append(
+        ("summary", end_expect, findings(summary) if summary is not None else {"<missing>"})
+    )
     return Outcome(scenario, units, summary, ended)
 
 
@@ -94,7 +124,9 @@ def run(scenarios: Sequence[Scenario], make_driver: Callable[[], Driver]) -> lis
 
 def run_interleaved(scenarios: Sequence[Scenario], driver: Driver, end: str) -> list[Outcome]:
     """All scenarios at once through one driver, steps round-robin (as concurrent users)."""
-    games = [steps(s, driver, think_s=1.0) for s in scenarios]  # one clock for all: ~1 min between turns
+    games = [
+        steps(s, driver, think_s=1.0) for s in scenarios
+    ]  # one clock for all: ~1 min between turns
     played: list[list[tuple[Step, int]]] = [[] for _ in scenarios]
     for row in itertools.zip_longest(*games):
         for i, item in enumerate(row):
@@ -154,8 +186,10 @@ def score(outcomes: Iterable[Outcome]) -> Report:
         for _, expected, found in o.units:
             report.units += 1
             for c in CATEGORIES:
-                report.categories[c].add(any(K.CATEGORY.get(k) == c for k in expected),
-                                         any(K.CATEGORY.get(k) == c for k in found))
+                report.categories[c].add(
+                    any(K.CATEGORY.get(k) == c for k in expected),
+                    any(K.CATEGORY.get(k) == c for k in found),
+                )
             for k in K.KINDS:
                 report.kinds[k].add(k in expected, k in found)
         report.review.add(o.review_expected, o.review_found)
@@ -173,21 +207,36 @@ def score(outcomes: Iterable[Outcome]) -> Report:
 
 
 def format_report(report: Report, title: str) -> str:
-    lines = [f"{title}: {report.scenarios} conversations, {report.units} labelled spans", "",
-             "| category | precision | recall | F1 | TP | FP | FN |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"{title}: {report.scenarios} conversations, {report.units} labelled spans",
+        "",
+        "| category | precision | recall | F1 | TP | FP | FN |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, p in report.categories.items():
-        lines.append(f"| {name} | {p.precision:.3f} | {p.recall:.3f} | {p.f1:.3f} | {p.tp} | {p.fp} | {p.fn} |")
+        lines.append(
+            f"| {name} | {p.precision:.3f} | {p.recall:.3f} | {p.f1:.3f} | {p.tp} | {p.fp} | {p.fn} |"
+        )
     lines.append(f"| **macro** | | | **{report.macro_f1:.3f}** | | | |")
-    lines += ["", "| kind | precision | recall | F1 | TP | FP | FN |", "|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "| kind | precision | recall | F1 | TP | FP | FN |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, p in report.kinds.items():
-        lines.append(f"| {name} | {p.precision:.3f} | {p.recall:.3f} | {p.f1:.3f} | {p.tp} | {p.fp} | {p.fn} |")
+        lines.append(
+            f"| {name} | {p.precision:.3f} | {p.recall:.3f} | {p.f1:.3f} | {p.tp} | {p.fp} | {p.fn} |"
+        )
     r = report.review
-    lines += ["", f"conversation review: precision {r.precision:.3f}, recall {r.recall:.3f} "
-                  f"(TP {r.tp}, FP {r.fp}, FN {r.fn})",
-              f"happy conversations with friction: {len(report.happy_with_friction)} of {report.happy} "
-              f"{report.happy_with_friction or ''}",
-              f"hard negatives with friction: {len(report.hard_negatives_with_friction)} of {report.hard_negatives} "
-              f"{report.hard_negatives_with_friction or ''}"]
+    lines += [
+        "",
+        f"conversation review: precision {r.precision:.3f}, recall {r.recall:.3f} "
+        f"(TP {r.tp}, FP {r.fp}, FN {r.fn})",
+        f"happy conversations with friction: {len(report.happy_with_friction)} of {report.happy} "
+        f"{report.happy_with_friction or ''}",
+        f"hard negatives with friction: {len(report.hard_negatives_with_friction)} of {report.hard_negatives} "
+        f"{report.hard_negatives_with_friction or ''}",
+    ]
     return "\n".join(lines)
 
 

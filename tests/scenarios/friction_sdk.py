@@ -40,8 +40,12 @@ class SDKDriver:
         provider = TracerProvider()
         provider.add_span_processor(SimpleSpanProcessor(self.exporter))
         self.metrics = InMemoryMetricReader()
-        frictionlens.instrument(tracer_provider=provider, meter_provider=MeterProvider(metric_readers=[self.metrics]),
-                                exporter="none", salt=salt)
+        frictionlens.instrument(
+            tracer_provider=provider,
+            meter_provider=MeterProvider(metric_readers=[self.metrics]),
+            exporter="none",
+            salt=salt,
+        )
         state = runtime.installed()
         assert state is not None
         self.pipeline = state.pipeline
@@ -52,7 +56,9 @@ class SDKDriver:
         self._ids = itertools.count(1)
         self._openai = openai
         self.client = openai.OpenAI(
-            api_key="sk-test", base_url="https://api.openai.com/v1", max_retries=0,
+            api_key="sk-test",
+            base_url="https://api.openai.com/v1",
+            max_retries=0,
             http_client=httpx2.Client(transport=httpx2.MockTransport(self._answer)),
         )
 
@@ -61,32 +67,73 @@ class SDKDriver:
 
         text, fail, stream = self._reply
         if fail:
-            return httpx2.Response(500, json={"error": {"message": "overloaded", "type": "server_error"}})
+            return httpx2.Response(
+                500, json={"error": {"message": "overloaded", "type": "server_error"}}
+            )
         n = next(self._ids)
         base = {"id": f"chatcmpl-{n}", "created": 1700000000, "model": MODEL}
         if not stream:
-            return httpx2.Response(200, json={
-                **base, "object": "chat.completion",
-                "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}],
-                "usage": {"prompt_tokens": 50, "completion_tokens": 40, "total_tokens": 90},
-            })
+            return httpx2.Response(
+                200,
+                json={
+                    **base,
+                    "object": "chat.completion",
+                    "choices": [
+                        {
+                            "index": 0,
+                            "finish_reason": "stop",
+                            "message": {"role": "assistant", "content": text},
+                        }
+                    ],
+                    "usage": {"prompt_tokens": 50, "completion_tokens": 40, "total_tokens": 90},
+                },
+            )
         words = text.split(" ")
         half = (len(words) + 1) // 2
-        deltas = [{"role": "assistant", "content": " ".join(words[:half])}, {"content": " " + " ".join(words[half:])}]
-        events = [{**base, "object": "chat.completion.chunk",
-                   "choices": [{"index": 0, "delta": d, "finish_reason": None}]} for d in deltas]
-        events += [{**base, "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}]
-        body = b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events) + b"data: [DONE]\n\n"
+        deltas = [
+            {"role": "assistant", "content": " ".join(words[:half])},
+            {"content": " " + " ".join(words[half:])},
+        ]
+        events = [
+            {
+                **base,
+                "object": "chat.completion.chunk",
+                "choices": [{"index": 0, "delta": d, "finish_reason": None}],
+            }
+            for d in deltas
+        ]
+        events += [
+            {
+                **base,
+                "object": "chat.completion.chunk",
+                "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+            }
+        ]
+        body = (
+            b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events)
+            + b"data: [DONE]\n\n"
+        )
         return httpx2.Response(200, headers={"content-type": "text/event-stream"}, content=body)
 
-    def call(self, messages: list[tuple[str, str]], answer: str, *, conversation_id: str | None,
-             fail: bool = False, abandon: bool = False) -> int:
+    def call(
+        self,
+        messages: list[tuple[str, str]],
+        answer: str,
+        *,
+        conversation_id: str | None,
+        fail: bool = False,
+        abandon: bool = False,
+    ) -> int:
         self._reply = (answer, fail, abandon)
         sent = [{"role": role, "content": content} for role, content in messages]
-        session = frictionlens.session(conversation_id) if conversation_id else contextlib.nullcontext()
+        session = (
+            frictionlens.session(conversation_id) if conversation_id else contextlib.nullcontext()
+        )
         with session:
             if abandon:
-                stream = self.client.chat.completions.create(model=MODEL, messages=sent, stream=True)
+                stream = self.client.chat.completions.create(
+                    model=MODEL, messages=sent, stream=True
+                )
                 next(iter(stream))
                 next(iter(stream))  # the user has read enough: stop
                 stream.close()
@@ -102,7 +149,11 @@ class SDKDriver:
     def feedback(self, kind: str | float) -> int:
         feedback(kind)
         self.pipeline.force_flush()  # the stages run on the pipeline's worker thread
-        return next(s for s in reversed(self.exporter.get_finished_spans()) if s.name == semconv.FEEDBACK_SPAN).context.span_id
+        return next(
+            s
+            for s in reversed(self.exporter.get_finished_spans())
+            if s.name == semconv.FEEDBACK_SPAN
+        ).context.span_id
 
     def pause(self, seconds: float) -> None:
         """Real time passes too slowly for a test; the idle end moves the clock instead."""

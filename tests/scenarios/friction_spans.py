@@ -46,15 +46,24 @@ class SpanDriver:
         meter = MeterProvider(metric_readers=[self.metrics]).get_meter("test")
         self.stage = FrictionStage(meter=meter, **stage_options)  # type: ignore[arg-type]
         self.exporter = InMemorySpanExporter()
-        self.pipeline = SignalPipeline([self.stage], SimpleSpanProcessor(self.exporter), tick_interval_s=3600)
+        self.pipeline = SignalPipeline(
+            [self.stage], SimpleSpanProcessor(self.exporter), tick_interval_s=3600
+        )
         provider = TracerProvider()
         provider.add_span_processor(self.pipeline)
         self.tracer = provider.get_tracer("scenario")
         self.now = time.time_ns()
         self._ids = itertools.count(1)
 
-    def call(self, messages: list[tuple[str, str]], answer: str, *, conversation_id: str | None,
-             fail: bool = False, abandon: bool = False) -> int:
+    def call(
+        self,
+        messages: list[tuple[str, str]],
+        answer: str,
+        *,
+        conversation_id: str | None,
+        fail: bool = False,
+        abandon: bool = False,
+    ) -> int:
         attrs: dict[str, object] = {
             semconv.GEN_AI_OPERATION_NAME: semconv.OP_CHAT,
             semconv.GEN_AI_PROVIDER_NAME: "openai",
@@ -64,7 +73,9 @@ class SpanDriver:
             attrs[semconv.GEN_AI_CONVERSATION_ID] = conversation_id
         if abandon:
             attrs[semconv.GEN_AI_REQUEST_STREAM] = True
-        span = self.tracer.start_span(f"chat {MODEL}", kind=SpanKind.CLIENT, attributes=attrs, start_time=self.now)
+        span = self.tracer.start_span(
+            f"chat {MODEL}", kind=SpanKind.CLIENT, attributes=attrs, start_time=self.now
+        )
         self.now += 1_500_000_000
         response_id = None
         if fail:
@@ -76,20 +87,29 @@ class SpanDriver:
         if abandon:
             span.set_attribute(semconv.STREAM_ABANDONED, True)
         feats = CallFeatures(
-            messages=tuple(MessageFeatures(role, text_features(content, self.salt)) for role, content in messages),
+            messages=tuple(
+                MessageFeatures(role, text_features(content, self.salt))
+                for role, content in messages
+            ),
             outputs=() if fail else (text_features(answer, self.salt),),
         )
         features.attach(span, feats)
         span.end(end_time=self.now)
         ctx = span.get_span_context()
-        last_call.set(CallRef(ctx.trace_id, ctx.span_id, response_id, conversation_id))  # as the instrumentation does
+        last_call.set(
+            CallRef(ctx.trace_id, ctx.span_id, response_id, conversation_id)
+        )  # as the instrumentation does
         return ctx.span_id
 
     def feedback(self, kind: str | float) -> int:
         value = None
         if not isinstance(kind, str):
             kind, value = semconv.FEEDBACK_RATING, float(kind)
-        return emit_feedback(self.tracer, kind, value=value, call=last_call.get()).get_span_context().span_id
+        return (
+            emit_feedback(self.tracer, kind, value=value, call=last_call.get())
+            .get_span_context()
+            .span_id
+        )
 
     def pause(self, seconds: float) -> None:
         self.now += int(seconds * 1e9)

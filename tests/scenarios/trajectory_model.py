@@ -162,8 +162,14 @@ def play(run: AgentRun, driver: Driver, tracer: Tracer, roots: dict[str, int]) -
         pass
 
 
-def _run_tool(run: AgentRun, step: ToolResult, driver: Driver, tracer: Tracer, roots: dict[str, int]) -> None:
-    scope = fl.tool(step.tool, call_id=driver.call_id(step.call_id)) if step.traced else contextlib.nullcontext()
+def _run_tool(
+    run: AgentRun, step: ToolResult, driver: Driver, tracer: Tracer, roots: dict[str, int]
+) -> None:
+    scope = (
+        fl.tool(step.tool, call_id=driver.call_id(step.call_id))
+        if step.traced
+        else contextlib.nullcontext()
+    )
     with contextlib.suppress(ScriptedError):  # the app reports the error to the model
         with scope:
             if step.agent is not None:
@@ -174,7 +180,9 @@ def _run_tool(run: AgentRun, step: ToolResult, driver: Driver, tracer: Tracer, r
 
 
 @contextlib.contextmanager
-def _opened(run: AgentRun, tracer: Tracer, roots: dict[str, int]) -> Iterator[Callable[[str], None]]:
+def _opened(
+    run: AgentRun, tracer: Tracer, roots: dict[str, int]
+) -> Iterator[Callable[[str], None]]:
     if run.opener == "task":
         with fl.task(run.task, expected_steps=run.expected_steps) as handle:
             roots[run.id] = handle.span.get_span_context().span_id
@@ -187,7 +195,10 @@ def _opened(run: AgentRun, tracer: Tracer, roots: dict[str, int]) -> Iterator[Ca
     attrs = {}
     name = run.task
     if run.opener == "framework":
-        attrs = {semconv.GEN_AI_OPERATION_NAME: semconv.OP_INVOKE_AGENT, semconv.GEN_AI_AGENT_NAME: run.task}
+        attrs = {
+            semconv.GEN_AI_OPERATION_NAME: semconv.OP_INVOKE_AGENT,
+            semconv.GEN_AI_AGENT_NAME: run.task,
+        }
         name = f"{semconv.OP_INVOKE_AGENT} {run.task}"
     with tracer.start_as_current_span(name, attributes=attrs) as span:
         roots[run.id] = span.get_span_context().span_id

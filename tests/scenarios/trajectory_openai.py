@@ -44,13 +44,19 @@ class OpenAIDriver:
         if turn.error is not None:
             self.server.script(Reply(status=500, error=turn.error))
         else:
-            self.server.script(Reply(
-                content=turn.answer or "",
-                tool_calls=[(c.tool, c.arguments) for c in turn.calls],
-                usage=Usage(turn.input_tokens, turn.output_tokens),
-            ))
-        messages = self.history.setdefault(run.id, [{"role": "user", "content": f"Please handle: {run.task}"}])
-        response = self.client.chat.completions.create(model=MODEL, messages=messages, tools=_tools(run))
+            self.server.script(
+                Reply(
+                    content=turn.answer or "",
+                    tool_calls=[(c.tool, c.arguments) for c in turn.calls],
+                    usage=Usage(turn.input_tokens, turn.output_tokens),
+                )
+            )
+        messages = self.history.setdefault(
+            run.id, [{"role": "user", "content": f"Please handle: {run.task}"}]
+        )
+        response = self.client.chat.completions.create(
+            model=MODEL, messages=messages, tools=_tools(run)
+        )
         message = response.choices[0].message
         messages.append(message.model_dump(exclude_none=True))
         for call, sent in zip(turn.calls, message.tool_calls or ()):
@@ -58,9 +64,13 @@ class OpenAIDriver:
 
     def tool_result(self, run: AgentRun, result: ToolResult) -> None:
         if result.call_id in self.ids:  # tools the app ran on its own have nobody to answer
-            self.history[run.id].append({
-                "role": "tool", "tool_call_id": self.ids[result.call_id], "content": result.error or result.content,
-            })
+            self.history[run.id].append(
+                {
+                    "role": "tool",
+                    "tool_call_id": self.ids[result.call_id],
+                    "content": result.error or result.content,
+                }
+            )
 
     def call_id(self, scripted: str) -> str:
         return self.ids.get(scripted, scripted)
@@ -68,8 +78,13 @@ class OpenAIDriver:
 
 def _tools(run: AgentRun) -> list[dict[str, Any]]:
     names = sorted({c.tool for s in run.steps if isinstance(s, ModelTurn) for c in s.calls})
-    return [{"type": "function", "function": {"name": n, "parameters": {"type": "object", "properties": {}}}}
-            for n in names] or openai.NOT_GIVEN  # type: ignore[return-value]
+    return [
+        {
+            "type": "function",
+            "function": {"name": n, "parameters": {"type": "object", "properties": {}}},
+        }
+        for n in names
+    ] or openai.NOT_GIVEN  # type: ignore[return-value]
 
 
 def replay(scenario: Scenario, server: LocalLLMServer) -> dict[str, ReadableSpan]:
@@ -85,7 +100,9 @@ def replay(scenario: Scenario, server: LocalLLMServer) -> dict[str, ReadableSpan
         if not any(isinstance(stage, TrajectoryStage) for stage in pipeline.stages):
             pipeline.add_stage(TrajectoryStage(meter=meters.get_meter("scenarios")))
         tracer = provider.get_tracer("scenario-app")
-        with openai.OpenAI(base_url=server.openai_base_url, api_key="local", max_retries=0) as client:
+        with openai.OpenAI(
+            base_url=server.openai_base_url, api_key="local", max_retries=0
+        ) as client:
             driver = OpenAIDriver(client, server)
             for run in scenario.runs:
                 play(run, driver, tracer, roots)
@@ -108,8 +125,13 @@ def main() -> int:
                     bad = mismatches(run, spans[run.id])
                     exact += not bad
                     if bad:
-                        print(f"{scenario.name} / {run.id}: " + ", ".join(f"{k} got {g} want {w}" for k, (g, w) in bad.items()))
-    print(f"{exact}/{total} runs through the OpenAI SDK match the ground truth on every counted attribute.")
+                        print(
+                            f"{scenario.name} / {run.id}: "
+                            + ", ".join(f"{k} got {g} want {w}" for k, (g, w) in bad.items())
+                        )
+    print(
+        f"{exact}/{total} runs through the OpenAI SDK match the ground truth on every counted attribute."
+    )
     return 0 if exact == total else 1
 
 

@@ -24,7 +24,14 @@ from frictionlens.processors import features
 from frictionlens.processors.features import CallFeatures
 from frictionlens.processors.pipeline import SignalPipeline
 from frictionlens.processors.trajectory import TrajectoryStage
-from tests.scenarios.trajectory_model import AgentRun, ModelTurn, Scenario, ToolResult, play, scripted_error
+from tests.scenarios.trajectory_model import (
+    AgentRun,
+    ModelTurn,
+    Scenario,
+    ToolResult,
+    play,
+    scripted_error,
+)
 from tests.scenarios.trajectory_runs import SCENARIOS
 
 SALT = b"trajectory-scenarios"
@@ -54,25 +61,36 @@ class SpanDriver:
         self.tracer = tracer
 
     def model_call(self, run: AgentRun, turn: ModelTurn) -> None:
-        span = self.tracer.start_span(f"{semconv.OP_CHAT} {MODEL}", kind=SpanKind.CLIENT, attributes={
-            semconv.GEN_AI_OPERATION_NAME: semconv.OP_CHAT,
-            semconv.GEN_AI_PROVIDER_NAME: "openai",
-            semconv.GEN_AI_REQUEST_MODEL: MODEL,
-        })
+        span = self.tracer.start_span(
+            f"{semconv.OP_CHAT} {MODEL}",
+            kind=SpanKind.CLIENT,
+            attributes={
+                semconv.GEN_AI_OPERATION_NAME: semconv.OP_CHAT,
+                semconv.GEN_AI_PROVIDER_NAME: "openai",
+                semconv.GEN_AI_REQUEST_MODEL: MODEL,
+            },
+        )
         if turn.error is not None:
             span.set_attribute(semconv.ERROR_TYPE, turn.error)
             span.set_status(Status(StatusCode.ERROR, turn.error))
         else:
-            span.set_attributes({
-                semconv.GEN_AI_USAGE_INPUT_TOKENS: turn.input_tokens,
-                semconv.GEN_AI_USAGE_OUTPUT_TOKENS: turn.output_tokens,
-                semconv.GEN_AI_RESPONSE_FINISH_REASONS: ("tool_calls" if turn.calls else "stop",),
-            })
+            span.set_attributes(
+                {
+                    semconv.GEN_AI_USAGE_INPUT_TOKENS: turn.input_tokens,
+                    semconv.GEN_AI_USAGE_OUTPUT_TOKENS: turn.output_tokens,
+                    semconv.GEN_AI_RESPONSE_FINISH_REASONS: (
+                        "tool_calls" if turn.calls else "stop",
+                    ),
+                }
+            )
             if run.requests_visible and turn.calls:
-                features.attach(span, CallFeatures(
-                    tool_calls=tuple((c.tool, digest(c.arguments, SALT)) for c in turn.calls),
-                    tool_call_ids=tuple(c.call_id for c in turn.calls),
-                ))
+                features.attach(
+                    span,
+                    CallFeatures(
+                        tool_calls=tuple((c.tool, digest(c.arguments, SALT)) for c in turn.calls),
+                        tool_call_ids=tuple(c.call_id for c in turn.calls),
+                    ),
+                )
         span.end()
         if turn.error is not None:
             raise scripted_error(turn.error)
@@ -91,10 +109,14 @@ def frictionlens_spans_to(provider: TracerProvider) -> Iterator[None]:
         yield
 
 
-def replay(scenario: Scenario, *, stage: TrajectoryStage | None = None, meter: Meter | None = None) -> dict[str, ReadableSpan]:
+def replay(
+    scenario: Scenario, *, stage: TrajectoryStage | None = None, meter: Meter | None = None
+) -> dict[str, ReadableSpan]:
     """Play every run of ``scenario`` against one fresh stage; the exported root span of each (nested) run."""
     exporter = InMemorySpanExporter()
-    pipeline = SignalPipeline([stage or TrajectoryStage(meter=meter)], downstream=SimpleSpanProcessor(exporter))
+    pipeline = SignalPipeline(
+        [stage or TrajectoryStage(meter=meter)], downstream=SimpleSpanProcessor(exporter)
+    )
     provider = TracerProvider()
     provider.add_span_processor(pipeline)
     tracer = provider.get_tracer("scenario-app")
@@ -128,9 +150,30 @@ def mismatches(run: AgentRun, span: ReadableSpan) -> dict[str, tuple[Any, Any]]:
 
 def table() -> tuple[str, int, int]:
     """The agreement table (markdown), runs that match exactly, runs in all."""
-    head = ["scenario", "kind", "run", "steps", "tools", "errors", "redundant", "loops", "budget", "outcome",
-            "brute force", "exact"]
-    shown = ("steps", "tool_calls", "tool_errors", "redundant_calls", "loops", "expected_steps", "outcome", "brute_force")
+    head = [
+        "scenario",
+        "kind",
+        "run",
+        "steps",
+        "tools",
+        "errors",
+        "redundant",
+        "loops",
+        "budget",
+        "outcome",
+        "brute force",
+        "exact",
+    ]
+    shown = (
+        "steps",
+        "tool_calls",
+        "tool_errors",
+        "redundant_calls",
+        "loops",
+        "expected_steps",
+        "outcome",
+        "brute_force",
+    )
     rows: list[list[str]] = []
     runs: list[int] = []  # how many identical consecutive runs each row stands for
     exact = total = 0
@@ -142,7 +185,8 @@ def table() -> tuple[str, int, int]:
                 got, bad = observed(spans[run.id]), mismatches(run, spans[run.id])
                 exact += not bad
                 cells = [
-                    ("-" if got[n] is None else str(got[n])) + (f" (want {bad[n][1]})" if n in bad else "")
+                    ("-" if got[n] is None else str(got[n]))
+                    + (f" (want {bad[n][1]})" if n in bad else "")
                     for n in shown
                 ]
                 row = [scenario.name, scenario.kind, run.id, *cells, "yes" if not bad else "NO"]
@@ -152,8 +196,12 @@ def table() -> tuple[str, int, int]:
                 else:
                     rows.append(row)
                     runs.append(1)
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + ["| " + " | ".join(r) + " |" for r in rows]
-    lines.append(f"\n{exact}/{total} runs match the ground truth on every counted attribute ({', '.join(COUNTED)}).")
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + [
+        "| " + " | ".join(r) + " |" for r in rows
+    ]
+    lines.append(
+        f"\n{exact}/{total} runs match the ground truth on every counted attribute ({', '.join(COUNTED)})."
+    )
     return "\n".join(lines), exact, total
 
 
