@@ -7,8 +7,9 @@ for arrays). Every AnyValue, id and enum conversion lives here, once.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
@@ -16,9 +17,12 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import (
     AnyValue,
     ArrayValue,
+    KeyValue,
+    KeyValueList,
+)
+from opentelemetry.proto.common.v1.common_pb2 import (
     InstrumentationScope as PBScope,
 )
-from opentelemetry.proto.common.v1.common_pb2 import KeyValue, KeyValueList
 from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource as PBResource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as PBSpan

@@ -11,7 +11,8 @@ later. Every other instrument is the wrapped meter's own.
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from opentelemetry.context import Context
 from opentelemetry.metrics import (

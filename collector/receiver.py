@@ -16,11 +16,12 @@ import logging
 import ssl
 import threading
 import zlib
+from collections.abc import Callable, Collection
 from concurrent import futures
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from types import TracebackType
-from typing import Callable, Collection, Literal
+from typing import Literal
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2, json_format

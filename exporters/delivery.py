@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import threading
 from collections import Counter, deque
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from opentelemetry import metrics
 from opentelemetry.sdk.trace import ReadableSpan

@@ -7,7 +7,7 @@ environment themselves; here we only pick the protocol, as the SDK's auto-config
 from __future__ import annotations
 
 import os
-from typing import Mapping
+from collections.abc import Mapping
 
 from opentelemetry.sdk.metrics.export import MetricExporter
 from opentelemetry.sdk.trace.export import SpanExporter

@@ -12,11 +12,12 @@ import json
 import math
 import re
 from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from statistics import fmean
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from frictionlens import semconv as sc
 from frictionlens.collector.decode import metric_points, span_dicts

@@ -10,9 +10,10 @@ from __future__ import annotations
 import base64
 import html
 import io
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from frictionlens.exporters import report as rp
 from frictionlens.processors.drift import stage as drift
@@ -23,8 +24,9 @@ TIME_BINS = 20
 _CATEGORIES = tuple(dict.fromkeys(CATEGORY.values()))
 _CSS = """body{font-family:DejaVu Sans,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1100px;color:#222}
 h1{font-size:1.6em}h2{border-bottom:2px solid #ccc;padding-bottom:.2em;margin-top:1.6em}
-table{border-collapse:collapse;font-size:.85em;margin:.6em 0}td,th{border:1px solid #ddd;padding:.25em .5em;text-align:left}
-th{background:#f3f3f3}code{font-size:.95em}.bad{color:#b00020;font-weight:bold}img{max-width:100%;display:block;margin:.6em 0}
+table{border-collapse:collapse;font-size:.85em;margin:.6em 0}
+td,th{border:1px solid #ddd;padding:.25em .5em;text-align:left}th{background:#f3f3f3}
+code{font-size:.95em}.bad{color:#b00020;font-weight:bold}img{max-width:100%;display:block;margin:.6em 0}
 .note{color:#666;font-size:.9em}"""
 
 

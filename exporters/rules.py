@@ -30,9 +30,10 @@ import math
 import re
 import sys
 import urllib.parse
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from frictionlens import semconv
 
@@ -187,7 +188,8 @@ KINDS: dict[str, _Kind] = {
         (semconv.METRIC_ATTR_PROVIDER, semconv.METRIC_ATTR_MODEL),
         # the duration histogram counts every call; its labels are the GenAI attribute names
         f"sum by (provider, model) (rate({RETRIES}[{{w}}])) / (sum by (provider, model) (label_replace(label_replace("
-        f'rate({OPERATION_DURATION_COUNT}[{{w}}]), "provider", "$1", "{_metric(semconv.GEN_AI_PROVIDER_NAME)}", "(.*)"),'
+        f'rate({OPERATION_DURATION_COUNT}[{{w}}]), "provider", "$1", '
+        f'"{_metric(semconv.GEN_AI_PROVIDER_NAME)}", "(.*)"),'
         f' "model", "$1", "{_metric(semconv.GEN_AI_REQUEST_MODEL)}", "(.*)")) > 0)',
         {
             "calculations": [{"op": "AVG", "column": semconv.RETRY_COUNT}],
@@ -269,7 +271,7 @@ class RulesConfig:
     honeycomb_frequency_s: int = DEFAULT_HONEYCOMB_FREQUENCY_S
 
     @classmethod
-    def load(cls, path: str | Path | None = None) -> "RulesConfig":
+    def load(cls, path: str | Path | None = None) -> RulesConfig:
         """Read a TOML file; no path gives the defaults."""
         if path is None:
             return cls.from_mapping({})
@@ -277,7 +279,7 @@ class RulesConfig:
             return cls.from_mapping(tomllib.load(f))
 
     @classmethod
-    def from_mapping(cls, doc: Mapping[str, Any]) -> "RulesConfig":
+    def from_mapping(cls, doc: Mapping[str, Any]) -> RulesConfig:
         unknown = set(doc) - {"alerts", "links", "honeycomb"}
         if unknown:
             raise ValueError(f"unknown section(s) {sorted(unknown)}: use alerts, links, honeycomb")

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from frictionlens import semconv
 
@@ -72,7 +73,7 @@ class Options:
     @classmethod
     def resolve(
         cls, overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
-    ) -> "Options":
+    ) -> Options:
         """Keyword arguments win over ``FRICTIONLENS_*`` variables, which win over defaults."""
         env = os.environ if environ is None else environ
         overrides = dict(overrides or {})
@@ -81,7 +82,7 @@ class Options:
         if unknown:
             raise TypeError(f"unknown frictionlens option(s): {', '.join(sorted(unknown))}")
         values: dict[str, Any] = {}
-        for name, f in known.items():
+        for name, _f in known.items():
             if name in overrides:
                 values[name] = overrides[name]
                 continue

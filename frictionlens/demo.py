@@ -12,10 +12,11 @@ from __future__ import annotations
 import json
 import os
 import random
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import frictionlens
 from frictionlens.localserver import LocalLLMServer, ReceivedRequest, Reply, default_responder

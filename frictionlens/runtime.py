@@ -71,7 +71,7 @@ _lock = threading.RLock()
 _state: _Installed | None = None
 _atexit_registered = False
 #: providers frictionlens created (and set globally): reused, not wrapped, on a later install
-_own_providers: "weakref.WeakSet[Any]" = weakref.WeakSet()
+_own_providers: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def installed() -> _Installed | None:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import importlib
 import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Iterable, Mapping
+from typing import Any
 
 import wrapt
 from opentelemetry.instrumentation.utils import unwrap

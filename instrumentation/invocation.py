@@ -13,9 +13,10 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.metrics import Meter

@@ -12,7 +12,8 @@ here: the wrappers go in when the app imports ``litellm`` (a post-import hook).
 from __future__ import annotations
 
 import sys
-from typing import Any, Collection, Mapping
+from collections.abc import Collection, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 import wrapt

@@ -8,14 +8,16 @@ counted by hooking the SDK's retry sleep.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from functools import lru_cache
-from typing import Any, Collection, Mapping
+from typing import Any
 
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
 from frictionlens import semconv
 from frictionlens.instrumentation import calls
 from frictionlens.instrumentation.calls import CallSpec, _get, _given
+from frictionlens.instrumentation.invocation import LLMInvocation
 
 #: request keyword -> GenAI attribute, for the numeric sampling parameters
 _PARAMS = {
@@ -26,7 +28,6 @@ _PARAMS = {
     "max_completion_tokens": semconv.GEN_AI_REQUEST_MAX_TOKENS,
     "max_output_tokens": semconv.GEN_AI_REQUEST_MAX_TOKENS,
 }
-from frictionlens.instrumentation.invocation import LLMInvocation
 
 #: gen_ai.provider.name for OpenAI-compatible hosts we recognise; anything else is "openai"
 PROVIDER_BY_HOST = {

@@ -11,7 +11,8 @@ with the output not judged: we never saw it.
 from __future__ import annotations
 
 import weakref
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import wrapt
 

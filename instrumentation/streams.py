@@ -12,7 +12,8 @@ import asyncio
 import logging
 import time
 import weakref
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import wrapt
 
@@ -99,7 +100,7 @@ class SyncStreamProxy(wrapt.ObjectProxy):
         _hook_response_close(getattr(wrapped, "response", None), state, "close")
         weakref.finalize(self, state.end, True)
 
-    def __iter__(self) -> "SyncStreamProxy":
+    def __iter__(self) -> SyncStreamProxy:
         return self
 
     def __next__(self) -> Any:
@@ -122,7 +123,7 @@ class SyncStreamProxy(wrapt.ObjectProxy):
         self._self_state.end(abandoned=True)
         self.__wrapped__.close()
 
-    def __enter__(self) -> "SyncStreamProxy":
+    def __enter__(self) -> SyncStreamProxy:
         self.__wrapped__.__enter__()
         return self
 
@@ -144,7 +145,7 @@ class AsyncStreamProxy(wrapt.ObjectProxy):
         _hook_response_close(getattr(wrapped, "response", None), state, "aclose")
         weakref.finalize(self, state.end, True)
 
-    def __aiter__(self) -> "AsyncStreamProxy":
+    def __aiter__(self) -> AsyncStreamProxy:
         return self
 
     async def __anext__(self) -> Any:
@@ -170,7 +171,7 @@ class AsyncStreamProxy(wrapt.ObjectProxy):
         self._self_state.end(abandoned=True)
         await self.__wrapped__.close()
 
-    async def __aenter__(self) -> "AsyncStreamProxy":
+    async def __aenter__(self) -> AsyncStreamProxy:
         await self.__wrapped__.__aenter__()
         return self
 

@@ -36,10 +36,11 @@ import logging
 import re
 import sys
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Union
+from typing import TYPE_CHECKING
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import Span
@@ -65,7 +66,7 @@ class CallFeatures:
     lets the trajectory stage pair a request with the ``execute_tool`` span that ran it"""
 
 
-Pending = Union[CallFeatures, Callable[[], CallFeatures]]
+Pending = CallFeatures | Callable[[], CallFeatures]
 """Features, or a function computing them: the instrumentation defers what only the stages
 read, so a background pipeline computes it off the app thread."""
 

@@ -13,9 +13,10 @@ never guessed. Content read here is never put on the span: only the derived flag
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache, partial
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 from opentelemetry.sdk.trace import Event, ReadableSpan

@@ -28,16 +28,17 @@ import queue
 import threading
 import time
 import weakref
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
-from typing import Callable, Iterable, Mapping, Protocol, Sequence, Union
+from typing import Protocol
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
-from opentelemetry.util.types import AttributeValue, Attributes
+from opentelemetry.util.types import Attributes, AttributeValue
 
+from frictionlens.health import count_internal_error
 from frictionlens.processors import features as _features
 from frictionlens.processors.features import CallFeatures, Pending
-from frictionlens.health import count_internal_error
 
 _log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ BATCH_DELAY_S = 0.2
 
 Emit = Callable[[ReadableSpan], None]
 """Hands a span made by a stage (e.g. a conversation summary) to the export stage."""
-_Work = Union[tuple[ReadableSpan, "Pending | None"], Callable[[], None], None]
+_Work = tuple[ReadableSpan, Pending | None] | Callable[[], None] | None
 """what the worker's queue holds: a finished span, work handed over, or the stop mark"""
 
 

@@ -19,19 +19,20 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
 from frictionlens.exporters import rules
-from tests.conftest import free_port
 from frictionlens.processors.drift.stage import (
     FEATURES,
     LATENCY,
     TIME_TO_FIRST_CHUNK,
     TOKENS_PER_SECOND,
 )
+from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMETHEUS = shutil.which("prometheus")

@@ -17,11 +17,12 @@ import gzip
 import inspect
 import json
 from collections import Counter
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import anthropic
@@ -254,7 +255,7 @@ def _endpoint(uri: str) -> tuple[str, str, str, dict[str, str]]:
     raise AssertionError(f"unknown endpoint {uri}")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _client(
     sdk: str, base_url: str, query: tuple[tuple[str, str], ...], tracer_provider: Any
 ) -> Any:

@@ -16,8 +16,9 @@ import time
 import urllib.error
 import urllib.request
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import grpc
 import pytest
@@ -561,7 +562,7 @@ def _traffic() -> list[tuple[str, ExportTraceServiceRequest]]:
 
     rnd = random.Random(9)
     out = []
-    for turn in range(4):
+    for _turn in range(4):
         for c in range(30):
             conv = f"conv-{c}"
             out.append((conv, _request(_call(conv, abandoned=rnd.random() < 0.2))))

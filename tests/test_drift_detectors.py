@@ -109,7 +109,9 @@ def test_cusum_run_length_dates_the_change():
     det = MeanVarianceCUSUM(8.0, math.inf)
     for x in rng.standard_normal(300):
         det.update(x)
-    for n, x in enumerate(rng.standard_normal(200) + 2.0, 1):
+    n = 0
+    for x in rng.standard_normal(200) + 2.0:
+        n += 1
         det.update(x)
         if det.drift_detected:
             break

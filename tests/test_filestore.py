@@ -15,7 +15,7 @@ from frictionlens.exporters.otlp_json import to_dict
 def test_spans_round_trip_as_otlp_json_lines(tmp_path):
     tp = TracerProvider()
     tp.add_span_processor(SimpleSpanProcessor(FileSpanExporter(tmp_path)))
-    with tp.get_tracer("t").start_as_current_span("parent") as parent:
+    with tp.get_tracer("t").start_as_current_span("parent"):
         child = tp.get_tracer("t").start_span(
             "child", attributes={"s": "x", "i": 3, "f": 0.5, "b": True, "a": ("p", "q")}
         )

@@ -73,10 +73,7 @@ def test_wheel_installs_and_imports_in_a_fresh_venv(tmp_path):
     subprocess.run(
         [str(py), "-m", "pip", "install", "-q", str(wheel)], check=True, capture_output=True
     )
-    code = (
-        "import importlib, frictionlens; [importlib.import_module(m) for m in %r]; print(frictionlens.__file__)"
-        % MODULES
-    )
+    code = f"import importlib, frictionlens; [importlib.import_module(m) for m in {MODULES!r}]; print(frictionlens.__file__)"
     out = subprocess.run(
         [str(py), "-c", code], check=True, capture_output=True, text=True, cwd=tmp_path
     ).stdout

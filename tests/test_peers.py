@@ -13,7 +13,7 @@ import json
 import os
 import subprocess
 import sys
-from typing import Iterator
+from collections.abc import Iterator
 
 import openai
 import pytest

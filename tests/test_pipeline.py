@@ -2,11 +2,10 @@ import os
 import threading
 
 import pytest
-
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.trace import SpanContext, TraceFlags
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanContext, TraceFlags
 
 from frictionlens import health
 from frictionlens.processors import features

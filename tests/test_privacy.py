@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import random
 import string
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import anthropic
 import openai

@@ -17,7 +17,6 @@ import frictionlens
 from frictionlens import runtime
 from frictionlens.instrumentation.openai import provider_for
 from frictionlens.localserver import Reply
-
 from tests.test_anthropic import MSG, server  # noqa: F401 - fixture
 
 

@@ -133,7 +133,7 @@ CASES: dict[str, tuple[dict[str, str], dict[str, str], float, dict[str, str]]] =
 def _expand(template: str, labels: dict[str, str], value: float) -> str:
     """Prometheus' expansion of the two template forms the generator uses."""
     text = re.sub(r"\{\{ \$labels\.(\w+) \}\}", lambda m: labels[m.group(1)], template)
-    return text.replace('{{ $value | printf "%.3g" }}', "%.3g" % value)
+    return text.replace('{{ $value | printf "%.3g" }}', f"{value:.3g}")
 
 
 def _promtool(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -15,16 +15,16 @@ from concurrent.futures import ThreadPoolExecutor
 import anthropic
 import openai
 import pytest
+from anthropic.resources.messages import Messages
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from openai.resources.chat.completions.completions import AsyncCompletions, Completions
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.trace import TracerProvider
 
 import frictionlens
 from frictionlens import health
 from frictionlens.localserver import LocalLLMServer, Reply
-from anthropic.resources.messages import Messages
-from openai.resources.chat.completions.completions import AsyncCompletions, Completions
 
 EXAMPLES = int(os.environ.get("FRICTIONLENS_FUZZ_EXAMPLES", "120"))
 FAST = {"retry-after-ms": "1"}

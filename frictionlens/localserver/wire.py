@@ -14,8 +14,9 @@ import re
 import struct
 import time
 import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from frictionlens.localserver.reply import (
     CHAT_PATH,

@@ -18,12 +18,11 @@ import math
 import random
 from array import array
 from bisect import bisect_left, bisect_right, insort
+from collections.abc import Hashable
 from functools import lru_cache
 from statistics import NormalDist
-from typing import Hashable
 
 import numpy as np
-
 
 BLOCK = 32
 """values a BernoulliCUSUM folds into its baseline at a time"""

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import random
 from array import array
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 

@@ -31,8 +31,8 @@ import hashlib
 import itertools
 from array import array
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from opentelemetry.sdk.resources import Resource
 

@@ -21,7 +21,7 @@ or two stagnation findings; a conversation without findings is never flagged.
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 from frictionlens import semconv
 

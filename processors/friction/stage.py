@@ -35,7 +35,7 @@ from __future__ import annotations
 import sys
 import time
 from array import array
-from typing import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from opentelemetry import metrics
 from opentelemetry.sdk.resources import Resource

@@ -33,8 +33,8 @@ calls compare by (name, arguments hash), and calls with unknown arguments never 
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Hashable, Iterable, Sequence
 
 ToolEvent = tuple[int, bool, str, "int | None", "str | None", bool]
 """(arrival number, is a model request, tool name, arguments hash, call id, ended in error).

@@ -12,8 +12,9 @@ answers with the scripted text.
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator, Protocol
+from typing import Protocol
 
 from opentelemetry.sdk.trace import ReadableSpan
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Sequence
 
 from opentelemetry.sdk.trace import ReadableSpan
 
@@ -99,7 +99,7 @@ def outcome(
             s
             for s in spans
             if s.name == semconv.CONVERSATION_SPAN
-            and any(l.context.span_id in ids for l in s.links)
+            and any(link.context.span_id in ids for link in s.links)
         ),
         None,
     )

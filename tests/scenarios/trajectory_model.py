@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator, Protocol, Union
+from typing import Protocol
 
 from opentelemetry.trace import Status, StatusCode, Tracer
 
@@ -59,7 +60,7 @@ class ToolResult:
     """a nested agent the tool runs (agent as a tool)"""
 
 
-Step = Union[ModelTurn, ToolResult]
+Step = ModelTurn | ToolResult
 
 ENDINGS = ("succeed", "fail", "abandon", "raise", "cancel", "return")
 OPENERS = ("task", "framework", "none")
