@@ -8,7 +8,7 @@ recorded response body: one GenAI span per call, token usage and finish reasons 
 the body, truncation / refusal / format flags consistent with the recorded output, and no
 internal error. Calls to endpoints we do not wrap (legacy ``completions``) must produce no
 span, and are counted, not hidden: ``python3 -m tests.test_cassettes`` prints calls per
-provider and endpoint with what their spans say (the README's table).
+provider and endpoint with what their spans say (the table in docs/quality.md).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Detection quality on the labelled conversations (tests/scenarios/friction_cases.py).
 
-The floors below are the documented figures (README, friction quality table); the suite
+The floors below are the documented figures (docs/quality.md, friction table); the suite
 measures more than it asserts, see ``python3 -m tests.scenarios.friction_quality``.
 """
 

@@ -3,7 +3,7 @@
 Each generated server reply is served twice, once to the SDK method as it was before wrapping
 (``__wrapped__``) and once through our wrapper; results and exceptions must be equal.
 ``FRICTIONLENS_FUZZ_EXAMPLES`` sets the examples per property (default 120, small for CI;
-the README's figure comes from ``FRICTIONLENS_FUZZ_EXAMPLES=10000``).
+docs/quality.md's figure comes from ``FRICTIONLENS_FUZZ_EXAMPLES=10000``).
 """
 
 from __future__ import annotations
