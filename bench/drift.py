@@ -52,8 +52,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
 
 from frictionlens import semconv  # noqa: E402
-from frictionlens.instrumentation import text as textfeat  # noqa: E402
-from frictionlens.instrumentation.vectors import content_vector  # noqa: E402
+from frictionlens.features import text as textfeat  # noqa: E402
+from frictionlens.features.vectors import content_vector  # noqa: E402
 from frictionlens.processors.drift import calibration  # noqa: E402
 from frictionlens.processors.drift.calibration import WARMUP, thresholds  # noqa: E402
 from frictionlens.processors.drift.detectors import ks_distance  # noqa: E402
@@ -536,7 +536,7 @@ def stage_cost(calls: int = 3_000) -> tuple[float, float, float]:
     ending the span itself with the SDK (no processor), and their ratio; same run."""
     from opentelemetry.sdk.trace import TracerProvider
 
-    from frictionlens.processors.features import CallFeatures
+    from frictionlens.features.record import CallFeatures
     from frictionlens.processors.pipeline import SpanRecord
 
     class Keep:

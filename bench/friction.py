@@ -38,9 +38,9 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.trace import SpanKind
 
 from frictionlens import semconv
-from frictionlens.instrumentation.text import text_features
-from frictionlens.processors import features
-from frictionlens.processors.features import CallFeatures, MessageFeatures
+from frictionlens.features import record as features
+from frictionlens.features.record import CallFeatures, MessageFeatures
+from frictionlens.features.text import text_features
 from frictionlens.processors.friction import FrictionStage
 from frictionlens.processors.pipeline import SignalPipeline, SpanRecord
 

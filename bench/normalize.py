@@ -26,7 +26,7 @@ import _common  # noqa: E402
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider  # noqa: E402
 
 from frictionlens import semconv as sc  # noqa: E402
-from frictionlens.processors.features import CallFeatures  # noqa: E402
+from frictionlens.features.record import CallFeatures  # noqa: E402
 from frictionlens.processors.normalize import Normalizer  # noqa: E402
 from frictionlens.processors.pipeline import SpanRecord  # noqa: E402
 

@@ -40,8 +40,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
 
-from frictionlens.instrumentation import text as textfeat  # noqa: E402
-from frictionlens.processors.features import TextFeatures  # noqa: E402
+from frictionlens.features import text as textfeat  # noqa: E402
+from frictionlens.features.record import TextFeatures  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 CORPUS = SHARED / "corpus" / "banking77" / "train.csv"
@@ -320,7 +320,7 @@ def _table(rows: list[dict[str, float | str]], columns: Sequence[str]) -> str:
 
 def load_embedder() -> textfeat.Embedder | None:
     try:
-        from frictionlens.instrumentation.semantic import WordLlamaEmbedder
+        from frictionlens.features.semantic import WordLlamaEmbedder
 
         return WordLlamaEmbedder()
     except ImportError:

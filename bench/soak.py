@@ -32,9 +32,9 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider  # noqa: E402
 from frictionlens import health, runtime  # noqa: E402
 from frictionlens import semconv as sc  # noqa: E402
 from frictionlens.config import Options  # noqa: E402
-from frictionlens.instrumentation.text import SKETCH_BINS  # noqa: E402
-from frictionlens.processors import features  # noqa: E402
-from frictionlens.processors.features import CallFeatures, MessageFeatures, TextFeatures  # noqa: E402
+from frictionlens.features import record as features  # noqa: E402
+from frictionlens.features.record import CallFeatures, MessageFeatures, TextFeatures  # noqa: E402
+from frictionlens.features.text import SKETCH_BINS  # noqa: E402
 from frictionlens.processors.pipeline import SignalPipeline  # noqa: E402
 
 

@@ -32,8 +32,8 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider 
 from opentelemetry.trace import SpanKind  # noqa: E402
 
 from frictionlens import semconv  # noqa: E402
-from frictionlens.processors import features  # noqa: E402
-from frictionlens.processors.features import CallFeatures  # noqa: E402
+from frictionlens.features import record as features  # noqa: E402
+from frictionlens.features.record import CallFeatures  # noqa: E402
 from frictionlens.processors.pipeline import SpanRecord  # noqa: E402
 from frictionlens.processors.trajectory import TrajectoryStage  # noqa: E402
 

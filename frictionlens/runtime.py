@@ -34,7 +34,7 @@ from frictionlens.config import Options
 from frictionlens.exporters import otlp
 from frictionlens.exporters.delivery import CountedBatchSpanProcessor
 from frictionlens.exporters.filestore import FileMetricExporter, FileSpanExporter
-from frictionlens.instrumentation.invocation import Telemetry
+from frictionlens.instrumentation.telemetry import Telemetry
 from frictionlens.processors.persistence import FILE_NAME as STATE_FILE
 from frictionlens.processors.persistence import StateFile
 from frictionlens.processors.pipeline import SignalPipeline, Stage

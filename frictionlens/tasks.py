@@ -18,7 +18,7 @@ from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode
 
 from frictionlens import semconv
 from frictionlens.health import count_internal_error
-from frictionlens.instrumentation.invocation import record_exception
+from frictionlens.instrumentation.telemetry import record_exception
 
 _log = logging.getLogger(__name__)
 

@@ -27,10 +27,12 @@ from typing import Any
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
 from frictionlens import semconv
+from frictionlens.features.invocation import LLMInvocation
+from frictionlens.features.readers import get, given, numeric_params, pydantic_schema
 from frictionlens.health import count_internal_error
 from frictionlens.instrumentation import calls
-from frictionlens.instrumentation.calls import CallSpec, _get, _given
-from frictionlens.instrumentation.invocation import LLMInvocation, Telemetry, current_invocation
+from frictionlens.instrumentation.calls import CallSpec
+from frictionlens.instrumentation.telemetry import Telemetry, current_invocation
 
 _log = logging.getLogger(__name__)
 
@@ -57,13 +59,13 @@ _SDK_SPAN = (_BASE_CLIENT, "start_api_call_span")
 
 # -- request -----------------------------------------------------------------------------
 def _block_text(block: Any) -> str:
-    kind = _get(block, "type")
+    kind = get(block, "type")
     if kind == "text":
-        return str(_get(block, "text") or "")
+        return str(get(block, "text") or "")
     if kind == "tool_use":
-        return f"{_get(block, 'name')}({json.dumps(_get(block, 'input') or {}, default=str)})"
+        return f"{get(block, 'name')}({json.dumps(get(block, 'input') or {}, default=str)})"
     if kind == "tool_result":
-        return _content_text(_get(block, "content"))
+        return _content_text(get(block, "content"))
     return ""
 
 
@@ -81,13 +83,13 @@ def _content_text(content: Any) -> str:
 
 
 def _message(msg: Any) -> tuple[str, str]:
-    role = str(_get(msg, "role") or "user")
-    content = _get(msg, "content")
+    role = str(get(msg, "role") or "user")
+    content = get(msg, "content")
     if (
         role == "user"
         and isinstance(content, (list, tuple))
         and content
-        and all(_get(b, "type") == "tool_result" for b in content if not isinstance(b, str))
+        and all(get(b, "type") == "tool_result" for b in content if not isinstance(b, str))
         and not any(isinstance(b, str) for b in content)
     ):
         role = "tool"
@@ -104,30 +106,28 @@ def _server(instance: Any) -> tuple[str | None, int | None]:
 
 def _requested_format(params: Mapping[str, Any]) -> Any:
     config = params.get("output_config")
-    fmt = _get(config, "format") if _given(config) else None
-    return fmt if _given(fmt) else params.get("output_format")
+    fmt = get(config, "format") if given(config) else None
+    return fmt if given(fmt) else params.get("output_format")
 
 
 def _expected_format(kwargs: Mapping[str, Any]) -> tuple[str, Mapping[str, Any] | None]:
     fmt = _requested_format(kwargs)
     extra = kwargs.get("extra_body")
-    if not _given(fmt) and isinstance(extra, Mapping):  # fields the SDK's signature lacks
+    if not given(fmt) and isinstance(extra, Mapping):  # fields the SDK's signature lacks
         fmt = _requested_format(extra)
     if isinstance(fmt, type):
-        from frictionlens.instrumentation.openai import _pydantic_schema
-
-        return semconv.FORMAT_JSON_SCHEMA, _pydantic_schema(fmt)
-    if _given(fmt) and _get(fmt, "type") == "json_schema":
-        schema = _get(fmt, "schema")
+        return semconv.FORMAT_JSON_SCHEMA, pydantic_schema(fmt)
+    if given(fmt) and get(fmt, "type") == "json_schema":
+        schema = get(fmt, "schema")
         return semconv.FORMAT_JSON_SCHEMA, schema if isinstance(schema, Mapping) else None
     return semconv.FORMAT_TEXT, None
 
 
 def _tools_forced(kwargs: Mapping[str, Any]) -> bool:
     choice = kwargs.get("tool_choice")
-    if not _given(kwargs.get("tools")) or not _given(choice):
+    if not given(kwargs.get("tools")) or not given(choice):
         return False
-    return choice == "any" or _get(choice, "type") in ("tool", "any")
+    return choice == "any" or get(choice, "type") in ("tool", "any")
 
 
 def _request(instance: Any, kwargs: Mapping[str, Any], streaming: bool) -> LLMInvocation:
@@ -136,22 +136,22 @@ def _request(instance: Any, kwargs: Mapping[str, Any], streaming: bool) -> LLMIn
     inv = LLMInvocation(
         operation=semconv.OP_CHAT,
         provider=PROVIDER,
-        request_model=str(model) if _given(model) else None,
+        request_model=str(model) if given(model) else None,
         server_address=host,
         server_port=port,
         streaming=streaming,
     )
     ra = inv.request_attributes
-    ra.update(calls.numeric_params(kwargs, _PARAMS))
+    ra.update(numeric_params(kwargs, _PARAMS))
     if streaming:
         ra[semconv.GEN_AI_REQUEST_STREAM] = True
     system = kwargs.get("system")
-    if _given(system):
+    if given(system):
         text = _content_text(system)
         inv.system_text = text
         inv.messages.append(("system", text))
     messages = kwargs.get("messages")
-    if _given(messages):
+    if given(messages):
         inv.messages.extend(_message(m) for m in messages)
     inv.expected_format, inv.schema = _expected_format(kwargs)
     inv.tools_forced = _tools_forced(kwargs)
@@ -162,16 +162,16 @@ def _request(instance: Any, kwargs: Mapping[str, Any], streaming: bool) -> LLMIn
 def _usage(inv: LLMInvocation, usage: Any) -> None:
     if usage is None:
         return
-    inp = _get(usage, "input_tokens")
-    read = _get(usage, "cache_read_input_tokens")
-    created = _get(usage, "cache_creation_input_tokens")
+    inp = get(usage, "input_tokens")
+    read = get(usage, "cache_read_input_tokens")
+    created = get(usage, "cache_creation_input_tokens")
     if isinstance(read, int):
         inv.cache_read_tokens = read
     if isinstance(created, int):
         inv.cache_creation_tokens = created
     if isinstance(inp, int):  # the conventions count cached input as input
         inv.input_tokens = inp + (inv.cache_read_tokens or 0) + (inv.cache_creation_tokens or 0)
-    out = _get(usage, "output_tokens")
+    out = get(usage, "output_tokens")
     if isinstance(out, int):
         inv.output_tokens = out
 
@@ -186,58 +186,58 @@ def _stop(inv: LLMInvocation, reason: Any) -> None:
 
 
 def _response(inv: LLMInvocation, resp: Any) -> None:
-    inv.response_id = _get(resp, "id") or inv.response_id
-    inv.response_model = _get(resp, "model") or inv.response_model
-    _usage(inv, _get(resp, "usage"))
+    inv.response_id = get(resp, "id") or inv.response_id
+    inv.response_model = get(resp, "model") or inv.response_model
+    _usage(inv, get(resp, "usage"))
     texts: list[str] = []
     inv.tool_calls, inv.tool_call_ids = [], []
-    for block in _get(resp, "content") or ():
-        kind = _get(block, "type")
+    for block in get(resp, "content") or ():
+        kind = get(block, "type")
         if kind == "text":
-            texts.append(str(_get(block, "text") or ""))
+            texts.append(str(get(block, "text") or ""))
         elif kind == "tool_use":
             inv.tool_calls.append(
                 (
-                    str(_get(block, "name") or ""),
-                    json.dumps(_get(block, "input") or {}, default=str),
+                    str(get(block, "name") or ""),
+                    json.dumps(get(block, "input") or {}, default=str),
                 )
             )
-            inv.tool_call_ids.append(_get(block, "id"))
+            inv.tool_call_ids.append(get(block, "id"))
     inv.outputs = ["".join(texts)] if texts or not inv.tool_calls else []
-    _stop(inv, _get(resp, "stop_reason"))
+    _stop(inv, get(resp, "stop_reason"))
 
 
 def _event(inv: LLMInvocation, event: Any) -> None:
-    kind = _get(event, "type")
+    kind = get(event, "type")
     if kind == "content_block_delta":
-        delta = _get(event, "delta")
-        dkind = _get(delta, "type")
+        delta = get(event, "delta")
+        dkind = get(delta, "type")
         if dkind == "text_delta":
             if not inv.output_parts:
                 inv.output_parts.append([])
-            inv.output_parts[0].append(_get(delta, "text") or "")  # joined once when the span ends
+            inv.output_parts[0].append(get(delta, "text") or "")  # joined once when the span ends
         elif dkind == "input_json_delta" and inv.tool_call_parts:
-            inv.tool_call_parts[-1].append(_get(delta, "partial_json") or "")
+            inv.tool_call_parts[-1].append(get(delta, "partial_json") or "")
     elif kind == "content_block_start":
-        block = _get(event, "content_block")
-        if _get(block, "type") == "tool_use":
-            inv.tool_call_parts.append([str(_get(block, "name") or "")])
-            inv.tool_call_ids.append(_get(block, "id"))
+        block = get(event, "content_block")
+        if get(block, "type") == "tool_use":
+            inv.tool_call_parts.append([str(get(block, "name") or "")])
+            inv.tool_call_ids.append(get(block, "id"))
     elif kind == "message_start":
-        msg = _get(event, "message")
-        inv.response_id = _get(msg, "id") or inv.response_id
-        inv.response_model = _get(msg, "model") or inv.response_model
-        _usage(inv, _get(msg, "usage"))
+        msg = get(event, "message")
+        inv.response_id = get(msg, "id") or inv.response_id
+        inv.response_model = get(msg, "model") or inv.response_model
+        _usage(inv, get(msg, "usage"))
     elif kind == "message_delta":
-        _stop(inv, _get(_get(event, "delta"), "stop_reason"))
+        _stop(inv, get(get(event, "delta"), "stop_reason"))
         # cumulative and final: with server tools (web search, code execution) its input
         # count includes the tool results and exceeds message_start's
-        _usage(inv, _get(event, "usage"))
+        _usage(inv, get(event, "usage"))
 
 
 # -- wrappers ----------------------------------------------------------------------------
 def _is_stream(kwargs: Mapping[str, Any]) -> bool:
-    return bool(kwargs.get("stream")) and _given(kwargs.get("stream"))
+    return bool(kwargs.get("stream")) and given(kwargs.get("stream"))
 
 
 #: ``create``: streams when asked to; ``stream``: always a stream

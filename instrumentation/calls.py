@@ -17,47 +17,16 @@ from typing import Any
 import wrapt
 from opentelemetry.instrumentation.utils import unwrap
 
+from frictionlens.features.invocation import LLMInvocation
 from frictionlens.health import count_internal_error
 from frictionlens.instrumentation import raw
-from frictionlens.instrumentation.invocation import LLMInvocation, Telemetry, current_invocation
 from frictionlens.instrumentation.streams import AsyncStreamProxy, OnChunk, SyncStreamProxy
+from frictionlens.instrumentation.telemetry import Telemetry, current_invocation
 
 _log = logging.getLogger(__name__)
 
 
 # -- reading SDK objects ---------------------------------------------------------------
-def _get(obj: Any, key: str, default: Any = None) -> Any:
-    """Read a field from an SDK model or a plain dict (apps pass both in message lists).
-
-    Hot path (every chunk of every stream): plain dicts and the fields SDK models keep in
-    ``__dict__`` are read directly; ``isinstance(x, typing.Mapping)`` and a missing
-    attribute of a pydantic model (which raises inside ``getattr``) are slow."""
-    if obj is None:
-        return default
-    if type(obj) is dict:
-        return obj.get(key, default)
-    fields = getattr(obj, "__dict__", None)
-    if fields is not None and key in fields:
-        return fields[key]
-    if isinstance(obj, Mapping):
-        return obj.get(key, default)
-    return getattr(obj, key, default)
-
-
-def _given(value: Any) -> bool:
-    return value is not None and type(value).__name__ not in ("Omit", "NotGiven")
-
-
-def numeric_params(kwargs: Mapping[str, Any], names: Mapping[str, str]) -> dict[str, Any]:
-    """GenAI request attributes for the numeric parameters the app passed (booleans excluded)."""
-    out: dict[str, Any] = {}
-    for key, attr in names.items():
-        value = kwargs.get(key)
-        if _given(value) and isinstance(value, (int, float)) and not isinstance(value, bool):
-            out[attr] = value
-    return out
-
-
 @dataclass(frozen=True)
 class CallSpec:
     """One kind of SDK call, in provider terms."""

@@ -20,10 +20,10 @@ import wrapt
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
 from frictionlens import semconv
+from frictionlens.features.invocation import LLMInvocation
 from frictionlens.instrumentation import calls
 from frictionlens.instrumentation import openai as oai
 from frictionlens.instrumentation.calls import CallSpec
-from frictionlens.instrumentation.invocation import LLMInvocation
 
 #: LiteLLM's provider prefix -> gen_ai.provider.name (the conventions' well-known values)
 PROVIDER_BY_PREFIX = {
@@ -43,7 +43,7 @@ _WRAPPED = (("litellm", "completion"), ("litellm", "acompletion"))
 
 
 def _request(kwargs: Mapping[str, Any]) -> LLMInvocation:
-    inv = oai._request("chat", None, kwargs)  # the OpenAI chat parameters, read the same way
+    inv = oai.read_request("chat", None, kwargs)  # the OpenAI chat parameters, read the same way
     model = str(kwargs.get("model") or "")
     prefix, _, name = model.partition("/")
     base = kwargs.get("api_base") or kwargs.get("base_url")
@@ -62,8 +62,8 @@ def _request(kwargs: Mapping[str, Any]) -> LLMInvocation:
 SPEC = CallSpec(
     semconv.PROVIDER_OPENAI,
     lambda instance, kwargs: _request(kwargs),
-    oai._chat_response,
-    oai._chat_chunk,
+    oai.read_chat_response,
+    oai.read_chat_chunk,
 )
 
 

@@ -9,25 +9,24 @@ counted by hooking the SDK's retry sleep.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from functools import lru_cache
 from typing import Any
 
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
 from frictionlens import semconv
+from frictionlens.features.invocation import LLMInvocation
+from frictionlens.features.readers import (
+    REQUEST_PARAMS,
+    content_text,
+    format_request,
+    get,
+    given,
+    message_text,
+    numeric_params,
+    tools_forced,
+)
 from frictionlens.instrumentation import calls
-from frictionlens.instrumentation.calls import CallSpec, _get, _given
-from frictionlens.instrumentation.invocation import LLMInvocation
-
-#: request keyword -> GenAI attribute, for the numeric sampling parameters
-_PARAMS = {
-    "temperature": semconv.GEN_AI_REQUEST_TEMPERATURE,
-    "top_p": semconv.GEN_AI_REQUEST_TOP_P,
-    "seed": semconv.GEN_AI_REQUEST_SEED,
-    "max_tokens": semconv.GEN_AI_REQUEST_MAX_TOKENS,
-    "max_completion_tokens": semconv.GEN_AI_REQUEST_MAX_TOKENS,
-    "max_output_tokens": semconv.GEN_AI_REQUEST_MAX_TOKENS,
-}
+from frictionlens.instrumentation.calls import CallSpec
 
 #: gen_ai.provider.name for OpenAI-compatible hosts we recognise; anything else is "openai"
 PROVIDER_BY_HOST = {
@@ -72,40 +71,6 @@ _BASE_CLIENT = "openai._base_client"
 
 
 # -- request -----------------------------------------------------------------------------
-def _content_text(content: Any) -> str:
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    parts = []
-    for part in content if isinstance(content, (list, tuple)) else [content]:
-        if isinstance(part, str):
-            parts.append(part)
-            continue
-        text = _get(part, "text")
-        if text is None:
-            text = _get(part, "refusal")
-        if isinstance(text, str):
-            parts.append(text)
-    return "\n".join(parts)
-
-
-def _message_text(msg: Any) -> tuple[str, str]:
-    role = str(_get(msg, "role") or _get(msg, "type") or "user")
-    text = _content_text(_get(msg, "content"))
-    calls = _get(msg, "tool_calls") or ()
-    if calls:
-        text += "".join(
-            f"\n{_get(_get(c, 'function'), 'name')}({_get(_get(c, 'function'), 'arguments')})"
-            for c in calls
-        )
-    if role == "function_call":  # responses API input item
-        text = f"{_get(msg, 'name')}({_get(msg, 'arguments')})"
-    elif role == "function_call_output":
-        role, text = "tool", str(_get(msg, "output") or "")
-    return role, text
-
-
 def _server(instance: Any) -> tuple[str | None, int | None, str]:
     try:
         url = instance._client.base_url
@@ -116,35 +81,7 @@ def _server(instance: Any) -> tuple[str | None, int | None, str]:
     return host, port, provider_for(host, port)
 
 
-@lru_cache(maxsize=256)
-def _pydantic_schema(model_type: type) -> Mapping[str, Any] | None:
-    try:
-        return model_type.model_json_schema()  # type: ignore[attr-defined]
-    except Exception:
-        return None
-
-
-def _format_request(fmt: Any) -> tuple[str, Mapping[str, Any] | None]:
-    """(expected format, schema) from chat ``response_format`` or responses ``text.format``."""
-    if isinstance(fmt, type):
-        return semconv.FORMAT_JSON_SCHEMA, _pydantic_schema(fmt)
-    kind = _get(fmt, "type")
-    if kind == "json_object":
-        return semconv.FORMAT_JSON, None
-    if kind == "json_schema":
-        schema = _get(fmt, "schema") or _get(_get(fmt, "json_schema"), "schema")
-        return semconv.FORMAT_JSON_SCHEMA, schema if isinstance(schema, Mapping) else None
-    return semconv.FORMAT_TEXT, None
-
-
-def _tools_forced(kwargs: Mapping[str, Any]) -> bool:
-    choice = kwargs.get("tool_choice")
-    if not _given(kwargs.get("tools")) or not _given(choice):
-        return False
-    return choice == "required" or isinstance(choice, Mapping)
-
-
-def _request(kind: str, instance: Any, kwargs: Mapping[str, Any]) -> LLMInvocation:
+def read_request(kind: str, instance: Any, kwargs: Mapping[str, Any]) -> LLMInvocation:
     host, port, provider = _server(instance)
     model = kwargs.get("model")
     op = {
@@ -155,169 +92,165 @@ def _request(kind: str, instance: Any, kwargs: Mapping[str, Any]) -> LLMInvocati
     inv = LLMInvocation(
         operation=op,
         provider=provider,
-        request_model=str(model) if _given(model) else None,
+        request_model=str(model) if given(model) else None,
         server_address=host,
         server_port=port,
-        streaming=bool(kwargs.get("stream")) and _given(kwargs.get("stream")),
+        streaming=bool(kwargs.get("stream")) and given(kwargs.get("stream")),
     )
     ra = inv.request_attributes
-    ra.update(calls.numeric_params(kwargs, _PARAMS))
+    ra.update(numeric_params(kwargs, REQUEST_PARAMS))
     n = kwargs.get("n")
-    if _given(n) and isinstance(n, int) and n != 1:
+    if given(n) and isinstance(n, int) and n != 1:
         ra[semconv.GEN_AI_REQUEST_CHOICE_COUNT] = n
     if inv.streaming:
         ra[semconv.GEN_AI_REQUEST_STREAM] = True
     if kind == "embeddings":
         return inv
     if kind == "chat":
-        inv.expected_format, inv.schema = _format_request(kwargs.get("response_format"))
+        inv.expected_format, inv.schema = format_request(kwargs.get("response_format"))
         messages = kwargs.get("messages")
-        if _given(messages):
-            inv.messages = [_message_text(m) for m in messages]
+        if given(messages):
+            inv.messages = [message_text(m) for m in messages]
     else:
-        inv.expected_format, inv.schema = _format_request(
-            _get(kwargs.get("text"), "format")
-            if _given(kwargs.get("text"))
+        inv.expected_format, inv.schema = format_request(
+            get(kwargs.get("text"), "format")
+            if given(kwargs.get("text"))
             else kwargs.get("text_format")
         )
         instructions = kwargs.get("instructions")
-        if _given(instructions) and isinstance(instructions, str):
+        if given(instructions) and isinstance(instructions, str):
             inv.system_text = instructions
             inv.messages.append(("system", instructions))
         items = kwargs.get("input")
         if isinstance(items, str):
             inv.messages.append(("user", items))
-        elif _given(items):
-            inv.messages.extend(_message_text(m) for m in items)
-    inv.tools_forced = _tools_forced(kwargs)
+        elif given(items):
+            inv.messages.extend(message_text(m) for m in items)
+    inv.tools_forced = tools_forced(kwargs)
     return inv
 
 
 # -- response ----------------------------------------------------------------------------
-def _usage(inv: LLMInvocation, usage: Any) -> None:
+def read_usage(inv: LLMInvocation, usage: Any) -> None:
     if usage is None:
         return
     # chat names first; the responses-API names only when those are absent (no eager lookups)
-    inp = _get(usage, "prompt_tokens")
+    inp = get(usage, "prompt_tokens")
     if inp is None:
-        inp = _get(usage, "input_tokens")
-    out = _get(usage, "completion_tokens")
+        inp = get(usage, "input_tokens")
+    out = get(usage, "completion_tokens")
     if out is None:
-        out = _get(usage, "output_tokens")
+        out = get(usage, "output_tokens")
     if isinstance(inp, int):
         inv.input_tokens = inp
     if isinstance(out, int):
         inv.output_tokens = out
-    details = _get(usage, "prompt_tokens_details")
+    details = get(usage, "prompt_tokens_details")
     if details is None:
-        details = _get(usage, "input_tokens_details")
-    cached = _get(details, "cached_tokens") if details is not None else None
+        details = get(usage, "input_tokens_details")
+    cached = get(details, "cached_tokens") if details is not None else None
     if isinstance(cached, int):
         inv.cache_read_tokens = cached
 
 
-def _response_common(inv: LLMInvocation, resp: Any) -> None:
-    inv.response_id = _get(resp, "id") or inv.response_id
-    inv.response_model = _get(resp, "model") or inv.response_model
-    fp = _get(resp, "system_fingerprint")
+def read_response_common(inv: LLMInvocation, resp: Any) -> None:
+    inv.response_id = get(resp, "id") or inv.response_id
+    inv.response_model = get(resp, "model") or inv.response_model
+    fp = get(resp, "system_fingerprint")
     if fp:
         inv.response_attributes[semconv.OPENAI_RESPONSE_SYSTEM_FINGERPRINT] = fp
-    tier = _get(resp, "service_tier")
+    tier = get(resp, "service_tier")
     if isinstance(tier, str):
         inv.response_attributes[semconv.OPENAI_RESPONSE_SERVICE_TIER] = tier
-    _usage(inv, _get(resp, "usage"))
+    read_usage(inv, get(resp, "usage"))
 
 
-def _chat_response(inv: LLMInvocation, resp: Any) -> None:
-    _response_common(inv, resp)
+def read_chat_response(inv: LLMInvocation, resp: Any) -> None:
+    read_response_common(inv, resp)
     inv.outputs, inv.finish_reasons, inv.tool_calls, inv.tool_call_ids = [], [], [], []
-    for choice in _get(resp, "choices") or ():
-        msg = _get(choice, "message")
-        inv.outputs.append(_content_text(_get(msg, "content")))
-        if _get(msg, "refusal"):
+    for choice in get(resp, "choices") or ():
+        msg = get(choice, "message")
+        inv.outputs.append(content_text(get(msg, "content")))
+        if get(msg, "refusal"):
             inv.refusal = True
-        for call in _get(msg, "tool_calls") or ():
-            fn = _get(call, "function")
+        for call in get(msg, "tool_calls") or ():
+            fn = get(call, "function")
             if fn is not None:
-                inv.tool_calls.append(
-                    (str(_get(fn, "name") or ""), str(_get(fn, "arguments") or ""))
-                )
-                inv.tool_call_ids.append(_get(call, "id"))
-        legacy = _get(msg, "function_call")  # the deprecated ``functions`` API: one call, no id
+                inv.tool_calls.append((str(get(fn, "name") or ""), str(get(fn, "arguments") or "")))
+                inv.tool_call_ids.append(get(call, "id"))
+        legacy = get(msg, "function_call")  # the deprecated ``functions`` API: one call, no id
         if legacy is not None:
             inv.tool_calls.append(
-                (str(_get(legacy, "name") or ""), str(_get(legacy, "arguments") or ""))
+                (str(get(legacy, "name") or ""), str(get(legacy, "arguments") or ""))
             )
             inv.tool_call_ids.append(None)
-        reason = _get(choice, "finish_reason")
+        reason = get(choice, "finish_reason")
         if reason:
             inv.finish_reasons.append(str(reason))
     inv.truncated = "length" in inv.finish_reasons
 
 
-def _chat_chunk(inv: LLMInvocation, chunk: Any) -> None:
+def read_chat_chunk(inv: LLMInvocation, chunk: Any) -> None:
     if (
         inv.response_id is None
     ):  # id, model, fingerprint, tier repeat on every chunk: read them once
-        _response_common(inv, chunk)
+        read_response_common(inv, chunk)
     else:
-        usage = _get(chunk, "usage")
+        usage = get(chunk, "usage")
         if usage is not None:
-            _usage(inv, usage)
-    for choice in _get(chunk, "choices") or ():
-        i = _get(choice, "index", 0) or 0
+            read_usage(inv, usage)
+    for choice in get(chunk, "choices") or ():
+        i = get(choice, "index", 0) or 0
         parts = inv.output_parts
         while len(parts) <= i:
             parts.append([])
-        delta = _get(choice, "delta")
-        content = _get(delta, "content")
+        delta = get(choice, "delta")
+        content = get(delta, "content")
         if content:
             parts[i].append(content)  # joined once when the span ends: O(length), not O(length²)
-        if _get(delta, "refusal"):
+        if get(delta, "refusal"):
             inv.refusal = True
-        legacy = _get(delta, "function_call")
-        for call in _get(delta, "tool_calls") or (
+        legacy = get(delta, "function_call")
+        for call in get(delta, "tool_calls") or (
             [{"index": 0, "function": legacy}] if legacy is not None else ()
         ):
-            j = _get(call, "index", 0) or 0
+            j = get(call, "index", 0) or 0
             calls = inv.tool_call_parts
             while len(calls) <= j:
                 calls.append([""])
                 inv.tool_call_ids.append(None)
-            inv.tool_call_ids[j] = inv.tool_call_ids[j] or _get(call, "id")
-            fn = _get(call, "function")
+            inv.tool_call_ids[j] = inv.tool_call_ids[j] or get(call, "id")
+            fn = get(call, "function")
             if not calls[j][0]:
-                calls[j][0] = str(_get(fn, "name") or "")
-            args = _get(fn, "arguments")
+                calls[j][0] = str(get(fn, "name") or "")
+            args = get(fn, "arguments")
             if args:
                 calls[j].append(str(args))
-        reason = _get(choice, "finish_reason")
+        reason = get(choice, "finish_reason")
         if reason:
             inv.finish_reasons.append(str(reason))
             inv.truncated = inv.truncated or reason == "length"
 
 
-def _responses_response(inv: LLMInvocation, resp: Any) -> None:
-    _response_common(inv, resp)
+def read_responses_response(inv: LLMInvocation, resp: Any) -> None:
+    read_response_common(inv, resp)
     texts: list[str] = []
     inv.tool_calls, inv.tool_call_ids = [], []
-    for item in _get(resp, "output") or ():
-        kind = _get(item, "type")
+    for item in get(resp, "output") or ():
+        kind = get(item, "type")
         if kind == "message":
-            for part in _get(item, "content") or ():
-                if _get(part, "type") == "refusal":
+            for part in get(item, "content") or ():
+                if get(part, "type") == "refusal":
                     inv.refusal = True
-                elif isinstance(_get(part, "text"), str):
-                    texts.append(_get(part, "text"))
+                elif isinstance(get(part, "text"), str):
+                    texts.append(get(part, "text"))
         elif kind == "function_call":
-            inv.tool_calls.append(
-                (str(_get(item, "name") or ""), str(_get(item, "arguments") or ""))
-            )
-            inv.tool_call_ids.append(_get(item, "call_id"))
+            inv.tool_calls.append((str(get(item, "name") or ""), str(get(item, "arguments") or "")))
+            inv.tool_call_ids.append(get(item, "call_id"))
     inv.outputs = ["".join(texts)] if texts or not inv.tool_calls else []
     inv.output_parts = []  # the final response supersedes the streamed deltas
-    status = _get(resp, "status")
-    reason = _get(_get(resp, "incomplete_details"), "reason")
+    status = get(resp, "status")
+    reason = get(get(resp, "incomplete_details"), "reason")
     if status == "incomplete":
         inv.truncated = reason == "max_output_tokens"
         inv.finish_reasons = ["length" if inv.truncated else str(reason or "incomplete")]
@@ -327,12 +260,12 @@ def _responses_response(inv: LLMInvocation, resp: Any) -> None:
         )
 
 
-def _responses_event(inv: LLMInvocation, event: Any) -> None:
-    kind = _get(event, "type")
+def read_responses_event(inv: LLMInvocation, event: Any) -> None:
+    kind = get(event, "type")
     if kind == "response.output_text.delta":
         if not inv.output_parts:
             inv.output_parts.append([])
-        inv.output_parts[0].append(_get(event, "delta") or "")
+        inv.output_parts[0].append(get(event, "delta") or "")
     elif kind == "response.refusal.delta":
         inv.refusal = True
     elif kind in (
@@ -341,32 +274,32 @@ def _responses_event(inv: LLMInvocation, event: Any) -> None:
         "response.incomplete",
         "response.failed",
     ):
-        resp = _get(event, "response")
+        resp = get(event, "response")
         if resp is not None and kind != "response.created":
-            _responses_response(inv, resp)
+            read_responses_response(inv, resp)
         elif resp is not None:
-            inv.response_id = _get(resp, "id")
-            inv.response_model = _get(resp, "model")
+            inv.response_id = get(resp, "id")
+            inv.response_model = get(resp, "model")
 
 
-def _embeddings_response(inv: LLMInvocation, resp: Any) -> None:
-    inv.response_model = _get(resp, "model")
-    _usage(inv, _get(resp, "usage"))
+def read_embeddings_response(inv: LLMInvocation, resp: Any) -> None:
+    inv.response_model = get(resp, "model")
+    read_usage(inv, get(resp, "usage"))
 
 
 _RESPONSE = {
-    "chat": _chat_response,
-    "responses": _responses_response,
-    "embeddings": _embeddings_response,
+    "chat": read_chat_response,
+    "responses": read_responses_response,
+    "embeddings": read_embeddings_response,
 }
-_CHUNK = {"chat": _chat_chunk, "responses": _responses_event}
+_CHUNK = {"chat": read_chat_chunk, "responses": read_responses_event}
 
 
 # -- wrappers ----------------------------------------------------------------------------
 def _spec(kind: str) -> CallSpec:
     return CallSpec(
         provider="openai",
-        request=lambda instance, kwargs: _request(kind, instance, kwargs),
+        request=lambda instance, kwargs: read_request(kind, instance, kwargs),
         response=_RESPONSE[kind],
         chunk=_CHUNK.get(kind),
     )

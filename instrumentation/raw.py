@@ -16,7 +16,8 @@ from typing import Any
 
 import wrapt
 
-from frictionlens.instrumentation.invocation import LLMInvocation, Telemetry
+from frictionlens.features.invocation import LLMInvocation
+from frictionlens.instrumentation.telemetry import Telemetry
 
 #: the SDKs' raw response classes (``LegacyAPIResponse``: openai's ``with_raw_response``)
 RESPONSE_TYPES = frozenset({"APIResponse", "AsyncAPIResponse", "LegacyAPIResponse"})

@@ -17,8 +17,9 @@ from typing import Any
 
 import wrapt
 
+from frictionlens.features.invocation import LLMInvocation
 from frictionlens.health import count_internal_error
-from frictionlens.instrumentation.invocation import LLMInvocation, Telemetry
+from frictionlens.instrumentation.telemetry import Telemetry
 
 _log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ OpenLLMetry or OpenInference, or a non-Python app whose spans reach the collecto
 same signals: this stage runs first, only on spans that carry no in-process features, maps the
 peer's attribute names to the GenAI names the stages read and, where the peer captured content
 (attributes or span events), derives the call features from that text with the code our own
-instrumentation uses (``invocation.output_signals``). What a span does not say is left out,
+instrumentation uses (``frictionlens.features.invocation.output_signals``). What a span does not say is left out,
 never guessed. Content read here is never put on the span: only the derived flags and counts.
 """
 
@@ -23,14 +23,14 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.trace import StatusCode
 
 from frictionlens import semconv
-from frictionlens.instrumentation import text as textfeat
-from frictionlens.instrumentation.calls import numeric_params
-from frictionlens.instrumentation.invocation import LLMInvocation, call_features, output_signals
-from frictionlens.instrumentation.openai import (
-    _PARAMS,
-    _content_text,
-    _format_request,
-    _tools_forced,
+from frictionlens.features import text as textfeat
+from frictionlens.features.invocation import LLMInvocation, call_features, output_signals
+from frictionlens.features.readers import (
+    REQUEST_PARAMS,
+    content_text,
+    format_request,
+    numeric_params,
+    tools_forced,
 )
 from frictionlens.processors.pipeline import Emit, SpanRecord, span_attributes
 
@@ -228,7 +228,7 @@ def _format_from(value: Any, inv: _PeerCall) -> None:
     if not isinstance(fmt, Mapping):
         return
     if fmt.get("type") in ("json_object", "json_schema", "text"):
-        inv.expected_format, inv.schema = _format_request(fmt)
+        inv.expected_format, inv.schema = format_request(fmt)
     else:
         inv.expected_format, inv.schema = semconv.FORMAT_JSON_SCHEMA, fmt
     inv.format_known = True
@@ -340,12 +340,12 @@ def _event_content(events: Sequence[Event], inv: _PeerCall) -> None:
         role = semconv.PEER_MESSAGE_EVENTS.get(event.name)
         if role is not None:
             inv.messages.append(
-                (role, _content_text(_json(attrs.get("content")) or attrs.get("content")))
+                (role, content_text(_json(attrs.get("content")) or attrs.get("content")))
             )
         elif event.name == semconv.PEER_CHOICE_EVENT:
             message = _json(attrs.get("message")) or {}
             content = message.get("content") if isinstance(message, Mapping) else message
-            inv.outputs.append(_content_text(content))
+            inv.outputs.append(content_text(content))
             calls = message.get("tool_calls") if isinstance(message, Mapping) else None
             for call in calls or ():
                 fn = call.get("function") or {}
@@ -449,10 +449,10 @@ def _openinference(span: ReadableSpan, attrs: Mapping[str, Any]) -> _PeerCall | 
     params = _json(attrs.get(semconv.OPENINFERENCE_INVOCATION_PARAMETERS))
     if isinstance(params, Mapping):
         inv.request_model = _str(params.get("model"))
-        inv.request_attributes.update(numeric_params(params, _PARAMS))
+        inv.request_attributes.update(numeric_params(params, REQUEST_PARAMS))
         if isinstance(params.get("stream"), bool):
             inv.request_attributes[semconv.GEN_AI_REQUEST_STREAM] = params["stream"]
-        inv.tools_forced = _tools_forced(params)
+        inv.tools_forced = tools_forced(params)
         if "response_format" in params:
             _format_from(params["response_format"], inv)
         else:

@@ -36,9 +36,9 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
 from opentelemetry.util.types import Attributes, AttributeValue
 
+from frictionlens.features import record as _features
+from frictionlens.features.record import CallFeatures, Pending
 from frictionlens.health import count_internal_error
-from frictionlens.processors import features as _features
-from frictionlens.processors.features import CallFeatures, Pending
 
 _log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from frictionlens.instrumentation.anthropic import AnthropicInstrumentor
-from frictionlens.instrumentation.invocation import Telemetry
+from frictionlens.instrumentation.telemetry import Telemetry
 from frictionlens.localserver import LocalLLMServer, Reply, Usage
 
 FAST = {"retry-after-ms": "1"}

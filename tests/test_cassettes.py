@@ -37,8 +37,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from frictionlens import health
 from frictionlens.config import Options
 from frictionlens.instrumentation.anthropic import AnthropicInstrumentor
-from frictionlens.instrumentation.invocation import Telemetry
 from frictionlens.instrumentation.openai import OpenAIInstrumentor
+from frictionlens.instrumentation.telemetry import Telemetry
 from frictionlens.processors.pipeline import SignalPipeline
 from frictionlens.runtime import build_stages
 from tests.conftest import SHARED

@@ -9,7 +9,7 @@ import statistics
 import numpy as np
 import pytest
 
-from frictionlens.instrumentation.vectors import DIMS, MAX_CHARS, content_vector
+from frictionlens.features.vectors import DIMS, MAX_CHARS, content_vector
 from frictionlens.processors.drift.detectors import (
     BernoulliCUSUM,
     CategoryChange,

@@ -25,7 +25,7 @@ import statistics
 import numpy as np
 import pytest
 
-from frictionlens.instrumentation.vectors import content_vector
+from frictionlens.features.vectors import content_vector
 from frictionlens.processors.drift.calibration import (
     WARMUP,
     ks_tail,

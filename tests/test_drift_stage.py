@@ -14,11 +14,11 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from frictionlens import semconv
-from frictionlens.instrumentation.vectors import content_vector
-from frictionlens.processors import features
+from frictionlens.features import record as features
+from frictionlens.features.record import CallFeatures
+from frictionlens.features.vectors import content_vector
 from frictionlens.processors.drift import DriftStage
 from frictionlens.processors.drift.calibration import WARMUP
-from frictionlens.processors.features import CallFeatures
 from frictionlens.processors.pipeline import SignalPipeline
 
 #: span times start now: the pipeline's own ticker expires streams idle for a week by the wall clock

@@ -11,8 +11,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Status, StatusCode
 
 from frictionlens import semconv as sc
-from frictionlens.instrumentation import text as textfeat
-from frictionlens.processors.features import CallFeatures
+from frictionlens.features import text as textfeat
+from frictionlens.features.record import CallFeatures
 from frictionlens.processors.normalize import Normalizer
 from frictionlens.processors.pipeline import SpanRecord
 

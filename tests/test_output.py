@@ -4,7 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from frictionlens import semconv
-from frictionlens.instrumentation import output as fmt
+from frictionlens.features import output as fmt
 
 
 def test_plain_json_is_valid():

@@ -16,6 +16,7 @@ MODULES = [
     "frictionlens.semconv",
     "frictionlens.cli",
     "frictionlens.instrumentation.openai",
+    "frictionlens.features.text",
     "frictionlens.processors.pipeline",
     "frictionlens.exporters.filestore",
     "frictionlens.collector",

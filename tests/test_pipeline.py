@@ -8,8 +8,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanContext, TraceFlags
 
 from frictionlens import health
-from frictionlens.processors import features
-from frictionlens.processors.features import CallFeatures
+from frictionlens.features import record as features
+from frictionlens.features.record import CallFeatures
 from frictionlens.processors.pipeline import SignalPipeline, SpanRecord
 
 

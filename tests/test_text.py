@@ -1,7 +1,7 @@
 """Text features: normalisation, salted sketches, similarity, cue phrases, embeddings.
 
 Quality figures asserted here are the ones bench/rephrase.py prints (same samples, same
-seeds); the thresholds' documentation in instrumentation/text.py quotes them.
+seeds); the thresholds' documentation in frictionlens/features/text.py quotes them.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from frictionlens.instrumentation import text as tf
-from frictionlens.processors.features import TextFeatures
+from frictionlens.features import text as tf
+from frictionlens.features.record import TextFeatures
 
 ROOT = Path(__file__).resolve().parents[1]
 SALT = b"test-salt"
@@ -259,7 +259,7 @@ def test_cues_are_read_from_the_ends_of_long_messages():
 
 
 def test_every_language_has_every_kind():
-    folder = ROOT / "instrumentation" / "data"
+    folder = ROOT / "frictionlens" / "features" / "data"
     for lang in ("en", "de", "fr", "es"):
         text = (folder / f"cues_{lang}.txt").read_text(encoding="utf-8")
         for kind in tf.CUE_KINDS:
@@ -342,7 +342,7 @@ def test_cues_rarely_fire_on_plain_questions(banking):
 
 def test_wordllama_rephrase_quality_on_banking77(banking):
     pytest.importorskip("wordllama", reason="the semantic extra (wordllama) is not installed")
-    from frictionlens.instrumentation.semantic import WordLlamaEmbedder
+    from frictionlens.features.semantic import WordLlamaEmbedder
 
     bench, _, pairs = banking
     scored = bench.score_pairs(bench.feature_scorer(WordLlamaEmbedder()), pairs)
@@ -360,7 +360,7 @@ def test_wordllama_loads_offline_and_leaves_logging_alone():
         "import logging, socket\n"
         "def no_network(*a, **k): raise OSError('network disabled')\n"
         "socket.socket.connect = no_network\n"
-        "from frictionlens.instrumentation.semantic import WordLlamaEmbedder\n"
+        "from frictionlens.features.semantic import WordLlamaEmbedder\n"
         "e = WordLlamaEmbedder()\n"
         "assert logging.getLogger().handlers == [] and logging.getLogger().level == logging.WARNING\n"
         "v = e.embed('reset my card pin')\n"

@@ -11,8 +11,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Status, StatusCode
 
 from frictionlens import health, semconv
-from frictionlens.processors import features
-from frictionlens.processors.features import CallFeatures
+from frictionlens.features import record as features
+from frictionlens.features.record import CallFeatures
 from frictionlens.processors.pipeline import SignalPipeline
 from frictionlens.processors.trajectory import TaskHistory, TrajectoryStage
 from frictionlens.processors.trajectory.analysis import (

@@ -271,7 +271,8 @@ def test_a_span_processor_that_raises_never_reaches_the_app():
     """Whether the worker or (its queue full) the app's thread ends the span."""
     from opentelemetry.sdk.trace import SpanProcessor
 
-    from frictionlens.instrumentation.invocation import LLMInvocation, Telemetry
+    from frictionlens.features.invocation import LLMInvocation
+    from frictionlens.instrumentation.telemetry import Telemetry
 
     class Raising(SpanProcessor):
         def on_end(self, span):

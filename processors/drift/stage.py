@@ -28,9 +28,9 @@ from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
 from frictionlens import semconv
+from frictionlens.features.invocation import route_of, stream_name
+from frictionlens.features.vectors import DIMS
 from frictionlens.health import count_eviction
-from frictionlens.instrumentation.invocation import route_of, stream_name
-from frictionlens.instrumentation.vectors import DIMS
 from frictionlens.processors.drift.calibration import WARMUP, WINDOW, Thresholds, thresholds
 from frictionlens.processors.drift.detectors import BLOCK
 from frictionlens.processors.drift.monitors import (

@@ -37,8 +37,8 @@ from dataclasses import dataclass, field
 from opentelemetry.sdk.resources import Resource
 
 from frictionlens import semconv
+from frictionlens.features.record import MessageFeatures, TextFeatures
 from frictionlens.health import count_eviction
-from frictionlens.processors.features import MessageFeatures, TextFeatures
 
 SYSTEM_ROLES = frozenset({"system", "developer"})
 _ROLE_CODE = {"user": 1, "assistant": 2, "tool": 3, "function": 3}

@@ -46,10 +46,10 @@ from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags
 from opentelemetry.util.types import AttributeValue
 
 from frictionlens import semconv
+from frictionlens.features import text as _text
+from frictionlens.features.record import TextFeatures
+from frictionlens.features.text import similarity, sketch_similarity
 from frictionlens.feedback import FEEDBACK_KINDS, friction_of
-from frictionlens.instrumentation import text as _text
-from frictionlens.instrumentation.text import similarity, sketch_similarity
-from frictionlens.processors.features import TextFeatures
 from frictionlens.processors.friction import kinds as K
 from frictionlens.processors.friction.conversations import (
     EDIT,

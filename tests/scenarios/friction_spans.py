@@ -1,7 +1,7 @@
 """A driver that builds the call spans itself, as the OpenAI instrumentation does.
 
 Attributes and in-process features follow the instrumentation's span contract (GenAI
-attributes, ``CallFeatures`` from ``instrumentation.text``), so the friction stage sees
+attributes, ``CallFeatures`` from ``frictionlens.features.text``), so the friction stage sees
 what it sees behind the real SDK, with a clock the driver controls.
 """
 
@@ -20,10 +20,10 @@ from opentelemetry.trace import SpanKind
 
 from frictionlens import semconv
 from frictionlens.context import CallRef, last_call
+from frictionlens.features import record as features
+from frictionlens.features import text
+from frictionlens.features.record import CallFeatures, MessageFeatures, TextFeatures
 from frictionlens.feedback import emit_feedback
-from frictionlens.instrumentation import text
-from frictionlens.processors import features
-from frictionlens.processors.features import CallFeatures, MessageFeatures, TextFeatures
 from frictionlens.processors.friction import FrictionStage
 from frictionlens.processors.pipeline import SignalPipeline
 from tests.scenarios.friction_model import IDLE

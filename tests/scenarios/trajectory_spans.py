@@ -20,9 +20,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
 from frictionlens import runtime, semconv
-from frictionlens.instrumentation.text import digest
-from frictionlens.processors import features
-from frictionlens.processors.features import CallFeatures
+from frictionlens.features import record as features
+from frictionlens.features.record import CallFeatures
+from frictionlens.features.text import digest
 from frictionlens.processors.pipeline import SignalPipeline
 from frictionlens.processors.trajectory import TrajectoryStage
 from tests.scenarios.trajectory_model import (

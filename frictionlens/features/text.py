@@ -1,7 +1,7 @@
 """Text -> compact, salted, irreversible features, computed once per message at call time.
 
 This is the only place that reads prompt or completion text for the signal stages; what
-leaves it are hashes, sketches, cue flags and (opt-in) embeddings (processors/features.py),
+leaves it are hashes, sketches, cue flags and (opt-in) embeddings (frictionlens/features/record.py),
 and none of them is exported.
 
 Similarity sketch: one-permutation MinHash over 4-byte shingles of the normalised text
@@ -44,8 +44,8 @@ from typing import Protocol
 
 import numpy as np
 
+from frictionlens.features.record import TextFeatures
 from frictionlens.health import count_internal_error
-from frictionlens.processors.features import TextFeatures
 
 _log = logging.getLogger(__name__)
 
@@ -189,7 +189,7 @@ class Embedder(Protocol):
 
     Called once per message at call time, on the hot path: it must be fast (tens of µs)
     and must not do I/O. The vector never leaves the process.
-    ``frictionlens.instrumentation.semantic.WordLlamaEmbedder`` is one.
+    ``frictionlens.features.semantic.WordLlamaEmbedder`` is one.
     """
 
     def embed(self, text: str) -> np.ndarray:
@@ -267,7 +267,7 @@ def _load_cue_files() -> dict[bytes, tuple[_Phrase, ...]]:
     """
     phrases: list[_Phrase] = []
     common: set[bytes] = set()
-    folder = resources.files("frictionlens.instrumentation") / "data"
+    folder = resources.files("frictionlens.features") / "data"
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):
         if not (entry.name.startswith("cues_") and entry.name.endswith(".txt")):
             continue
