@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from opentelemetry import metrics, trace
+from opentelemetry.instrumentation.dependencies import get_dependency_conflicts
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.metrics import Meter
 from opentelemetry.sdk.metrics import MeterProvider
@@ -336,8 +337,22 @@ def _instrument_providers(
         module, target = SUPPORTED_PROVIDERS[name]
         if importlib.util.find_spec(module) is None:
             continue
-        mod_name, cls_name = target.split(":")
-        inst = getattr(importlib.import_module(mod_name), cls_name)()
-        inst.instrument(telemetry=telemetry, tracer_provider=tp, skip_dep_check=wanted is not True)
+        try:
+            mod_name, cls_name = target.split(":")
+            inst = getattr(importlib.import_module(mod_name), cls_name)()
+            conflict = get_dependency_conflicts(inst.instrumentation_dependencies())
+            if conflict is not None:
+                _log.warning(
+                    "frictionlens: %s is not instrumented: %s is installed, %s is supported",
+                    name,
+                    conflict.found,
+                    conflict.required,
+                )
+                continue
+            inst.instrument(telemetry=telemetry, tracer_provider=tp, skip_dep_check=True)
+        except Exception:  # an SDK we cannot wrap is left alone, never the app's failure
+            health.count_internal_error(name)
+            _log.warning("frictionlens: %s is not instrumented", name, exc_info=True)
+            continue
         done.append(inst)
     return done

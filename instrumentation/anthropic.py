@@ -297,7 +297,7 @@ class AnthropicInstrumentor(BaseInstrumentor):
     also found by ``opentelemetry-instrument`` through its entry point."""
 
     def instrumentation_dependencies(self) -> Collection[str]:
-        return ("anthropic >= 0.40",)
+        return ("anthropic >= 0.50",)
 
     def _instrument(self, **kwargs: Any) -> None:
         telemetry = calls.telemetry_from(kwargs)

@@ -71,7 +71,7 @@ class LiteLLMInstrumentor(BaseInstrumentor):
     """Instruments ``litellm``. Usually installed by ``frictionlens.instrument()``."""
 
     def instrumentation_dependencies(self) -> Collection[str]:
-        return ("litellm >= 1.50",)
+        return ("litellm >= 1.53.1",)
 
     def _instrument(self, **kwargs: Any) -> None:
         telemetry = calls.telemetry_from(kwargs)

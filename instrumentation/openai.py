@@ -310,7 +310,7 @@ class OpenAIInstrumentor(BaseInstrumentor):
     also found by ``opentelemetry-instrument`` through its entry point."""
 
     def instrumentation_dependencies(self) -> Collection[str]:
-        return ("openai >= 1.40",)
+        return ("openai >= 1.92",)
 
     def _instrument(self, **kwargs: Any) -> None:
         telemetry = calls.telemetry_from(kwargs)

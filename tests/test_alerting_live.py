@@ -274,11 +274,17 @@ def test_degradation_fires_drift_and_friction_alerts_and_a_healthy_run_stays_sil
         degraded.procs,
     )
     assert {DRIFT, FRICTION} <= fired and {DRIFT, FRICTION} <= received
-    drifted = {
-        r["metric"]["feature"]
-        for r in degraded.query(f'ALERTS{{alertname="{DRIFT}",alertstate="firing"}}')
-    }
-    assert {"preamble", "code_fence"} <= drifted, drifted
+
+    def drifted() -> set[str]:
+        firing = degraded.query(f'ALERTS{{alertname="{DRIFT}",alertstate="firing"}}')
+        return {r["metric"]["feature"] for r in firing}
+
+    _poll(
+        "drift alerts on the preamble and code fence features",
+        lambda: {"preamble", "code_fence"} <= drifted(),
+        30,
+        degraded.procs,
+    )
 
     # the healthy run, over at least as many calls, raised nothing
     _poll(
@@ -287,12 +293,17 @@ def test_degradation_fires_drift_and_friction_alerts_and_a_healthy_run_stays_sil
         60,
         healthy.procs,
     )
-    states = healthy.rule_states()
+    states = _poll("every alerting rule evaluated", healthy.rule_states, 20, healthy.procs)
     assert set(states.values()) == {"inactive"}, (states, healthy.query("ALERTS"))
     assert healthy.received_by_alertmanager() == set()
     # its friction ratio is measured (conversations ended, all smooth): the silence is a reading, not a gap
     friction = next(
         a for a in rules.RulesConfig.from_mapping(CONFIG).alerts if a.name == "friction_rate"
     )
-    ratio = healthy.query(rules.record_name(friction))
-    assert ratio and float(ratio[0]["value"][1]) == 0.0
+    ratio = _poll(
+        "the friction ratio recorded",
+        lambda: healthy.query(rules.record_name(friction)),
+        30,
+        healthy.procs,
+    )
+    assert float(ratio[0]["value"][1]) == 0.0

@@ -15,6 +15,14 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from frictionlens.instrumentation.anthropic import AnthropicInstrumentor
 from frictionlens.instrumentation.telemetry import Telemetry
 from frictionlens.localserver import LocalLLMServer, Reply, Usage
+from tests.sdks import (
+    anthropic_client,
+    needs_anthropic_structured_output,
+    needs_anthropic_tracing,
+)
+
+#: the SDK instrumentation tests, run on the newest and the oldest SDK releases we support
+pytestmark = pytest.mark.sdk
 
 FAST = {"retry-after-ms": "1"}
 MSG = [{"role": "user", "content": "What is the capital of France?"}]
@@ -39,14 +47,12 @@ def spans(server):
 
 
 def _client(server, **kw):
-    return anthropic.Anthropic(
-        base_url=server.anthropic_base_url, api_key="x", open_telemetry=False, **kw
-    )
+    return anthropic_client(base_url=server.anthropic_base_url, api_key="x", **kw)
 
 
 def _aclient(server, **kw):
-    return anthropic.AsyncAnthropic(
-        base_url=server.anthropic_base_url, api_key="x", open_telemetry=False, **kw
+    return anthropic_client(
+        anthropic.AsyncAnthropic, base_url=server.anthropic_base_url, api_key="x", **kw
     )
 
 
@@ -202,6 +208,7 @@ def test_cache_tokens_count_as_input(server, spans):
     assert a["gen_ai.usage.cache_creation.input_tokens"] == 30
 
 
+@needs_anthropic_structured_output
 def test_json_schema_expected(server, spans):
     schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
     server.script(Reply(content='{"city": "Paris"}'))
@@ -259,6 +266,7 @@ def test_async_create_and_stream(server, spans):
     assert found[2].attributes["frictionlens.output.chars"] == len(helper)
 
 
+@needs_anthropic_tracing
 @pytest.mark.parametrize("sdk_tracing", [True, False])
 def test_one_genai_span_with_sdk_tracing(server, spans, sdk_tracing):
     """The SDK's own call span (its tracing on) is not started for calls we instrument."""
@@ -277,6 +285,7 @@ def test_one_genai_span_with_sdk_tracing(server, spans, sdk_tracing):
     assert _genai(sdk_exporter) == []
 
 
+@needs_anthropic_tracing
 def test_sdk_span_back_after_uninstrument(server):
     sdk_exporter = InMemorySpanExporter()
     sdk_tp = TracerProvider()

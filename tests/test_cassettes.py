@@ -42,6 +42,7 @@ from frictionlens.instrumentation.telemetry import Telemetry
 from frictionlens.processors.pipeline import SignalPipeline
 from frictionlens.runtime import build_stages
 from tests.conftest import SHARED
+from tests.sdks import ANTHROPIC_HAS_TRACING, anthropic_client
 
 CORPUS = SHARED / "corpus" / "cassettes"
 _INDEX = CORPUS / "index.jsonl"
@@ -260,9 +261,8 @@ def _client(
     sdk: str, base_url: str, query: tuple[tuple[str, str], ...], tracer_provider: Any
 ) -> Any:
     if sdk == "anthropic":  # the SDK's own tracing on, into the same exporter: it must stay silent
-        return anthropic.Anthropic(
-            base_url=base_url, api_key="x", open_telemetry={"tracer_provider": tracer_provider}
-        )
+        tracing = {"tracer_provider": tracer_provider} if ANTHROPIC_HAS_TRACING else False
+        return anthropic_client(base_url=base_url, api_key="x", sdk_tracing=tracing)
     return openai.OpenAI(base_url=base_url, api_key="x", default_query=dict(query) or None)
 
 

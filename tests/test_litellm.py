@@ -17,6 +17,9 @@ from frictionlens.localserver import Reply, Usage  # noqa: E402
 from tests.test_anthropic import MSG, server  # noqa: E402,F401 - fixture
 from tests.test_providers import FlushingExporter, _install  # noqa: E402
 
+#: the SDK instrumentation tests, run on the newest and the oldest SDK releases we support
+pytestmark = pytest.mark.sdk
+
 
 @pytest.fixture
 def spans(server):

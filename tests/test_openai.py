@@ -17,6 +17,9 @@ import frictionlens
 from frictionlens import semconv as sc
 from frictionlens.localserver import LocalLLMServer, Reply, Usage
 
+#: the SDK instrumentation tests, run on the newest and the oldest SDK releases we support
+pytestmark = pytest.mark.sdk
+
 FAST_RETRY = {"retry-after-ms": "1"}
 MSGS = [
     {"role": "system", "content": "Answer in JSON."},

@@ -15,7 +15,6 @@ import string
 from collections.abc import Iterator
 from typing import Any
 
-import anthropic
 import openai
 import pytest
 from google.protobuf.json_format import MessageToDict
@@ -37,6 +36,7 @@ from frictionlens.exporters.filestore import (
 )
 from frictionlens.localserver import LocalLLMServer, ReceivedRequest, Reply
 from frictionlens.processors.drift.calibration import WARMUP
+from tests.sdks import anthropic_client
 
 FRAGMENT = 12
 TOOLS_OPENAI = [
@@ -142,9 +142,7 @@ def app(otlp_receiver, tmp_path):
 def converse(server: Server, t: Texts, *, drift: bool) -> None:
     """Every kind of call and signal the library exports something for."""
     oa = openai.OpenAI(base_url=server.openai_base_url, api_key="k", max_retries=0)
-    an = anthropic.Anthropic(
-        base_url=server.anthropic_base_url, api_key="k", max_retries=0, open_telemetry=False
-    )
+    an = anthropic_client(base_url=server.anthropic_base_url, api_key="k", max_retries=0)
 
     def ask(history: list[dict[str, Any]], **kw: Any) -> str:
         answer = (

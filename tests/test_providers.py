@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import sys
 
-import anthropic
 import openai
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
@@ -17,7 +17,11 @@ import frictionlens
 from frictionlens import runtime
 from frictionlens.instrumentation.openai import provider_for
 from frictionlens.localserver import Reply
+from tests.sdks import anthropic_client
 from tests.test_anthropic import MSG, server  # noqa: F401 - fixture
+
+#: the SDK instrumentation tests, run on the newest and the oldest SDK releases we support
+pytestmark = pytest.mark.sdk
 
 
 class FlushingExporter(InMemorySpanExporter):
@@ -57,9 +61,9 @@ def _call_both(server):
     openai.OpenAI(base_url=server.openai_base_url, api_key="x").chat.completions.create(
         model="m", messages=MSG
     )
-    anthropic.Anthropic(
-        base_url=server.anthropic_base_url, api_key="x", open_telemetry=False
-    ).messages.create(model="m", max_tokens=5, messages=MSG)
+    anthropic_client(base_url=server.anthropic_base_url, api_key="x").messages.create(
+        model="m", max_tokens=5, messages=MSG
+    )
 
 
 def _wrapped_sdks() -> list[str]:
@@ -99,6 +103,43 @@ def test_sdk_not_importable_is_skipped_silently(server, exporter, monkeypatch):
     monkeypatch.setitem(sys.modules, "litellm", None)
     _install(exporter)
     assert _wrapped_sdks() == ["openai"]
+
+
+@pytest.mark.parametrize("named", [False, True], ids=["all-importable", "named"])
+def test_unsupported_sdk_version_is_logged_and_left_alone(
+    server, exporter, monkeypatch, caplog, named
+):
+    """An SDK release below the supported floor: one clear log line, no wrapper, no error."""
+    from frictionlens.instrumentation.openai import OpenAIInstrumentor
+
+    monkeypatch.setattr(
+        OpenAIInstrumentor, "instrumentation_dependencies", lambda self: ("openai >= 999",)
+    )
+    with caplog.at_level("WARNING", logger="frictionlens.runtime"):
+        _install(exporter, **({"providers": ["openai", "anthropic"]} if named else {}))
+    assert "openai" not in _wrapped_sdks() and "anthropic" in _wrapped_sdks()
+    lines = [r.getMessage() for r in caplog.records if "not instrumented" in r.getMessage()]
+    assert lines == [
+        f"frictionlens: openai is not instrumented: openai {openai.__version__} is installed, openai >= 999 is supported"
+    ]
+    _call_both(server)
+    assert _providers(exporter) == ["anthropic"]
+
+
+def test_declared_support_ranges_match_the_instrumentors():
+    """pyproject.toml's SDK extras state the floors the instrumentors check at instrument()."""
+    from pathlib import Path
+
+    import tomllib
+
+    extras = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())[
+        "project"
+    ]["optional-dependencies"]
+    for name, (_, target) in runtime.SUPPORTED_PROVIDERS.items():
+        module, cls = target.split(":")
+        inst = getattr(importlib.import_module(module), cls)()
+        declared = [req.replace(" ", "") for req in inst.instrumentation_dependencies()]
+        assert extras[name] == declared, name
 
 
 def test_unknown_provider_is_an_error(exporter):
