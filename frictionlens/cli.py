@@ -133,6 +133,12 @@ def _demo(args: argparse.Namespace) -> int:
             return track(it, total=total, description="simulated users, JSON route, agent")
     except ImportError:
         progress = None
+    if importlib.util.find_spec("openai") is None:
+        print(
+            "frictionlens demo drives the openai SDK: pip install 'frictionlens[demo,report]'",
+            file=sys.stderr,
+        )
+        return 2
     demo.run(out, calls=args.calls, seed=args.seed, progress=progress)
     rep = report.load(out)
     print(report.render(rep))
@@ -165,7 +171,19 @@ def _report(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"frictionlens: {exc}", file=sys.stderr)
         return 2
-    path = args.path or Options.resolve().data_dir
+    path = Path(args.path or Options.resolve().data_dir)
+    from frictionlens.exporters.filestore import TRACES_FILE
+
+    as_dir = path.is_dir() or (not path.exists() and not path.suffix)
+    traces = path / TRACES_FILE if as_dir else path
+    if not traces.is_file():
+        print(
+            f"frictionlens: no traces at {traces}. Run an app that calls frictionlens.instrument() "
+            "(with no OTLP endpoint it writes there), or `frictionlens demo`, or name a store "
+            "or an OTLP-JSON traces file: frictionlens report PATH",
+            file=sys.stderr,
+        )
+        return 1
     rep = report.load(path, since_ns=since, metrics=bool(args.html))
     print(rep.to_json() if args.json else report.render(rep))
     return _html(rep, args.html, quiet_stdout=args.json) if args.html else 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import importlib.util
 import io
 import json
 import re
@@ -185,5 +186,30 @@ def test_missing_matplotlib_says_what_to_install(demo_report, monkeypatch, capsy
         report_html.MissingDependency, match=r"pip install 'frictionlens\[report\]'"
     ):
         report_html.render_html(demo_report)
+    (tmp_path / "traces.jsonl").write_text("")
     assert cli.main(["report", str(tmp_path), "--html", str(tmp_path / "r.html")]) == 2
     assert "pip install 'frictionlens[report]'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("where", ["dir", "file", "default"])
+def test_report_without_a_store_says_where_it_looked(where, tmp_path, capsys, monkeypatch):
+    """A first run with nothing recorded yet: one line saying where it looked and what to do."""
+    monkeypatch.chdir(tmp_path)
+    args = {"dir": [str(tmp_path)], "file": ["run.jsonl"], "default": []}[where]
+    assert cli.main(["report", *args]) == 1
+    out = capsys.readouterr()
+    looked = {"dir": f"{tmp_path}/traces.jsonl", "file": "run.jsonl", "default": "traces.jsonl"}
+    assert out.out == "" and looked[where] in out.err and "frictionlens demo" in out.err
+    assert len(out.err.strip().splitlines()) == 1 and "Traceback" not in out.err
+
+
+def test_demo_without_the_openai_sdk_says_what_to_install(tmp_path, capsys, monkeypatch):
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "openai" else real_find_spec(name, *a),
+    )
+    assert cli.main(["demo", "--out", str(tmp_path / "demo")]) == 2
+    err = capsys.readouterr().err
+    assert "pip install 'frictionlens[demo,report]'" in err and len(err.strip().splitlines()) == 1
