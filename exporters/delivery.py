@@ -1,14 +1,14 @@
 """The export stage's batch processor, with every span it fails to deliver counted.
 
 Like OpenTelemetry's ``BatchSpanProcessor`` (same options, same ``OTEL_BSP_*`` variables) it
-never blocks the app: spans wait in a bounded queue for a background thread that exports them
-in batches, and a full queue or a batch the exporter gives up on (backend down, slow past the
+never blocks the app: spans wait in a bounded queue for a background thread that exports them in
+batches, and a full queue or a batch the exporter gives up on (backend down, slow past the
 timeout, 5xx, 429, reset connections) loses spans. The SDK's processor only logs those losses;
-this one counts them in ``frictionlens.export.dropped`` (attribute ``reason``: ``queue_full``
-or ``export_failed``) and in ``stats()``, so an outage shows up as a number once export
-resumes. The queue and its thread are the pipeline's (``processors/handoff.py``): a batch is
-exported when ``max_export_batch_size`` spans wait, every ``schedule_delay_millis``, and on
-``force_flush`` (by the flushing thread).
+this one counts them in ``frictionlens.export.dropped`` (attribute ``reason``: ``queue_full`` or
+``export_failed``) and in ``stats()``, so an outage shows up as a number once export resumes. As
+in the SDK, a full queue drops its oldest span. The queue and its thread are the pipeline's
+(``processors/handoff.py``): a batch is exported when ``max_export_batch_size`` spans wait,
+every ``schedule_delay_millis``, and on ``force_flush`` (by the flushing thread).
 """
 
 from __future__ import annotations
@@ -107,6 +107,7 @@ class CountedBatchSpanProcessor(SpanProcessor):
             max_queued=queue_size,
             interval_s=delay_ms / 1000.0,
             wake_at=self.max_export_batch_size,
+            on_drop=lambda span: self._count(semconv.EXPORT_DROPPED_QUEUE_FULL, 1),
         )
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
@@ -116,7 +117,7 @@ class CountedBatchSpanProcessor(SpanProcessor):
         if span.context is None or not span.context.trace_flags.sampled:
             return
         self._count(QUEUED, 1)
-        if not self._handoff.put(span):
+        if not self._handoff.put(span):  # shut down: nothing will export it
             self._count(semconv.EXPORT_DROPPED_QUEUE_FULL, 1)
 
     def _export(self, spans: list[ReadableSpan]) -> None:

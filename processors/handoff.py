@@ -1,18 +1,18 @@
 """Work handed from the app's threads to one background thread: queue, worker, tick, fork.
 
-The SignalPipeline and the export stage's batch processor both delegate their background
-work here, as the OpenTelemetry SDK's ``BatchSpanProcessor`` delegates to one internal class.
-Items run in the order they were handed over, in batches, on one thread at a time.
+The SignalPipeline and the export stage's batch processor both delegate their background work
+here, as the OpenTelemetry SDK's ``BatchSpanProcessor`` delegates to one internal class. Items
+run in the order they were handed over, in batches, on one thread at a time.
 
 Waking another thread costs the app's thread a GIL hand-off, so the worker is not woken per
 item. It wakes when ``wake_at`` items wait (a full batch), every ``interval_s`` (when it runs
 what is queued, then ``tick``), and at ``stop``. A caller that flushes runs what is queued on
-its own thread, where the data still sits in the CPU's caches. So a lone call costs no
-wake-up of its own: its work waits for the worker's next round, or for a flush.
+its own thread, where the data still sits in the CPU's caches. So a lone call costs no wake-up
+of its own: its work waits for the worker's next round, or for a flush.
 
-The queue is bounded: ``put`` refuses an item that finds it full (the caller then does
-without the background). A forked child starts afresh: an empty queue, and a worker of its
-own once something is handed over.
+The queue is bounded: ``put`` refuses an item that finds it full (the caller then does without
+the background), or, given ``on_drop``, drops the oldest item to make room. A forked child
+starts afresh: an empty queue, and a worker of its own once something is handed over.
 """
 
 from __future__ import annotations
@@ -52,11 +52,13 @@ class Handoff(Generic[T]):
         interval_s: float,
         tick: Callable[[], None] | None = None,
         wake_at: int = WAKE_AT,
+        on_drop: Callable[[T], None] | None = None,
     ) -> None:
         if max_queued < 1:
             raise ValueError("max_queued must be at least 1")
         self._run = run
         self._tick = tick
+        self._on_drop = on_drop
         self.name = name
         self.max_queued = max_queued
         self.interval_s = interval_s
@@ -79,13 +81,20 @@ class Handoff(Generic[T]):
 
     # -- the app's side ----------------------------------------------------------------------
     def put(self, item: T) -> bool:
-        """Queue ``item``; False when the queue is full or stopped."""
+        """Queue ``item``; False when it was refused (stopped, or full without ``on_drop``)."""
+        dropped: list[T] = []
         with self._lock:
-            if self._stopping or len(self._items) >= self.max_queued:
+            if self._stopping:
                 return False
+            if len(self._items) >= self.max_queued:
+                if self._on_drop is None:
+                    return False
+                dropped.append(self._items.popleft())
             self._items.append(item)
             if len(self._items) >= self.wake_at:
                 self._wake.notify()
+        if dropped and self._on_drop is not None:
+            self._on_drop(dropped[0])
         self.start()
         return True
 
