@@ -15,8 +15,13 @@ requests of GenAI call spans (15 attributes each, 2,000 conversations) over gRPC
    counted; a real exporter would retry them), delivered per second, p50 / p99 latency
    from send to arrival at the sink, and the collector's peak RSS in that phase.
 
+3. With ``--baseline-python``: the sustainable rate of this code and of another version's
+   (an interpreter whose ``frictionlens`` is, e.g., an install of an older checkout), each in
+   its own collector subprocess, measured alternately, phase by phase, in the same run.
+
     python bench/collector.py            # about 2 minutes
     python bench/collector.py --quick    # a smoke run, under a minute
+    python bench/collector.py --baseline-python <old-venv>/bin/python --pairs 5
 """
 
 from __future__ import annotations
@@ -125,7 +130,7 @@ class _Sink:
 
 
 class _Collector:
-    def __init__(self, sink: str, queue: int, cwd: str) -> None:
+    def __init__(self, sink: str, queue: int, cwd: str, python: str = sys.executable) -> None:
         env = {
             **os.environ,
             "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
@@ -133,7 +138,7 @@ class _Collector:
         }
         self.proc = subprocess.Popen(
             [
-                sys.executable,
+                python,
                 "-m",
                 "frictionlens.cli",
                 "collector",
@@ -330,6 +335,62 @@ def _worker_cost(sink: _Sink, batches: int, scratch: str) -> dict[str, float]:
     return {name: statistics.median(values[len(values) // 2 :]) for name, values in times.items()}
 
 
+def _compare(args: argparse.Namespace) -> None:
+    """Sustainable spans/s of this code and of ``--baseline-python``'s, alternately."""
+    seconds = args.seconds or (3.0 if args.quick else 8.0)
+    sink = _Sink()
+    sink.receiver.start()
+    scratch = tempfile.mkdtemp(prefix="bench-collector-")
+    versions = {"this": sys.executable, "baseline": args.baseline_python}
+    collectors = {
+        name: _Collector(sink.receiver.grpc_endpoint or "", args.queue, f"{scratch}", python=python)
+        for name, python in versions.items()
+    }
+    rates: dict[str, list[float]] = {name: [] for name in versions}
+    rss: dict[str, float] = {name: 0.0 for name in versions}
+    next_id = 1
+    try:
+        for name, collector in collectors.items():  # warm: conversations, drift baselines
+            warm = _requests(40, next_id)
+            next_id += len(warm) * BATCH
+            _phase(collector, sink, warm, None)
+        for k in range(args.pairs):
+            order = list(collectors) if k % 2 == 0 else list(reversed(collectors))
+            for name in order:
+                probe = _requests(int(4000 * seconds / BATCH) + 1, next_id)
+                next_id += len(probe) * BATCH
+                result = _phase(collectors[name], sink, probe, None)
+                rates[name].append(result["delivered_per_s"])
+                rss[name] = max(rss[name], result["peak_rss_mb"])
+                print(
+                    f"pair {k + 1}/{args.pairs} {name}: {result['delivered_per_s']:,.0f} spans/s",
+                    file=sys.stderr,
+                )
+    finally:
+        for collector in collectors.values():
+            collector.stop()
+        sink.receiver.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
+    print(
+        f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {BATCH} spans/request, "
+        f"queue {args.queue} spans, closed loop, {args.pairs} alternating phases of "
+        f"{seconds:.0f} s per version\n"
+    )
+    print("| version | sustained spans/s (median) | each phase | peak RSS MB |")
+    print("|---|---:|---|---:|")
+    for name, python in versions.items():
+        each = ", ".join(f"{r:,.0f}" for r in rates[name])
+        print(
+            f"| {name} (`{python}`) | {statistics.median(rates[name]):,.0f} | {each} "
+            f"| {rss[name]:.0f} |"
+        )
+    ratios = [a / b for a, b in zip(rates["this"], rates["baseline"]) if b]
+    print(
+        f"\nthis / baseline: {statistics.median(rates['this']) / statistics.median(rates['baseline']):.2f}x "
+        f"(per pair: {', '.join(f'{r:.2f}' for r in ratios)})"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -341,7 +402,18 @@ def main() -> None:
     parser.add_argument(
         "--queue", type=int, default=4096, help="collector queue in spans (default 4096)"
     )
+    parser.add_argument(
+        "--baseline-python",
+        default=None,
+        help="interpreter of another frictionlens version: its sustainable rate, alternately",
+    )
+    parser.add_argument(
+        "--pairs", type=int, default=5, help="alternating closed-loop phases per version"
+    )
     args = parser.parse_args()
+    if args.baseline_python:
+        _compare(args)
+        return
     seconds = args.seconds or (3.0 if args.quick else 10.0)
     sink = _Sink()
     sink.receiver.start()

@@ -27,6 +27,7 @@ median over rounds of (variant statistic - baseline statistic) of the same worke
     python bench/overhead.py                                  # ~2-3 minutes
     python bench/overhead.py --quick                          # a few seconds, smoke test
     python bench/overhead.py --peer-python <venv>/bin/python  # peer rows from another venv
+    python bench/overhead.py --one-at-a-time                  # each call flushed, then idle
     python bench/overhead.py --only frictionlens-anthropic,traceloop-anthropic,openinference-anthropic
 
 The frictionlens rows run in the interpreter that runs this script; peers that are not
@@ -281,9 +282,13 @@ def _raw_create(sdk: str) -> tuple[Callable[..., Any], Callable[..., Any]]:
 
 
 class _Worker:
-    def __init__(self, group: str, calls: int, asynchronous: bool) -> None:
+    def __init__(
+        self, group: str, calls: int, asynchronous: bool, idle_s: float | None = None
+    ) -> None:
         self.sdk = GROUPS[group]["sdk"]
         self.calls = calls
+        self.idle_s = idle_s
+        """one call at a time: each call is followed by a flush and this much idle time"""
         self.modes = SYNC_MODES + (ASYNC_MODES if asynchronous else ())
         # one exporter and tracer provider per variant: spans are counted per variant after a
         # flush at the end of each mode, since a pipeline may export from a worker thread
@@ -383,9 +388,18 @@ class _Worker:
             def record(name: str, t0: int, t1: int, c0: int, c1: int, o0: int, o1: int) -> None:
                 nonlocal background
                 others = (c1 - c0) - (o1 - o0)
-                background += others
-                cpus[name].append(o1 - o0)
                 times[name].append(t1 - t0 - others)
+                if self.idle_s is None:
+                    background += others
+                    cpus[name].append(o1 - o0)
+                    return
+                # one at a time: the call, its flush and the idle time after it are charged
+                # to the call, every thread of the process included
+                tp = self.tracer_providers.get(name)
+                if tp is not None:
+                    tp.force_flush()
+                time.sleep(self.idle_s)
+                cpus[name].append(cpu() - c0)
 
             if mode in SYNC_MODES:
                 for name, kw in schedule:
@@ -428,7 +442,9 @@ class _Worker:
         return out
 
 
-def _worker_main(group: str, calls: int, warmup: int, asynchronous: bool) -> int:
+def _worker_main(
+    group: str, calls: int, warmup: int, asynchronous: bool, idle_s: float | None
+) -> int:
     proto = os.fdopen(os.dup(1), "w", buffering=1)  # our protocol; anything printed goes to stderr
     os.dup2(2, 1)
     sys.stdout = sys.stderr
@@ -465,7 +481,7 @@ def _worker_main(group: str, calls: int, warmup: int, asynchronous: bool) -> int
             )
             return 0
     try:
-        worker = _Worker(group, warmup, asynchronous)
+        worker = _Worker(group, warmup, asynchronous, idle_s)
         worker.round(0)  # warm caches, lazy imports, pydantic validators
         worker.calls = calls
     except Exception as exc:  # a peer that does not work with this SDK: say so, keep the others
@@ -499,7 +515,10 @@ class _Proc:
             str(args.calls),
             "--warmup",
             str(warmup),
-        ] + (["--async"] if args.asynchronous else [])
+        ]
+        cmd += ["--async"] if args.asynchronous else []
+        cmd += ["--one-at-a-time"] if args.one_at_a_time else []
+        cmd += ["--idle-ms", str(args.idle_ms)]
         self.proc = subprocess.Popen(
             cmd,
             stdin=subprocess.PIPE,
@@ -695,6 +714,14 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="interpreter for the peer rows (a venv with the peer instrumentations); default: this one",
     )
+    ap.add_argument(
+        "--one-at-a-time",
+        action="store_true",
+        help="each call alone: then tracer_provider.force_flush() and --idle-ms of idle time",
+    )
+    ap.add_argument(
+        "--idle-ms", type=float, default=20.0, help="idle time after each lone call (default 20)"
+    )
     ap.add_argument("--only", default=None, help=f"comma-separated groups: {','.join(GROUPS)}")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--warmup", type=int, default=None, help=argparse.SUPPRESS)
@@ -705,7 +732,8 @@ def main(argv: list[str] | None = None) -> int:
         args.calls = 8 if args.quick else 20
     warmup = args.warmup if args.warmup is not None else (3 if args.quick else 10)
     if args.worker:
-        return _worker_main(args.worker, args.calls, warmup, args.asynchronous)
+        idle_s = args.idle_ms / 1000 if args.one_at_a_time else None
+        return _worker_main(args.worker, args.calls, warmup, args.asynchronous, idle_s)
 
     calibration = _calibration()  # before the workers start, on a quiet machine
     groups = (
@@ -764,6 +792,12 @@ def main(argv: list[str] | None = None) -> int:
         "raw: the variant's own median call time. Variants alternate call by call within a round. "
         "Peers run at their defaults (no logger provider given).",
     ]
+    if args.one_at_a_time:
+        out.append(
+            f"One call at a time: each call is followed by `tracer_provider.force_flush()` and "
+            f"{args.idle_ms:.0f} ms of idle time; its CPU is the whole process's from the call's "
+            "start to the end of that idle time (flush and background threads included)."
+        )
     if args.quick:
         out.append("(--quick: a smoke test; the numbers are not a measurement)")
     print("\n".join(out))

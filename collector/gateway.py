@@ -34,10 +34,10 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from frictionlens import health, runtime, semconv
 from frictionlens.collector.decode import pb_spans, readable_spans, span_fields
-from frictionlens.collector.meter import BatchingMeter
 from frictionlens.collector.receiver import OTLPReceiver, Overloaded, Signal, TLSFiles
 from frictionlens.config import Options
 from frictionlens.exporters import otlp
+from frictionlens.processors.meter import BatchingMeter
 from frictionlens.processors.persistence import FILE_NAME as STATE_FILE
 from frictionlens.processors.persistence import StateFile
 from frictionlens.processors.pipeline import SignalPipeline, SpanRecord, span_attributes
@@ -432,7 +432,7 @@ class Gateway:
             self._handle(requests)
 
     def _handle(self, requests: Sequence[ExportTraceServiceRequest]) -> None:
-        """One batch: every request through the pipeline, then one export and the metrics."""
+        """One batch: every request through the pipeline, then one export."""
         for request in requests:
             try:
                 self._run(request)
@@ -440,7 +440,6 @@ class Gateway:
                 health.count_internal_error("collector")
                 _log.debug("collector could not process a request", exc_info=True)
         self._forwarder.flush()
-        self._meter.flush()
 
     def _run(self, request: ExportTraceServiceRequest) -> None:
         spans = readable_spans(request)

@@ -1,48 +1,38 @@
 """The export stage's batch processor, with every span it fails to deliver counted.
 
-OpenTelemetry's ``BatchSpanProcessor`` never blocks the app: a full queue drops its oldest
-span, and a batch the exporter gives up on (backend down, slow past the timeout, 5xx, 429,
-reset connections) is lost. Both only reach a log line. ``CountedBatchSpanProcessor`` counts
-them in ``frictionlens.export.dropped`` (attribute ``reason``: ``queue_full`` or
-``export_failed``) and in ``stats()``, so an outage shows up as a number once export resumes.
+Like OpenTelemetry's ``BatchSpanProcessor`` (same options, same ``OTEL_BSP_*`` variables) it
+never blocks the app: spans wait in a bounded queue for a background thread that exports them in
+batches, and a full queue or a batch the exporter gives up on (backend down, slow past the
+timeout, 5xx, 429, reset connections) loses spans. The SDK's processor only logs those losses;
+this one counts them in ``frictionlens.export.dropped`` (attribute ``reason``: ``queue_full`` or
+``export_failed``) and in ``stats()``, so an outage shows up as a number once export resumes. As
+in the SDK, a full queue drops its oldest span. The queue and its thread are the pipeline's
+(``processors/handoff.py``): a batch is exported when ``max_export_batch_size`` spans wait,
+every ``schedule_delay_millis``, and on ``force_flush`` (by the flushing thread).
 """
 
 from __future__ import annotations
 
+import os
 import threading
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from opentelemetry import metrics
-from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.context import Context
+from opentelemetry.sdk.environment_variables import (
+    OTEL_BSP_MAX_EXPORT_BATCH_SIZE,
+    OTEL_BSP_MAX_QUEUE_SIZE,
+    OTEL_BSP_SCHEDULE_DELAY,
+)
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from frictionlens import semconv
+from frictionlens.processors.handoff import Handoff
 
 QUEUED = "queued"
 """``stats()`` key: spans that entered the queue"""
-
-
-class _CountingQueue(deque):  # type: ignore[type-arg]
-    """The batch queue, bounded under a lock so each span pushed out is counted exactly once."""
-
-    def __init__(self, maxlen: int, counted: Callable[[str, int], None]) -> None:
-        super().__init__((), maxlen)
-        self._lock = threading.Lock()
-        self._counted = counted
-
-    def appendleft(self, item: Any) -> None:
-        with self._lock:
-            full = len(self) == self.maxlen
-            super().appendleft(item)
-        self._counted(QUEUED, 1)
-        if full:
-            self._counted(semconv.EXPORT_DROPPED_QUEUE_FULL, 1)
-
-    def pop(self) -> Any:
-        with self._lock:
-            return super().pop()
 
 
 class _CountingExporter(SpanExporter):
@@ -66,11 +56,29 @@ class _CountingExporter(SpanExporter):
         return self.exporter.force_flush(timeout_millis)
 
 
-class CountedBatchSpanProcessor(BatchSpanProcessor):
-    """A ``BatchSpanProcessor`` (same options, same ``OTEL_BSP_*`` variables) that counts drops."""
+def _option(given: int | None, env: str, default: int) -> int:
+    """An explicit option, else its ``OTEL_BSP_*`` variable, else the SDK's default."""
+    if given is not None:
+        return given
+    try:
+        value = int(os.environ.get(env, default))
+    except ValueError:
+        value = default
+    return value if value > 0 else default
+
+
+class CountedBatchSpanProcessor(SpanProcessor):
+    """A batch span processor (the ``BatchSpanProcessor`` options) that counts drops."""
 
     def __init__(
-        self, exporter: SpanExporter, *, meter: metrics.Meter | None = None, **options: Any
+        self,
+        exporter: SpanExporter,
+        *,
+        meter: metrics.Meter | None = None,
+        max_queue_size: int | None = None,
+        schedule_delay_millis: float | None = None,
+        max_export_batch_size: int | None = None,
+        export_timeout_millis: float | None = None,
     ) -> None:
         self._lock = threading.Lock()
         self._stats: Counter[str] = Counter()
@@ -80,11 +88,49 @@ class CountedBatchSpanProcessor(BatchSpanProcessor):
             unit="{span}",
             description="spans the export stage could not deliver",
         )
-        super().__init__(_CountingExporter(exporter, self._count), **options)
-        batch = getattr(self, "_batch_processor", None)
-        queue = getattr(batch, "_queue", None)
-        if isinstance(queue, deque) and queue.maxlen:  # the SDK's queue, a bounded deque
-            batch._queue = _CountingQueue(queue.maxlen, self._count)  # type: ignore[union-attr]
+        self._exporter = _CountingExporter(exporter, self._count)
+        queue_size = _option(max_queue_size, OTEL_BSP_MAX_QUEUE_SIZE, 2048)
+        self.max_export_batch_size = min(
+            queue_size, _option(max_export_batch_size, OTEL_BSP_MAX_EXPORT_BATCH_SIZE, 512)
+        )
+        delay_ms = _option(
+            None if schedule_delay_millis is None else int(schedule_delay_millis),
+            OTEL_BSP_SCHEDULE_DELAY,
+            5000,
+        )
+        # the exporter applies its own timeout (OTEL_EXPORTER_OTLP_TIMEOUT); kept for the
+        # BatchSpanProcessor's signature
+        del export_timeout_millis
+        self._handoff: Handoff[ReadableSpan] = Handoff(
+            self._export,
+            name="frictionlens-export",
+            max_queued=queue_size,
+            interval_s=delay_ms / 1000.0,
+            wake_at=self.max_export_batch_size,
+            on_drop=lambda span: self._count(semconv.EXPORT_DROPPED_QUEUE_FULL, 1),
+        )
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        pass
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if span.context is None or not span.context.trace_flags.sampled:
+            return
+        self._count(QUEUED, 1)
+        if not self._handoff.put(span):  # shut down: nothing will export it
+            self._count(semconv.EXPORT_DROPPED_QUEUE_FULL, 1)
+
+    def _export(self, spans: list[ReadableSpan]) -> None:
+        size = self.max_export_batch_size
+        for i in range(0, len(spans), size):
+            self._exporter.export(spans[i : i + size])
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self._handoff.drain(timeout_millis / 1000.0)
+
+    def shutdown(self) -> None:
+        self._handoff.stop()
+        self._exporter.shutdown()
 
     def _count(self, what: str, n: int) -> None:
         with self._lock:

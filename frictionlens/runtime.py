@@ -36,6 +36,7 @@ from frictionlens.exporters import otlp
 from frictionlens.exporters.delivery import CountedBatchSpanProcessor
 from frictionlens.exporters.filestore import FileMetricExporter, FileSpanExporter
 from frictionlens.instrumentation.telemetry import Telemetry
+from frictionlens.processors.meter import BatchingMeter
 from frictionlens.processors.persistence import FILE_NAME as STATE_FILE
 from frictionlens.processors.persistence import StateFile
 from frictionlens.processors.pipeline import SignalPipeline, Stage
@@ -55,7 +56,7 @@ class _Installed:
     options: Options
     pipeline: SignalPipeline
     tracer_provider: TracerProvider
-    meter: Meter
+    meter: BatchingMeter
     telemetry: Telemetry
     owned_tracer_provider: bool
     app_processors: tuple[SpanProcessor, ...] | None = None
@@ -91,7 +92,8 @@ def install(**overrides: Any) -> None:
         if _state is not None:
             return
         salt = options.salt_bytes()
-        meter_provider_owned, meter = _meter(options, meter_provider)
+        meter_provider_owned, sdk_meter = _meter(options, meter_provider)
+        meter = BatchingMeter(sdk_meter)  # counters add once per collection
         health.bind_meter(meter)
         stages = build_stages(options, meter, salt)
         persistent = persistent_stages(stages)
@@ -147,6 +149,7 @@ def uninstall() -> None:
         active = getattr(state.tracer_provider, "_active_span_processor", None)
         if isinstance(active, SynchronousMultiSpanProcessor):
             active._span_processors = ()  # pylint: disable=protected-access
+    state.meter.flush()  # counter sums still waiting for a collection
     if state.owned_meter_provider is not None:
         try:
             state.owned_meter_provider.shutdown()

@@ -181,6 +181,9 @@ METRIC_TRAJECTORY_STEPS = "frictionlens.trajectory.steps"
 METRIC_TRAJECTORY_EFFICIENCY = "frictionlens.trajectory.efficiency"
 METRIC_TRAJECTORY_OUTCOMES = "frictionlens.trajectory.outcomes"
 METRIC_INTERNAL_ERRORS = "frictionlens.internal.errors"  # brief: our own caught failures
+#: an observable gauge that reports nothing: its callback hands batched counter sums to the
+#: SDK when a metric reader collects (processors/meter.py)
+METRIC_INTERNAL_COUNTER_FLUSH = "frictionlens.internal.counter_flush"
 
 #: bucket boundaries for frictionlens.output.length (characters)
 OUTPUT_LENGTH_BUCKETS = (0, 16, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 65536, 262144)

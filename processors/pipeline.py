@@ -6,28 +6,24 @@ processor: a BatchSpanProcessor, a sampler in front of one, or the app's own pro
 Stages never do network I/O and never raise into the app: a failing stage is skipped for
 that span and counted.
 
-With ``background=True`` (what ``instrument()`` installs) ``on_end`` only queues the span:
-a worker thread runs the stages and the export stage, so the app's ``span.end()`` does not
-wait for them and an app thread blocked on network I/O leaves them the CPU. The worker
-takes spans in batches (it waits ``BATCH_DELAY_S`` after the first): under the GIL each
-wake-up of another thread costs the app thread a hand-off, so one per batch, not one per
-span. The queue is bounded; a span that finds it full skips the stages (counted) and is
-exported as it is. ``force_flush`` and shutdown drain the queue first, so a flushed
-pipeline is deterministic.
+With ``background=True`` (what ``instrument()`` installs) ``on_end`` only queues the span
+for a background worker (``processors/handoff.py``: queue, worker, tick, fork), so the app's
+``span.end()`` does not wait for the stages and an app thread blocked on network I/O leaves
+them the CPU. A span that finds the queue full skips the stages (counted) and is exported as
+it is. ``force_flush`` and shutdown run what is queued first, so a flushed pipeline is
+deterministic.
 
-The instrumentation also hands the worker the end of each call (``submit``): reading the
-outcome, recording call metrics and ``span.end()`` itself. A span ending on the worker goes
+The instrumentation also hands over the end of each call (``submit``): reading the outcome,
+recording call metrics and ``span.end()`` itself. A span ending where queued work runs goes
 through the stages at once, in the order the app's threads handed the work over.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
-import os
-import queue
 import threading
 import time
-import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Protocol
@@ -39,21 +35,15 @@ from opentelemetry.util.types import Attributes, AttributeValue
 from frictionlens.features import record as _features
 from frictionlens.features.record import CallFeatures, Pending
 from frictionlens.health import count_internal_error
+from frictionlens.processors.handoff import Handoff
 
 _log = logging.getLogger(__name__)
 
 #: spans waiting for the background worker, at most
 MAX_QUEUED = 4096
-#: how long the background worker lets a batch gather after its first span (a flush, or a
-#: half-full queue, cuts it short)
-BATCH_DELAY_S = 0.2
 
 Emit = Callable[[ReadableSpan], None]
 """Hands a span made by a stage (e.g. a conversation summary) to the export stage."""
-_Work = tuple[ReadableSpan, Pending | None] | Callable[[], None] | None
-"""what the worker's queue holds: a finished span, work handed over, or the stop mark"""
-
-
 _NO_ATTRIBUTES: Mapping[str, AttributeValue] = MappingProxyType({})
 
 
@@ -87,10 +77,7 @@ class SpanRecord:
     def get(self, key: str, default: object = None) -> object:
         if key in self.attributes:
             return self.attributes[key]
-        attrs = self.span.attributes
-        if attrs is None:
-            return default
-        return attrs.get(key, default)
+        return span_attributes(self.span).get(key, default)
 
     def merged(self) -> Mapping[str, AttributeValue]:
         """The span's attributes with the added ones over them (read only), in one plain
@@ -118,15 +105,13 @@ class SpanRecord:
 def enriched_copy(
     span: ReadableSpan, attributes: dict[str, AttributeValue], events: Sequence[Event] = ()
 ) -> ReadableSpan:
-    merged = dict(span.attributes or {})
-    merged.update(attributes)
     return ReadableSpan(
         name=span.name,
         context=span.context,
         parent=span.parent,
         resource=span.resource,
-        attributes=merged,
-        events=tuple(span.events) + tuple(events),
+        attributes={**span_attributes(span), **attributes},
+        events=(*span.events, *events) if events else span.events,
         links=span.links,
         kind=span.kind,
         status=span.status,
@@ -164,18 +149,17 @@ class SignalPipeline(SpanProcessor):
         self.stages: list[Stage] = list(stages)
         self.downstream: SpanProcessor = downstream or SpanProcessor()
         self._lock = threading.RLock()
-        self._tick_interval_s = tick_interval_s
-        self._stop = threading.Event()
-        self._ticker: threading.Thread | None = None
+        """serialises the stages: they hold per-conversation / per-trace state"""
         self._closed = False
-        self._queue: queue.Queue[_Work] | None = queue.Queue(max_queued) if background else None
-        self._worker: threading.Thread | None = None
-        self._wake = threading.Event()
-        if background and hasattr(os, "register_at_fork"):
-            reinit = weakref.WeakMethod(self._after_fork)
-            os.register_at_fork(
-                after_in_child=lambda: (method := reinit()) is not None and method()
-            )
+        self._background = background
+        self._handoff: Handoff[Callable[[], None]] = Handoff(
+            _run_all,
+            name="frictionlens-pipeline",
+            max_queued=max_queued,
+            interval_s=tick_interval_s,
+            tick=self._tick_stages,
+        )
+        """the worker: runs queued spans and handed-over work, and ticks the stages"""
 
     # -- SpanProcessor -------------------------------------------------------------------
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
@@ -186,43 +170,32 @@ class SignalPipeline(SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         feats = _features.pop(span)
-        if self._queue is not None and threading.current_thread() is self._worker:
-            # a span the worker ended itself (``submit``): its turn is now, and the stages
-            # are still open while the worker drains at close
-            if not self._closed:
-                self._ensure_ticker()
+        handoff = self._handoff
+        if handoff.running_here():
+            # a span ended by handed-over work (``submit``): its turn is now, and the stages
+            # are still open while the queue drains at close
             self._process(span, feats)
             return
         if self._closed:
             self.downstream.on_end(span)
             return
-        self._ensure_ticker()
-        if self._queue is None:
+        if not self._background:
+            if self.stages:
+                handoff.start()  # the ticks that expire stage state
             self._process(span, feats)
-        elif not self._put((span, feats)):  # the stages cannot keep up: it goes out without signals
-            count_internal_error("pipeline_queue_full")
+        elif not handoff.put(functools.partial(self._process, span, feats)):
+            count_internal_error("pipeline_queue_full")  # it goes out without signals
             self._emit(span)
 
     def submit(self, work: Callable[[], None]) -> bool:
-        """Run ``work`` on the background worker, after everything queued before it.
+        """Run ``work`` off the calling thread, after everything queued before it (on the
+        worker, or on a thread that flushes the pipeline).
 
         False when there is no worker, the pipeline is closed or the queue is full: the
         caller then does the work itself."""
-        if self._queue is None or self._closed:
+        if not self._background or self._closed:
             return False
-        return self._put(work)
-
-    def _put(self, item: _Work) -> bool:
-        q = self._queue
-        assert q is not None
-        self._ensure_worker()
-        try:
-            q.put_nowait(item)
-        except queue.Full:
-            return False
-        if q.qsize() * 2 >= q.maxsize:
-            self._wake.set()
-        return True
+        return self._handoff.put(work)
 
     def _process(self, span: ReadableSpan, pending: Pending | None) -> None:
         """Run the stages on one finished span and hand the result to the export stage."""
@@ -233,7 +206,6 @@ class SignalPipeline(SpanProcessor):
             _log.debug("computing call features failed", exc_info=True)
             feats = None
         record = SpanRecord(span, feats)
-        # Stages hold per-conversation / per-trace state: serialise them.
         with self._lock:
             self._run_stages(record)
             try:
@@ -242,7 +214,7 @@ class SignalPipeline(SpanProcessor):
                 count_internal_error("pipeline")
                 _log.debug("enriched copy failed", exc_info=True)
                 out = span
-        self.downstream.on_end(out)
+        self._emit(out)
 
     def _run_stages(self, record: SpanRecord) -> None:
         """Every stage on ``record``, in order; the caller holds the lock."""
@@ -261,7 +233,7 @@ class SignalPipeline(SpanProcessor):
         records = [SpanRecord(span) for span in spans]
         if self._closed:
             return records
-        self._ensure_ticker()
+        self._handoff.start()
         with self._lock:
             for record in records:
                 self._run_stages(record)
@@ -269,105 +241,13 @@ class SignalPipeline(SpanProcessor):
 
     def shutdown(self) -> None:
         self.close_stages()
-        self._stop.set()
         self.downstream.shutdown()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         deadline = time.monotonic() + timeout_millis / 1000.0
-        drained = self._drain(timeout_millis / 1000.0)
+        drained = self._handoff.drain(timeout_millis / 1000.0)
         left_ms = max(0, int((deadline - time.monotonic()) * 1000))
         return self.downstream.force_flush(left_ms) and drained
-
-    # -- background worker -----------------------------------------------------------------
-    def _drain(self, timeout_s: float) -> bool:
-        """Wait until the worker has processed every queued span; False on timeout."""
-        q = self._queue
-        if q is None or self._worker is None or threading.current_thread() is self._worker:
-            return True
-        deadline = time.monotonic() + timeout_s
-        self._wake.set()
-        with q.all_tasks_done:
-            while q.unfinished_tasks:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                q.all_tasks_done.wait(left)
-        return True
-
-    def _ensure_worker(self) -> None:
-        if self._worker is not None:
-            return
-        with self._lock:
-            if self._worker is None:
-                worker = threading.Thread(
-                    target=self._work, name="frictionlens-pipeline", daemon=True
-                )
-                worker.start()
-                self._worker = worker
-
-    def _stop_worker(self) -> None:
-        worker = self._worker
-        if (
-            self._queue is not None
-            and worker is not None
-            and worker is not threading.current_thread()
-        ):
-            self._queue.put(None)  # the stop mark, after everything queued
-            self._wake.set()
-            worker.join(timeout=30)
-            while True:  # a span queued while the stages closed goes out as it is
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if callable(item):
-                    self._run(item)
-                elif item is not None:
-                    self._emit(item[0])
-                self._queue.task_done()
-
-    @staticmethod
-    def _run(work: Callable[[], None]) -> None:
-        try:
-            work()
-        except Exception:
-            count_internal_error("pipeline")
-            _log.debug("work handed to the pipeline failed", exc_info=True)
-
-    def _after_fork(self) -> None:
-        """A forked child has none of the parent's threads: start afresh, lazily."""
-        self._lock = threading.RLock()
-        if self._queue is not None:
-            self._queue = queue.Queue(self._queue.maxsize)
-        self._wake = threading.Event()
-        self._worker = None
-        self._ticker = None
-
-    def _work(self) -> None:
-        q = self._queue
-        assert q is not None
-        while True:
-            batch = [q.get()]  # idle until there is work
-            self._wake.wait(BATCH_DELAY_S)
-            self._wake.clear()
-            while True:
-                try:
-                    batch.append(q.get_nowait())
-                except queue.Empty:
-                    break
-            for item in batch:
-                try:
-                    if callable(item):
-                        item()
-                    elif item is not None:
-                        self._process(*item)
-                except Exception:  # _process guards each stage; this guards the export stage
-                    count_internal_error("pipeline")
-                    _log.debug("pipeline worker failed on a span", exc_info=True)
-                finally:
-                    q.task_done()
-            if batch[-1] is None:  # the stop mark comes last
-                return
 
     # -- stage plumbing ------------------------------------------------------------------
     def add_stage(self, stage: Stage) -> None:
@@ -380,7 +260,7 @@ class SignalPipeline(SpanProcessor):
             if self._closed:
                 return
             self._closed = True  # spans ending from now on skip the stages
-        self._drain(30.0)  # the queued ones still go through them
+        self._handoff.drain(30.0)  # the queued ones still go through them
         with self._lock:
             for stage in self.stages:
                 try:
@@ -388,11 +268,16 @@ class SignalPipeline(SpanProcessor):
                 except Exception:
                     count_internal_error(type(stage).__name__)
                     _log.debug("stage %s close failed", type(stage).__name__, exc_info=True)
-        self._stop_worker()  # spans ending from now on go straight to the export stage
+        self._handoff.stop()  # work handed over from now on is done by the caller
 
     def tick(self, now_ns: int | None = None) -> None:
+        """Run what is queued (it may still extend what would expire), then let every stage
+        expire idle state."""
+        self._handoff.drain(self._handoff.interval_s)
+        self._tick_stages(now_ns)
+
+    def _tick_stages(self, now_ns: int | None = None) -> None:
         now_ns = now_ns or time.time_ns()
-        self._drain(self._tick_interval_s)  # a queued span may still extend what would expire
         with self._lock:
             for stage in self.stages:
                 try:
@@ -406,19 +291,14 @@ class SignalPipeline(SpanProcessor):
             self.downstream.on_end(span)
         except Exception:
             count_internal_error("export")
-            _log.debug("export of an emitted span failed", exc_info=True)
+            _log.debug("export of a span failed", exc_info=True)
 
-    def _ensure_ticker(self) -> None:
-        if self._ticker is not None or not self.stages:
-            return
-        with self._lock:
-            if self._ticker is not None:
-                return
-            self._ticker = threading.Thread(
-                target=self._tick_loop, name="frictionlens-ticker", daemon=True
-            )
-            self._ticker.start()
 
-    def _tick_loop(self) -> None:
-        while not self._stop.wait(self._tick_interval_s):
-            self.tick()
+def _run_all(work: list[Callable[[], None]]) -> None:
+    """Run handed-over work in order; one failure does not stop the rest."""
+    for item in work:
+        try:
+            item()
+        except Exception:
+            count_internal_error("pipeline")
+            _log.debug("work handed to the pipeline failed", exc_info=True)

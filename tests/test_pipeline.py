@@ -1,5 +1,6 @@
 import os
 import threading
+import time
 
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -41,6 +42,8 @@ class Broken(Tag):
 
 
 def _setup(*stages, **options):
+    if options.get("background"):  # the worker runs lone spans at its next round
+        options.setdefault("tick_interval_s", 0.05)
     exporter = InMemorySpanExporter()
     pipeline = SignalPipeline(stages, downstream=SimpleSpanProcessor(exporter), **options)
     tp = TracerProvider()
@@ -190,14 +193,17 @@ def test_submitted_work_runs_in_order_and_a_span_it_ends_goes_through_the_stages
         ended_on.append(threading.current_thread().name)
         handed.end(end_time=123)
 
+    tracer.start_span("first").end()
+    assert gate.entered.wait(10)  # the worker is held inside the first span
     assert pipeline.submit(end_it)
     tracer.start_span("ended by the app").end()  # queued behind the handed-over work
+    assert ended_on == []  # not on the submitting call
     gate.open.set()
     assert pipeline.force_flush()
     out = exporter.get_finished_spans()
-    assert [s.name for s in out] == ["handed over", "ended by the app"]
-    assert all(s.attributes["test.tag"] == 1 for s in out) and out[0].end_time == 123
-    assert ended_on == ["frictionlens-pipeline"]
+    assert [s.name for s in out] == ["first", "handed over", "ended by the app"]
+    assert all(s.attributes["test.tag"] == 1 for s in out) and out[1].end_time == 123
+    assert len(ended_on) == 1  # by the worker, or by the flushing thread: once
     pipeline.shutdown()
 
 
@@ -286,3 +292,29 @@ def test_merged_attributes_put_what_stages_added_over_the_span_own():
     record.set("c", 4)
     assert record.merged() == {"a": 1, "b": 3, "c": 4}
     assert dict(span.attributes) == {"a": 1, "b": 2}  # the span itself is untouched
+
+
+def test_a_flush_runs_queued_work_on_the_flushing_thread_without_waking_the_worker():
+    tag = Tag()
+    tp, pipeline, exporter = _setup(tag, background=True, tick_interval_s=3600)
+    threads: list[str] = []
+    tp.get_tracer("t").start_span("lone").end()
+    assert pipeline.submit(lambda: threads.append(threading.current_thread().name))
+    assert exporter.get_finished_spans() == ()  # a lone span waits for the worker's round
+    assert pipeline.force_flush()
+    (out,) = exporter.get_finished_spans()
+    assert out.attributes["test.tag"] == 1 and threads == [threading.current_thread().name]
+    pipeline.shutdown()
+
+
+def test_a_full_batch_wakes_the_worker_before_its_round():
+    tag = Tag()
+    tp, pipeline, exporter = _setup(tag, background=True, tick_interval_s=3600, max_queued=8)
+    tracer = tp.get_tracer("t")
+    for n in range(4):  # half the queue: a batch
+        tracer.start_span(f"s{n}").end()
+    deadline = time.monotonic() + 10
+    while len(exporter.get_finished_spans()) < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert [s.name for s in exporter.get_finished_spans()] == ["s0", "s1", "s2", "s3"]
+    pipeline.shutdown()

@@ -1,4 +1,5 @@
-"""The collector's batching meter: counter sums reach the SDK once per batch, unchanged."""
+"""The batching meter: counter sums reach the SDK once per attribute set and collection,
+unchanged."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import threading
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from frictionlens.collector.meter import BatchingMeter
+from frictionlens.processors import meter as batching
+from frictionlens.processors.meter import BatchingMeter
 
 
 def _sums(reader: InMemoryMetricReader) -> dict[tuple[str, tuple[tuple[str, object], ...]], float]:
@@ -41,20 +43,58 @@ def _adds(meter) -> None:
     counter.add(-1, {"kind": "refused"})  # what the SDK refuses stays refused
 
 
-def test_counter_sums_equal_direct_adds_and_arrive_only_on_flush():
+class _CountingCounter:
+    """Counts the adds that reach the SDK counter it wraps."""
+
+    def __init__(self, counter) -> None:
+        self.counter = counter
+        self.adds = 0
+
+    def add(self, amount, attributes=None, context=None) -> None:
+        self.adds += 1
+        self.counter.add(amount, attributes, context)
+
+
+def test_counter_sums_equal_direct_adds_at_every_collection():
     direct, batched = InMemoryMetricReader(), InMemoryMetricReader()
     _adds(MeterProvider(metric_readers=[direct]).get_meter("t"))
     meter = BatchingMeter(MeterProvider(metric_readers=[batched]).get_meter("t"))
     _adds(meter)
-    waiting = _sums(batched)
-    assert (
-        "test.events",
-        (("kind", "retry"), ("model", "m")),
-    ) not in waiting  # held until the batch ends
-    assert waiting[("test.events", (("tags", ("a", "b")),))] == 300  # passed straight on
-    meter.flush()
-    assert _sums(batched) == _sums(direct)
+    assert _sums(batched) == _sums(direct)  # a collection hands the sums on first
     assert _sums(batched)[("test.events", (("kind", "edit"), ("model", "m")))] == 100 + 600
+    assert _sums(batched) == _sums(direct)  # and again: nothing counted twice
+
+
+def test_the_sdk_sees_one_add_per_attribute_set_and_collection():
+    reader = InMemoryMetricReader()
+    meter = BatchingMeter(MeterProvider(metric_readers=[reader]).get_meter("t"))
+    counter = meter.create_counter("test.events")
+    spy = counter._counter = _CountingCounter(counter._counter)  # pylint: disable=protected-access
+    for n in range(100):
+        counter.add(1, {"kind": "retry" if n % 2 else "edit"})
+    assert spy.adds == 0  # nothing collected yet
+    assert _sums(reader)[("test.events", (("kind", "edit"),))] == 50
+    assert spy.adds == 2
+
+
+def test_too_many_waiting_attribute_sets_are_handed_on_without_a_collection(monkeypatch):
+    monkeypatch.setattr(batching, "MAX_WAITING_SETS", 3)
+    meter = BatchingMeter(MeterProvider(metric_readers=[InMemoryMetricReader()]).get_meter("t"))
+    counter = meter.create_counter("test.many")
+    spy = counter._counter = _CountingCounter(counter._counter)  # pylint: disable=protected-access
+    for n in range(4):
+        counter.add(1, {"n": n})
+    assert spy.adds == 4
+
+
+def test_batching_meters_over_one_meter_are_all_flushed_on_collection():
+    reader = InMemoryMetricReader()
+    sdk_meter = MeterProvider(metric_readers=[reader]).get_meter("t")
+    first, second = BatchingMeter(sdk_meter), BatchingMeter(sdk_meter)
+    first.create_counter("test.first").add(1)
+    second.create_counter("test.second").add(2)
+    sums = _sums(reader)
+    assert sums[("test.first", ())] == 1 and sums[("test.second", ())] == 2
 
 
 def test_adds_from_other_threads_are_all_counted():
