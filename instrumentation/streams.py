@@ -19,7 +19,7 @@ import wrapt
 
 from frictionlens.features.invocation import LLMInvocation
 from frictionlens.health import count_internal_error
-from frictionlens.instrumentation.telemetry import Telemetry
+from frictionlens.instrumentation.telemetry import Telemetry, current_invocation
 
 _log = logging.getLogger(__name__)
 
@@ -107,6 +107,9 @@ class SyncStreamProxy(wrapt.ObjectProxy):
     def __next__(self) -> Any:
         state = self._self_state
         state.in_next = True
+        # a stream that sends its request when first read (LiteLLM's text completions): that
+        # SDK call runs inside this one, not as a second span
+        token = None if state.inv.chunks else current_invocation.set(state.inv)
         try:
             item = self.__wrapped__.__next__()
         except StopIteration:
@@ -117,6 +120,8 @@ class SyncStreamProxy(wrapt.ObjectProxy):
             raise
         finally:
             state.in_next = False
+            if token is not None:
+                current_invocation.reset(token)
         state.chunk(item)
         return item
 
@@ -152,6 +157,7 @@ class AsyncStreamProxy(wrapt.ObjectProxy):
     async def __anext__(self) -> Any:
         state = self._self_state
         state.in_next = True
+        token = None if state.inv.chunks else current_invocation.set(state.inv)
         try:
             item = await self.__wrapped__.__anext__()
         except StopAsyncIteration:
@@ -165,6 +171,8 @@ class AsyncStreamProxy(wrapt.ObjectProxy):
             raise
         finally:
             state.in_next = False
+            if token is not None:
+                current_invocation.reset(token)
         state.chunk(item)
         return item
 
