@@ -320,7 +320,12 @@ def sampled(export: SpanProcessor, options: Options, meter: Meter) -> SpanProces
         return export
     from frictionlens.exporters.sampling import SignalSampler
 
-    return SignalSampler(export, rate=options.sample_rate, meter=meter)
+    return SignalSampler(
+        export,
+        rate=options.sample_rate,
+        conversation_hold_s=options.conversation_timeout_s,
+        meter=meter,
+    )
 
 
 def _instrument_providers(
