@@ -435,6 +435,7 @@ EXPORT_DROPPED_QUEUE_FULL = "queue_full"  # the batch queue was full when the sp
 EXPORT_DROPPED_FAILED = (
     "export_failed"  # the exporter gave up on the batch (error, timeout, refusal)
 )
+EXPORT_DROPPED_SHUTDOWN = "shutdown"  # unsent when shutdown's time ran out, or ended after it
 # Per-key state the signal stages forgot to stay within their caps.
 METRIC_STATE_EVICTIONS = "frictionlens.state.evictions"
 METRIC_ATTR_STATE = "state"  # which table: conversations, traces, tasks, streams, ...

@@ -2,14 +2,16 @@
 
 The span ends when the stream is exhausted, errors, or is closed by the caller (``close()``,
 leaving its ``with``, or closing the HTTP response the SDK's helpers close directly), and at
-the latest when the stream object is garbage collected. A close that comes before the end
-marks the call abandoned.
+the latest when the stream object is garbage collected, or when frictionlens shuts down
+(``end_open_streams``: a stream the app still holds at exit). A close that comes before the
+end marks the call abandoned.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 import weakref
 from collections.abc import Callable
@@ -24,6 +26,29 @@ from frictionlens.instrumentation.telemetry import Telemetry, current_invocation
 _log = logging.getLogger(__name__)
 
 OnChunk = Callable[[LLMInvocation, Any], None]
+
+#: streams whose span has not ended yet
+_open: weakref.WeakSet[_StreamState] = weakref.WeakSet()
+_open_lock = threading.Lock()
+
+
+def end_open_streams() -> None:
+    """End the span of every stream still open, as abandoned: at shutdown, before the
+    pipeline closes (the finalisers that would end them at exit may run after it)."""
+    with _open_lock:
+        states = list(_open)
+    for state in states:
+        state.end(abandoned=True)
+
+
+def _opened(state: _StreamState) -> None:
+    with _open_lock:
+        _open.add(state)
+
+
+def _closed(state: _StreamState) -> None:
+    with _open_lock:
+        _open.discard(state)
 
 
 class _StreamState:
@@ -49,12 +74,14 @@ class _StreamState:
             _log.debug("reading a stream chunk failed", exc_info=True)
 
     def end(self, abandoned: bool = False) -> None:
+        _closed(self)
         if self.inv.ended:
             return
         self.inv.abandoned = abandoned
         self.telemetry.finish(self.inv)
 
     def error(self, exc: BaseException) -> None:
+        _closed(self)
         if not self.inv.ended:
             self.telemetry.fail(self.inv, exc)
 
@@ -97,6 +124,7 @@ class SyncStreamProxy(wrapt.ObjectProxy):
     ) -> None:
         super().__init__(wrapped)
         state = _StreamState(inv, telemetry, on_chunk)
+        _opened(state)
         self._self_state = state
         _hook_response_close(getattr(wrapped, "response", None), state, "close")
         weakref.finalize(self, state.end, True)
@@ -147,6 +175,7 @@ class AsyncStreamProxy(wrapt.ObjectProxy):
     ) -> None:
         super().__init__(wrapped)
         state = _StreamState(inv, telemetry, on_chunk)
+        _opened(state)
         self._self_state = state
         _hook_response_close(getattr(wrapped, "response", None), state, "aclose")
         weakref.finalize(self, state.end, True)

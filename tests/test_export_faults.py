@@ -14,7 +14,7 @@ import pytest
 import frictionlens
 from frictionlens import runtime
 from frictionlens import semconv as sc
-from frictionlens.exporters.delivery import QUEUED, CountedBatchSpanProcessor
+from frictionlens.exporters.delivery import EXPORTED, QUEUED, CountedBatchSpanProcessor
 from frictionlens.localserver import LocalLLMServer
 from tests.faults import FAULTS, FaultyBackend
 
@@ -94,4 +94,5 @@ def test_a_faulty_backend_costs_the_app_nothing_and_losses_are_counted(
     reported = {
         p["attributes"][sc.METRIC_ATTR_REASON]: p["value"] for p in points
     }  # cumulative: last wins
-    assert reported == {k: v for k, v in stats.items() if k != QUEUED and v}
+    assert reported == {k: v for k, v in stats.items() if k not in (QUEUED, EXPORTED) and v}
+    assert stats[EXPORTED] == len(received)
