@@ -31,7 +31,7 @@ from typing import Any
 from frictionlens import semconv as sc
 from frictionlens.collector.decode import metric_points, span_dicts
 from frictionlens.exporters.filestore import read_metrics, read_traces
-from frictionlens.exporters.sampling import adjusted_count
+from frictionlens.exporters.sampling import probability, threshold_of
 from frictionlens.processors.drift import stage as drift
 from frictionlens.processors.friction.kinds import CATEGORY
 
@@ -98,8 +98,8 @@ class Report:
     conversations: int = 0
     sampling: dict[str, Any] = field(default_factory=dict)
     """empty for a complete store; for a sampled one: ``sample_rates`` (the probabilities
-    spans were kept at, below 1), ``spans`` (spans read), ``exact`` (fields counted exactly,
-    not estimated)"""
+    spans were kept at, below 1), ``spans`` (spans read), ``exact`` (the keys of this
+    document counted exactly, not estimated)"""
     review: list[dict[str, Any]] = field(default_factory=list)
     friction_rates: list[dict[str, Any]] = field(default_factory=list)
     drift: list[dict[str, Any]] = field(default_factory=list)
@@ -355,7 +355,7 @@ def _sampled_totals(
 ) -> float:
     """Calibrate ``rows`` of a sampled store to its exact numbers and say which they are;
     returns the number of calls."""
-    exact = ["conversations", "review"]
+    exact = ["conversations", "review"]  # summaries are always kept
     llm = metric_total(
         points,
         _DURATION_METRICS,
@@ -375,19 +375,14 @@ def _sampled_totals(
         for r in rows:
             r["group"] = r["stream"] if r["stream"] in matched else _ALL
         _calibrate(rows, {**matched, _ALL: llm[_ALL] - sum(matched.values())})
-        exact += ["calls"] + (["calls per stream"] if matched else [])
+        exact += ["calls"] + (["streams"] if matched else [])
         total = llm[_ALL]
     else:
         for r in rows:
             r["group"] = "closed" if r.get("conversation") in summarized else _ALL
         _calibrate(rows, {"closed": sum(summarized.values())})
-        if summarized:
-            exact.append("calls of closed conversations")
         total = sum(r["weight"] for r in rows)
-    rep.sampling = {
-        "sample_rates": sorted(rates),
-        "exact": exact,
-    }
+    rep.sampling = {"sample_rates": sorted(rates), "exact": exact}
     return total
 
 
@@ -408,17 +403,23 @@ def build(
     summarized: dict[str, int] = {}
     rates: set[float] = set()
     spans_read = 0
+    sampled = False  # a span says it was sampled (th), even at probability 1
     for s in spans:
         spans_read += 1
         a = s["attributes"]
         op = a.get(sc.GEN_AI_OPERATION_NAME)
-        weight = adjusted_count(s.get("trace_state", ""))
-        if weight != 1.0:
-            rates.add(round(1 / weight, 6))
+        th = threshold_of(s.get("trace_state", ""))
+        weight = 1.0
+        if th is not None:
+            sampled = True
+            if th:
+                rates.add(round(probability(th), 6))
+                weight = 1.0 / probability(th)
         kinds = _friction_kinds(s)
         if s["name"] == sc.CONVERSATION_SPAN:
             rep.conversations += 1
-            summarized[str(a.get(sc.CONVERSATION_ID))] = int(a.get(sc.CONVERSATION_CALLS) or 0)
+            key = str(a.get(sc.CONVERSATION_ID))
+            summarized[key] = summarized.get(key, 0) + int(a.get(sc.CONVERSATION_CALLS) or 0)
             friction.update(kinds)
             scores.append(
                 (
@@ -485,10 +486,10 @@ def build(
                     "time_unix_nano": s.get("start_time_unix_nano"),
                 }
             )
-    points = list(metrics) if rates or series else []
+    points = list(metrics) if sampled or series else []
     total = (
         _sampled_totals(rep, rows, points, since_ns, summarized, rates)
-        if rates
+        if sampled
         else float(len(rows))
     )
     calls: Counter[str] = Counter()
@@ -502,7 +503,7 @@ def build(
         for k in r["friction"]:
             friction[k] += w
         by_stream[r["stream"]].append(r)
-    if rates:
+    if sampled:
         rep.sampling["spans"] = spans_read
     if "friction" not in rep.sampling.get("exact", ()):
         rep.friction = Counter({k: round(v) for k, v in friction.items() if round(v)})
@@ -573,11 +574,11 @@ def sampling_note(rep: Report) -> str | None:
     """What the numbers of a sampled store are: estimates, from which rates, and what is exact."""
     if not rep.sampling:
         return None
-    rates = ", ".join(f"{r:.4g}" for r in rep.sampling["sample_rates"])
+    rates = ", ".join(f"{r:.4g}" for r in rep.sampling["sample_rates"]) or "0"
     return (
-        f"Estimated from a sampled store ({rep.sampling['spans']} spans kept at sampling rate "
-        f"{rates}, each counted 1/rate times; flagged conversations are kept whole). "
-        f"Exact: {', '.join(rep.sampling['exact'])}."
+        f"Estimates from a sampled store: {rep.sampling['spans']} spans, kept at sampling rate "
+        f"{rates} (flagged conversations, drift alerts and summaries whole), each counting "
+        f"1/rate. Exact: {', '.join(rep.sampling['exact'])}."
     )
 
 

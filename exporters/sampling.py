@@ -109,15 +109,20 @@ def ot_sampling(trace_state: TraceState | None) -> tuple[int | None, int | None]
     return th, rv
 
 
-def adjusted_count(trace_state_header: str) -> float:
-    """How many spans one exported span stands for, from its W3C ``tracestate`` header value:
-    ``1 / probability`` of its ``th``; 1 without one (or with an invalid one)."""
+def threshold_of(trace_state_header: str) -> int | None:
+    """The ``th`` a span was kept at, from its W3C ``tracestate`` header value; None without
+    one (or with an invalid one, or probability 0, which no kept span can have)."""
     if not trace_state_header or semconv.TRACESTATE_OT not in trace_state_header:
-        return 1.0
+        return None
     th, _ = ot_sampling(TraceState.from_header([trace_state_header]))
-    if th is None or th >= MAX_THRESHOLD:
-        return 1.0
-    return 1.0 / probability(th)
+    return None if th is None or th >= MAX_THRESHOLD else th
+
+
+def adjusted_count(trace_state_header: str) -> float:
+    """How many spans one exported span stands for: ``1 / probability`` of its ``th``; 1
+    without one."""
+    th = threshold_of(trace_state_header)
+    return 1.0 if th is None else 1.0 / probability(th)
 
 
 def with_threshold(span: ReadableSpan, th: int) -> ReadableSpan:

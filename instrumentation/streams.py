@@ -38,7 +38,11 @@ def end_open_streams() -> None:
     with _open_lock:
         states = list(_open)
     for state in states:
-        state.end(abandoned=True)
+        try:
+            state.end(abandoned=True)
+        except Exception:  # e.g. no worker thread can start this late: not the app's problem
+            count_internal_error("stream")
+            _log.debug("ending an open stream at shutdown failed", exc_info=True)
 
 
 def _opened(state: _StreamState) -> None:

@@ -136,7 +136,8 @@ def test_friction_rates_and_tail(demo_report):
     rates = {r["stream"]: r for r in demo_report.friction_rates}
     assert sum(r["calls"] for r in rates.values()) == demo_report.calls
     kinds_counted = sum(round(v * r["calls"]) for r in rates.values() for v in r["kinds"].values())
-    assert kinds_counted == sum(demo_report.friction.values())
+    assert kinds_counted == sum(len(r["friction"]) for r in demo_report.call_log)
+    assert kinds_counted <= sum(demo_report.friction.values())  # also feedback and summaries
     tail = demo_report.tail
     assert len(tail["conversations"]) == -(-demo_report.conversations * 5 // 100)
     top = max(r["score"] for r in demo_report.review)
@@ -332,6 +333,10 @@ def test_a_sampled_store_is_counted_from_the_probabilities_on_its_spans():
     assert exact.calls == 2000 and {"calls", "friction"} <= set(exact.sampling["exact"])
     assert "about 2000 LLM calls" in report.render(exact)
     assert "sampling rate 0.1" in report.render(exact)
+    assert "Estimates from a sampled store" in report_html.render_html(exact)
+    # sampled at rate 0: only what was flagged, at probability 1; still said to be sampled
+    flagged = report.build([s for s in spans if s["trace_state"] == "ot=th:0"])
+    assert flagged.sampling["sample_rates"] == [] and "sampling rate 0 " in report.render(flagged)
 
 
 def test_a_complete_store_says_nothing_about_sampling():
