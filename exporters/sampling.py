@@ -59,6 +59,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import SpanContext, TraceState
 
 from frictionlens import semconv
+from frictionlens.processors.pipeline import enriched_copy
 
 RANDOMNESS_BITS = 56
 MAX_THRESHOLD = 1 << RANDOMNESS_BITS
@@ -138,20 +139,8 @@ def with_threshold(span: ReadableSpan, th: int) -> ReadableSpan:
         if semconv.TRACESTATE_OT in trace_state
         else trace_state.add(semconv.TRACESTATE_OT, value)
     )
-    return ReadableSpan(
-        name=span.name,
-        context=SpanContext(ctx.trace_id, ctx.span_id, ctx.is_remote, ctx.trace_flags, trace_state),
-        parent=span.parent,
-        resource=span.resource,
-        attributes=span.attributes,
-        events=span.events,
-        links=span.links,
-        kind=span.kind,
-        status=span.status,
-        start_time=span.start_time,
-        end_time=span.end_time,
-        instrumentation_scope=span.instrumentation_scope,
-    )
+    context = SpanContext(ctx.trace_id, ctx.span_id, ctx.is_remote, ctx.trace_flags, trace_state)
+    return enriched_copy(span, {}, context=context)
 
 
 # -- the sampler -----------------------------------------------------------------------------

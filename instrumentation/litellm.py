@@ -65,19 +65,19 @@ def _request(kind: str, kwargs: Mapping[str, Any]) -> LLMInvocation:
     return inv
 
 
-SPEC = CallSpec(
-    semconv.PROVIDER_OPENAI,
-    lambda instance, kwargs: _request("chat", kwargs),
-    oai.read_chat_response,
-    oai.read_chat_chunk,
-    positional=("model", "messages"),
-)
-TEXT_SPEC = CallSpec(
-    semconv.PROVIDER_OPENAI,
-    lambda instance, kwargs: _request("completions", kwargs),
-    oai.read_completion_response,
-    oai.read_completion_chunk,
-    positional=("prompt", "model"),
+def _spec(kind: str, response: Any, chunk: Any, positional: tuple[str, ...]) -> CallSpec:
+    return CallSpec(
+        semconv.PROVIDER_OPENAI,
+        lambda instance, kwargs: _request(kind, kwargs),
+        response,
+        chunk,
+        positional=positional,
+    )
+
+
+SPEC = _spec("chat", oai.read_chat_response, oai.read_chat_chunk, ("model", "messages"))
+TEXT_SPEC = _spec(
+    "completions", oai.read_completion_response, oai.read_completion_chunk, ("prompt", "model")
 )
 
 

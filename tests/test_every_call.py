@@ -12,10 +12,8 @@ most the export timeout, and the loss is logged.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -28,7 +26,7 @@ from frictionlens.exporters import sampling
 from frictionlens.exporters.filestore import TRACES_FILE, read_metrics, read_traces
 from frictionlens.exporters.report import metric_total
 from frictionlens.localserver import LocalLLMServer
-from tests.conftest import free_port
+from tests.conftest import free_port, run_python
 
 ROOT = Path(__file__).resolve().parents[1]
 CONVERSATIONS, CORRECTED = 60, 15
@@ -51,22 +49,13 @@ def run_app(
     """Run the app to its end; (each call's truth, the finished process)."""
     where.mkdir(parents=True, exist_ok=True)
     truth = where / "truth.jsonl"
-    full = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "FRICTIONLENS_"))}
-    full.update(
-        OPENAI_BASE_URL=llm.openai_base_url,
-        OPENAI_API_KEY="local",
-        FRICTIONLENS_DATA_DIR=str(where / "store"),
+    env = {
+        "OPENAI_BASE_URL": llm.openai_base_url,
+        "OPENAI_API_KEY": "local",
+        "FRICTIONLENS_DATA_DIR": str(where / "store"),
         **env,
-    )
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.every_call_app", str(truth), *args],
-        env=full,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
+    }
+    done = run_python(["-m", "tests.every_call_app", str(truth), *args], env, ROOT)
     return [json.loads(line) for line in truth.read_text().splitlines()], done
 
 
@@ -88,15 +77,7 @@ def response_ids(spans: list[dict[str, Any]]) -> list[str]:
 
 def report_json(path: Path) -> dict[str, Any]:
     """``frictionlens report --json``, as a user runs it."""
-    done = subprocess.run(
-        [sys.executable, "-m", "frictionlens.cli", "report", str(path), "--json"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
+    return json.loads(run_python(["-m", "frictionlens.cli", "report", str(path), "--json"]).stdout)
 
 
 def th(span: dict[str, Any]) -> str | None:
