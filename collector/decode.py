@@ -261,6 +261,7 @@ def span_dict(span: ReadableSpan) -> dict[str, Any]:
         "name": span.name,
         "trace_id": format(ctx.trace_id, "032x"),
         "span_id": format(ctx.span_id, "016x"),
+        "trace_state": ctx.trace_state.to_header() if ctx.trace_state else "",
         "parent_span_id": format(span.parent.span_id, "016x") if span.parent else None,
         "kind": span.kind.name,
         "start_time_unix_nano": span.start_time,

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import collections
 import logging
-import os
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -57,11 +56,9 @@ IDLE_FLUSH_S = 0.5
 
 
 def collector_options(**overrides: object) -> Options:
-    """Options as for ``instrument()``, except that every span is kept unless
-    ``FRICTIONLENS_SAMPLE_RATE`` says otherwise: a collector usually feeds a tail sampler."""
+    """Options as for ``instrument()`` (every span kept unless ``FRICTIONLENS_SAMPLE_RATE``
+    says otherwise), without instrumenting any SDK."""
     overrides.setdefault("providers", False)
-    if "FRICTIONLENS_SAMPLE_RATE" not in os.environ:
-        overrides.setdefault("sample_rate", 1.0)
     return Options.resolve(overrides)
 
 

@@ -14,6 +14,8 @@ from opentelemetry.sdk.trace.export import SpanExporter
 
 DEFAULT_PROTOCOL = "http/protobuf"
 PROTOCOLS = ("grpc", "http/protobuf")
+DEFAULT_TIMEOUT_S = 10.0
+"""the OTLP exporters' own default"""
 
 
 def endpoint_configured(environ: Mapping[str, str] | None = None) -> bool:
@@ -44,6 +46,20 @@ def protocol(signal: str, environ: Mapping[str, str] | None = None) -> str:
             f"unsupported OTLP protocol {value!r} for {signal}; use one of {', '.join(PROTOCOLS)}"
         )
     return value
+
+
+def export_timeout_s(signal: str, environ: Mapping[str, str] | None = None) -> float:
+    """How long an OTLP export of ``signal`` may take: ``OTEL_EXPORTER_OTLP_<SIGNAL>_TIMEOUT``,
+    else ``OTEL_EXPORTER_OTLP_TIMEOUT``, in seconds as the Python exporters read them."""
+    env = os.environ if environ is None else environ
+    raw = env.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_TIMEOUT") or env.get(
+        "OTEL_EXPORTER_OTLP_TIMEOUT"
+    )
+    try:
+        value = float(raw) if raw else DEFAULT_TIMEOUT_S
+    except ValueError:
+        return DEFAULT_TIMEOUT_S
+    return value if value > 0 else DEFAULT_TIMEOUT_S
 
 
 def span_exporter(endpoint: str | None = None) -> SpanExporter:

@@ -144,13 +144,13 @@ def friction_chart(rep: rp.Report) -> str | None:
         return None
     t0, t1 = calls[0]["time_unix_nano"], calls[-1]["time_unix_nano"]
     width = max(t1 - t0, 1) / TIME_BINS
-    totals = [0] * TIME_BINS
-    hits = {c: [0] * TIME_BINS for c in _CATEGORIES}
-    for r in calls:
+    totals = [0.0] * TIME_BINS
+    hits = {c: [0.0] * TIME_BINS for c in _CATEGORIES}
+    for r in calls:  # a sampled call counts as the calls it stands for
         b = min(int((r["time_unix_nano"] - t0) / width), TIME_BINS - 1)
-        totals[b] += 1
+        totals[b] += r["weight"]
         for cat in {CATEGORY[k] for k in r["friction"] if k in CATEGORY}:
-            hits[cat][b] += 1
+            hits[cat][b] += r["weight"]
     x = [(i + 0.5) * width / 1e9 for i in range(TIME_BINS)]
     fig = _figure()
     ax = fig.add_subplot()
@@ -179,17 +179,21 @@ def length_chart(rep: rp.Report) -> str | None:
         for r in rep.call_log
         if r["stream"] == stream and r["features"][drift.OUTPUT_CHARS] is not None
     ]
-    before = [r["features"][drift.OUTPUT_CHARS] for r in rows if r["time_unix_nano"] < (cut or 0)]
-    after = [r["features"][drift.OUTPUT_CHARS] for r in rows if r["time_unix_nano"] >= (cut or 0)]
+    before = [r for r in rows if r["time_unix_nano"] < (cut or 0)]
+    after = [r for r in rows if r["time_unix_nano"] >= (cut or 0)]
     if not before or not after:
         return None
     fig = _figure()
     ax = fig.add_subplot()
-    bins = 30
-    ax.hist(
-        before, bins=bins, alpha=0.6, density=True, label=f"before the change ({len(before)} calls)"
-    )
-    ax.hist(after, bins=bins, alpha=0.6, density=True, label=f"after ({len(after)} calls)")
+    for part, label in ((before, "before the change"), (after, "after")):
+        ax.hist(
+            [r["features"][drift.OUTPUT_CHARS] for r in part],
+            bins=30,
+            weights=[r["weight"] for r in part],
+            alpha=0.6,
+            density=True,
+            label=f"{label} ({round(sum(r['weight'] for r in part))} calls)",
+        )
     ax.set(
         title=f"Output length distribution, {stream}", xlabel="output characters", ylabel="density"
     )
@@ -346,10 +350,12 @@ def render_html(rep: rp.Report, title: str = "frictionlens report") -> str:
             for w in tail["worst_streams"]
         ),
     )
+    note = rp.sampling_note(rep)
     summary = (
-        f"<p>{rep.calls} LLM calls in {len(rep.streams)} stream(s); {rep.conversations} conversations closed; "
+        f"<p>{html.escape(rp.headline(rep))}; "
         f"{len(rep.review)} need review; {len(rep.drift)} drift alerts; "
         f"{sum(1 for t in rep.tasks if t['brute_force'])} of {len(rep.tasks)} agent tasks brute-forced.</p>"
+        + (f'<p class="note">{html.escape(note)}</p>' if note else "")
     )
     body = "".join(
         (

@@ -53,8 +53,9 @@ class Options:
     """captured content is truncated to this many characters"""
     conversation_timeout_s: float = 1800.0
     """a conversation idle this long is closed and summarised"""
-    sample_rate: float = 0.1
-    """fraction of unflagged traces kept by signal-based sampling (1.0 keeps everything)"""
+    sample_rate: float = 1.0
+    """signal-based sampling, opt-in: below 1, flagged traces and conversations are kept
+    whole and this fraction of the other traces; 1.0 (the default) exports every span"""
     drift_arl: float = 10_000.0
     """expected calls between false drift alarms on an unchanged stream"""
     drift_features: list[str] | bool = True

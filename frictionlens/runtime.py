@@ -12,7 +12,9 @@ import atexit
 import importlib.util
 import logging
 import threading
+import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +37,7 @@ from frictionlens.config import Options
 from frictionlens.exporters import otlp
 from frictionlens.exporters.delivery import CountedBatchSpanProcessor
 from frictionlens.exporters.filestore import FileMetricExporter, FileSpanExporter
+from frictionlens.instrumentation.streams import end_open_streams
 from frictionlens.instrumentation.telemetry import Telemetry
 from frictionlens.processors.meter import BatchingMeter
 from frictionlens.processors.persistence import FILE_NAME as STATE_FILE
@@ -126,12 +129,17 @@ def install(**overrides: Any) -> None:
 
 
 def uninstall() -> None:
-    """Remove the wrappers, close open conversations and tasks, flush everything."""
+    """Remove the wrappers, close open streams, conversations and tasks, export everything.
+
+    Also what interpreter exit runs. Spans and metric points go out side by side, each
+    waiting at most its exporter's timeout, so a backend that is down at exit costs that
+    long, once; the export stage counts and logs what it could not send."""
     global _state
     with _lock:
         state, _state = _state, None
     if state is None:
         return
+    end_open_streams()
     for inst in state.instrumentors:
         try:
             inst.uninstrument()
@@ -140,6 +148,10 @@ def uninstall() -> None:
     state.pipeline.close_stages()
     if state.persistent:
         StateFile(state.options.data_dir / STATE_FILE).save_stages(state.persistent)
+    state.meter.flush()  # counter sums still waiting for a collection
+    started = time.monotonic()
+    metrics_timeout_s = otlp.export_timeout_s("metrics")
+    metrics_done = _in_background(_shutdown_meter, state.owned_meter_provider, metrics_timeout_s)
     if state.app_processors is not None:
         state.pipeline.force_flush()
         active = state.tracer_provider._active_span_processor  # pylint: disable=protected-access
@@ -149,13 +161,33 @@ def uninstall() -> None:
         active = getattr(state.tracer_provider, "_active_span_processor", None)
         if isinstance(active, SynchronousMultiSpanProcessor):
             active._span_processors = ()  # pylint: disable=protected-access
-    state.meter.flush()  # counter sums still waiting for a collection
-    if state.owned_meter_provider is not None:
-        try:
-            state.owned_meter_provider.shutdown()
-        except Exception:
-            _log.debug("meter provider shutdown failed", exc_info=True)
+    if metrics_done is not None:
+        metrics_done.join(metrics_timeout_s + 1.0)
+    else:  # after the spans, in what is left of the same time
+        left = metrics_timeout_s - (time.monotonic() - started)
+        _shutdown_meter(state.owned_meter_provider, max(left, 0.0))
     health.bind_meter(None)
+
+
+def _shutdown_meter(provider: MeterProvider | None, timeout_s: float) -> None:
+    """The last collection and export, waiting at most ``timeout_s``."""
+    if provider is None:
+        return
+    try:
+        provider.shutdown(timeout_millis=timeout_s * 1000)
+    except Exception:
+        _log.debug("meter provider shutdown failed", exc_info=True)
+
+
+def _in_background(work: Callable[..., None], *args: Any) -> threading.Thread | None:
+    """Run ``work(*args)`` on a helper thread; None when no thread can start (Python 3.12.1
+    refuses them in exit hooks)."""
+    helper = threading.Thread(target=work, args=args, name="frictionlens-exit", daemon=True)
+    try:
+        helper.start()
+    except RuntimeError:
+        return None
+    return helper
 
 
 def tracer() -> trace.Tracer:
@@ -307,11 +339,14 @@ def _attach_pipeline(
 
 
 def _export_stage(options: Options, meter: Meter) -> SpanProcessor:
-    """Signal-based sampling in front of the batch exporter (all spans kept at rate 1)."""
+    """The batch exporter, behind signal-based sampling when it is on."""
     exporter = _span_exporter(options)
     if exporter is None:
         return SpanProcessor()
-    return sampled(CountedBatchSpanProcessor(exporter, meter=meter), options, meter)
+    export = CountedBatchSpanProcessor(
+        exporter, meter=meter, shutdown_timeout_s=otlp.export_timeout_s("traces")
+    )
+    return sampled(export, options, meter)
 
 
 def sampled(export: SpanProcessor, options: Options, meter: Meter) -> SpanProcessor:
@@ -320,7 +355,12 @@ def sampled(export: SpanProcessor, options: Options, meter: Meter) -> SpanProces
         return export
     from frictionlens.exporters.sampling import SignalSampler
 
-    return SignalSampler(export, rate=options.sample_rate, meter=meter)
+    return SignalSampler(
+        export,
+        rate=options.sample_rate,
+        conversation_hold_s=options.conversation_timeout_s,
+        meter=meter,
+    )
 
 
 def _instrument_providers(

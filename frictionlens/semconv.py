@@ -313,10 +313,16 @@ FEEDBACK_RATING = "rating"
 METRIC_SAMPLING_SPANS = "frictionlens.sampling.spans"
 METRIC_ATTR_DECISION = "decision"
 SAMPLING_KEPT_FLAGGED = "kept_flagged"  # span of a flagged trace / conversation, passed at once
-SAMPLING_KEPT_SAMPLED = "kept_sampled"  # span of a trace inside the sampled fraction
+SAMPLING_KEPT_SUMMARY = "kept_summary"  # conversation summary span: always kept
+SAMPLING_KEPT_SAMPLED = "kept_sampled"  # held span of a trace inside the sampled fraction
 SAMPLING_RELEASED = "released"  # buffered span released when its trace / conversation got flagged
-SAMPLING_DROPPED = "dropped"  # buffered span whose hold time ran out unflagged
-SAMPLING_DROPPED_OVERFLOW = "dropped_overflow"  # buffered span dropped early: buffer full
+SAMPLING_DROPPED = "dropped"  # held span outside the sampled fraction, never flagged
+SAMPLING_DROPPED_OVERFLOW = "dropped_overflow"  # the same, decided early: buffer full
+# OpenTelemetry consistent probability sampling ("TraceState: Probability Sampling", status
+# Development): the sampling threshold goes in the `th` sub-key of the `ot` tracestate entry
+TRACESTATE_OT = "ot"
+TRACESTATE_THRESHOLD = "th"
+TRACESTATE_RANDOMNESS = "rv"
 
 # --- drift: suspected causes (frictionlens.drift.suspected_cause values) -----------------
 # The stream name also goes on every LLM call span, under DRIFT_STREAM: `frictionlens.stream`
@@ -429,6 +435,7 @@ EXPORT_DROPPED_QUEUE_FULL = "queue_full"  # the batch queue was full when the sp
 EXPORT_DROPPED_FAILED = (
     "export_failed"  # the exporter gave up on the batch (error, timeout, refusal)
 )
+EXPORT_DROPPED_SHUTDOWN = "shutdown"  # unsent when shutdown's time ran out, or ended after it
 # Per-key state the signal stages forgot to stay within their caps.
 METRIC_STATE_EVICTIONS = "frictionlens.state.evictions"
 METRIC_ATTR_STATE = "state"  # which table: conversations, traces, tasks, streams, ...

@@ -37,6 +37,14 @@ class CallSpec:
     response: Callable[[LLMInvocation, Any], None]
     chunk: OnChunk | None = None
     """reads one stream item; None for calls that never stream"""
+    positional: tuple[str, ...] = ()
+    """names of the parameters a call may pass by position, for ``request``"""
+
+    def named(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The call's arguments by name."""
+        if not args or not self.positional:
+            return kwargs
+        return {**dict(zip(self.positional, args)), **kwargs}
 
 
 def begin(
@@ -131,14 +139,16 @@ async def run_async(
 
 def sync_wrapper(spec: CallSpec, telemetry: Telemetry):
     def wrapper(wrapped, instance, args, kwargs):
-        return run(spec, telemetry, instance, kwargs, lambda: wrapped(*args, **kwargs))
+        named = spec.named(args, kwargs)
+        return run(spec, telemetry, instance, named, lambda: wrapped(*args, **kwargs))
 
     return wrapper
 
 
 def async_wrapper(spec: CallSpec, telemetry: Telemetry):
     async def wrapper(wrapped, instance, args, kwargs):
-        return await run_async(spec, telemetry, instance, kwargs, lambda: wrapped(*args, **kwargs))
+        named = spec.named(args, kwargs)
+        return await run_async(spec, telemetry, instance, named, lambda: wrapped(*args, **kwargs))
 
     return wrapper
 

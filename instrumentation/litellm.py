@@ -1,4 +1,5 @@
-"""LiteLLM instrumentation: ``litellm.completion`` and ``litellm.acompletion`` (streams too).
+"""LiteLLM instrumentation: ``completion``, ``acompletion``, and the legacy ``text_completion``
+and ``atext_completion`` (streams too).
 
 One span per LiteLLM call, whichever provider it routes to: LiteLLM answers in the OpenAI
 chat shape, so the OpenAI reader records it. Current LiteLLM posts through the ``openai``
@@ -39,11 +40,16 @@ PROVIDER_BY_PREFIX = {
     "ollama": semconv.PROVIDER_OLLAMA,
     "ollama_chat": semconv.PROVIDER_OLLAMA,
 }
-_WRAPPED = (("litellm", "completion"), ("litellm", "acompletion"))
+_WRAPPED = (
+    ("litellm", "completion"),
+    ("litellm", "acompletion"),
+    ("litellm", "text_completion"),
+    ("litellm", "atext_completion"),
+)
 
 
-def _request(kwargs: Mapping[str, Any]) -> LLMInvocation:
-    inv = oai.read_request("chat", None, kwargs)  # the OpenAI chat parameters, read the same way
+def _request(kind: str, kwargs: Mapping[str, Any]) -> LLMInvocation:
+    inv = oai.read_request(kind, None, kwargs)  # the OpenAI parameters, read the same way
     model = str(kwargs.get("model") or "")
     prefix, _, name = model.partition("/")
     base = kwargs.get("api_base") or kwargs.get("base_url")
@@ -59,11 +65,19 @@ def _request(kwargs: Mapping[str, Any]) -> LLMInvocation:
     return inv
 
 
-SPEC = CallSpec(
-    semconv.PROVIDER_OPENAI,
-    lambda instance, kwargs: _request(kwargs),
-    oai.read_chat_response,
-    oai.read_chat_chunk,
+def _spec(kind: str, response: Any, chunk: Any, positional: tuple[str, ...]) -> CallSpec:
+    return CallSpec(
+        semconv.PROVIDER_OPENAI,
+        lambda instance, kwargs: _request(kind, kwargs),
+        response,
+        chunk,
+        positional=positional,
+    )
+
+
+SPEC = _spec("chat", oai.read_chat_response, oai.read_chat_chunk, ("model", "messages"))
+TEXT_SPEC = _spec(
+    "completions", oai.read_completion_response, oai.read_completion_chunk, ("prompt", "model")
 )
 
 
@@ -79,6 +93,8 @@ class LiteLLMInstrumentor(BaseInstrumentor):
         wrappers = {
             "completion": calls.sync_wrapper(SPEC, telemetry),
             "acompletion": calls.async_wrapper(SPEC, telemetry),
+            "text_completion": calls.sync_wrapper(TEXT_SPEC, telemetry),
+            "atext_completion": calls.async_wrapper(TEXT_SPEC, telemetry),
         }
 
         def on_import(module: Any) -> None:

@@ -1,4 +1,5 @@
-"""OpenAI SDK instrumentation: chat completions, responses, embeddings; sync, async, streams.
+"""OpenAI SDK instrumentation: chat completions, legacy completions, responses, embeddings;
+sync, async, streams.
 
 Wrapped with wrapt at the resource classes, so every client (including Azure and any
 OpenAI-compatible server reached through ``base_url``) is covered. ``.stream()`` helpers call
@@ -60,6 +61,8 @@ _WRAPPED = (
     ("openai.resources.chat.completions.completions", "AsyncCompletions.create", "chat"),
     ("openai.resources.chat.completions.completions", "Completions.parse", "chat"),
     ("openai.resources.chat.completions.completions", "AsyncCompletions.parse", "chat"),
+    ("openai.resources.completions", "Completions.create", "completions"),
+    ("openai.resources.completions", "AsyncCompletions.create", "completions"),
     ("openai.resources.responses.responses", "Responses.create", "responses"),
     ("openai.resources.responses.responses", "AsyncResponses.create", "responses"),
     ("openai.resources.responses.responses", "Responses.parse", "responses"),
@@ -86,6 +89,7 @@ def read_request(kind: str, instance: Any, kwargs: Mapping[str, Any]) -> LLMInvo
     model = kwargs.get("model")
     op = {
         "chat": semconv.OP_CHAT,
+        "completions": semconv.OP_TEXT_COMPLETION,
         "responses": semconv.OP_CHAT,
         "embeddings": semconv.OP_EMBEDDINGS,
     }[kind]
@@ -105,6 +109,11 @@ def read_request(kind: str, instance: Any, kwargs: Mapping[str, Any]) -> LLMInvo
     if inv.streaming:
         ra[semconv.GEN_AI_REQUEST_STREAM] = True
     if kind == "embeddings":
+        return inv
+    if kind == "completions":
+        prompt = prompt_text(kwargs.get("prompt"))
+        if prompt:
+            inv.messages = [("user", prompt)]
         return inv
     if kind == "chat":
         inv.expected_format, inv.schema = format_request(kwargs.get("response_format"))
@@ -128,6 +137,16 @@ def read_request(kind: str, instance: Any, kwargs: Mapping[str, Any]) -> LLMInvo
             inv.messages.extend(message_text(m) for m in items)
     inv.tools_forced = tools_forced(kwargs)
     return inv
+
+
+def prompt_text(prompt: Any) -> str:
+    """The text of a legacy completion's ``prompt``: a string, or strings (a batch) joined;
+    token ids have none."""
+    if isinstance(prompt, str):
+        return prompt
+    if isinstance(prompt, (list, tuple)) and all(isinstance(p, str) for p in prompt):
+        return "\n".join(prompt)
+    return ""
 
 
 # -- response ----------------------------------------------------------------------------
@@ -232,6 +251,22 @@ def read_chat_chunk(inv: LLMInvocation, chunk: Any) -> None:
             inv.truncated = inv.truncated or reason == "length"
 
 
+def read_completion_response(inv: LLMInvocation, resp: Any) -> None:
+    """A legacy completion: the chat shape (id, usage, finish reasons) with a text per choice
+    where chat has a message."""
+    read_chat_response(inv, resp)
+    inv.outputs = [str(get(choice, "text") or "") for choice in get(resp, "choices") or ()]
+
+
+def read_completion_chunk(inv: LLMInvocation, chunk: Any) -> None:
+    """A streamed legacy completion chunk: as a chat chunk, with text in place of a delta."""
+    read_chat_chunk(inv, chunk)
+    for choice in get(chunk, "choices") or ():
+        text = get(choice, "text")
+        if text:
+            inv.output_parts[get(choice, "index", 0) or 0].append(text)
+
+
 def read_responses_response(inv: LLMInvocation, resp: Any) -> None:
     read_response_common(inv, resp)
     texts: list[str] = []
@@ -289,10 +324,15 @@ def read_embeddings_response(inv: LLMInvocation, resp: Any) -> None:
 
 _RESPONSE = {
     "chat": read_chat_response,
+    "completions": read_completion_response,
     "responses": read_responses_response,
     "embeddings": read_embeddings_response,
 }
-_CHUNK = {"chat": read_chat_chunk, "responses": read_responses_event}
+_CHUNK = {
+    "chat": read_chat_chunk,
+    "completions": read_completion_chunk,
+    "responses": read_responses_event,
+}
 
 
 # -- wrappers ----------------------------------------------------------------------------

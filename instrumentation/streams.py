@@ -2,14 +2,16 @@
 
 The span ends when the stream is exhausted, errors, or is closed by the caller (``close()``,
 leaving its ``with``, or closing the HTTP response the SDK's helpers close directly), and at
-the latest when the stream object is garbage collected. A close that comes before the end
-marks the call abandoned.
+the latest when the stream object is garbage collected, or when frictionlens shuts down
+(``end_open_streams``: a stream the app still holds at exit). A close that comes before the
+end marks the call abandoned.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 import weakref
 from collections.abc import Callable
@@ -19,11 +21,38 @@ import wrapt
 
 from frictionlens.features.invocation import LLMInvocation
 from frictionlens.health import count_internal_error
-from frictionlens.instrumentation.telemetry import Telemetry
+from frictionlens.instrumentation.telemetry import Telemetry, current_invocation
 
 _log = logging.getLogger(__name__)
 
 OnChunk = Callable[[LLMInvocation, Any], None]
+
+#: streams whose span has not ended yet
+_open: weakref.WeakSet[_StreamState] = weakref.WeakSet()
+_open_lock = threading.Lock()
+
+
+def end_open_streams() -> None:
+    """End the span of every stream still open, as abandoned: at shutdown, before the
+    pipeline closes (the finalisers that would end them at exit may run after it)."""
+    with _open_lock:
+        states = list(_open)
+    for state in states:
+        try:
+            state.end(abandoned=True)
+        except Exception:  # e.g. no worker thread can start this late: not the app's problem
+            count_internal_error("stream")
+            _log.debug("ending an open stream at shutdown failed", exc_info=True)
+
+
+def _opened(state: _StreamState) -> None:
+    with _open_lock:
+        _open.add(state)
+
+
+def _closed(state: _StreamState) -> None:
+    with _open_lock:
+        _open.discard(state)
 
 
 class _StreamState:
@@ -49,12 +78,14 @@ class _StreamState:
             _log.debug("reading a stream chunk failed", exc_info=True)
 
     def end(self, abandoned: bool = False) -> None:
+        _closed(self)
         if self.inv.ended:
             return
         self.inv.abandoned = abandoned
         self.telemetry.finish(self.inv)
 
     def error(self, exc: BaseException) -> None:
+        _closed(self)
         if not self.inv.ended:
             self.telemetry.fail(self.inv, exc)
 
@@ -97,6 +128,7 @@ class SyncStreamProxy(wrapt.ObjectProxy):
     ) -> None:
         super().__init__(wrapped)
         state = _StreamState(inv, telemetry, on_chunk)
+        _opened(state)
         self._self_state = state
         _hook_response_close(getattr(wrapped, "response", None), state, "close")
         weakref.finalize(self, state.end, True)
@@ -107,6 +139,9 @@ class SyncStreamProxy(wrapt.ObjectProxy):
     def __next__(self) -> Any:
         state = self._self_state
         state.in_next = True
+        # a stream that sends its request when first read (LiteLLM's text completions): that
+        # SDK call runs inside this one, not as a second span
+        token = None if state.inv.chunks else current_invocation.set(state.inv)
         try:
             item = self.__wrapped__.__next__()
         except StopIteration:
@@ -117,6 +152,8 @@ class SyncStreamProxy(wrapt.ObjectProxy):
             raise
         finally:
             state.in_next = False
+            if token is not None:
+                current_invocation.reset(token)
         state.chunk(item)
         return item
 
@@ -142,6 +179,7 @@ class AsyncStreamProxy(wrapt.ObjectProxy):
     ) -> None:
         super().__init__(wrapped)
         state = _StreamState(inv, telemetry, on_chunk)
+        _opened(state)
         self._self_state = state
         _hook_response_close(getattr(wrapped, "response", None), state, "aclose")
         weakref.finalize(self, state.end, True)
@@ -152,6 +190,7 @@ class AsyncStreamProxy(wrapt.ObjectProxy):
     async def __anext__(self) -> Any:
         state = self._self_state
         state.in_next = True
+        token = None if state.inv.chunks else current_invocation.set(state.inv)
         try:
             item = await self.__wrapped__.__anext__()
         except StopAsyncIteration:
@@ -165,6 +204,8 @@ class AsyncStreamProxy(wrapt.ObjectProxy):
             raise
         finally:
             state.in_next = False
+            if token is not None:
+                current_invocation.reset(token)
         state.chunk(item)
         return item
 

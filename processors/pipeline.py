@@ -30,6 +30,7 @@ from typing import Protocol
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
+from opentelemetry.trace import SpanContext
 from opentelemetry.util.types import Attributes, AttributeValue
 
 from frictionlens.features import record as _features
@@ -103,11 +104,16 @@ class SpanRecord:
 
 
 def enriched_copy(
-    span: ReadableSpan, attributes: dict[str, AttributeValue], events: Sequence[Event] = ()
+    span: ReadableSpan,
+    attributes: dict[str, AttributeValue],
+    events: Sequence[Event] = (),
+    context: SpanContext | None = None,
 ) -> ReadableSpan:
+    """A copy of ``span`` with ``attributes`` and ``events`` added (and ``context`` instead of
+    its own, when given)."""
     return ReadableSpan(
         name=span.name,
-        context=span.context,
+        context=context or span.context,
         parent=span.parent,
         resource=span.resource,
         attributes={**span_attributes(span), **attributes},

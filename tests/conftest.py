@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +17,7 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 @pytest.fixture(autouse=True)
 def _isolated_env(tmp_path, monkeypatch):
-    for var in list(__import__("os").environ):
+    for var in list(os.environ):
         if var.startswith(("OTEL_", "FRICTIONLENS_")):
             monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("FRICTIONLENS_DATA_DIR", str(tmp_path / "data"))
@@ -38,21 +41,27 @@ def demo_cli_run(tmp_path_factory) -> tuple[Path, str]:
     Small (``--calls 200``) but past the drift warm-up, so the alert, the provider change and
     every chart exist. Run without the caller's OTEL_* / FRICTIONLENS_* settings.
     """
-    import os
-    import subprocess
-    import sys
 
     out = tmp_path_factory.mktemp("demo") / "out"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "FRICTIONLENS_"))}
-    proc = subprocess.run(
-        [sys.executable, "-m", "frictionlens.cli", "demo", "--calls", "200", "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-    )
-    assert proc.returncode == 0, proc.stderr
+    proc = run_python(["-m", "frictionlens.cli", "demo", "--calls", "200", "--out", str(out)])
     return out, proc.stdout
+
+
+def run_python(
+    args: list[str],
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 300,
+) -> subprocess.CompletedProcess[str]:
+    """``python ARGS`` to its end, as a user runs it: without the caller's OTEL_* and
+    FRICTIONLENS_* settings, with ``env`` on top. Fails the test on a non-zero exit."""
+    full = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "FRICTIONLENS_"))}
+    full.update(env or {})
+    done = subprocess.run(
+        [sys.executable, *args], env=full, cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
+    assert done.returncode == 0, done.stderr
+    return done
 
 
 def free_port() -> int:

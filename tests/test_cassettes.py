@@ -6,9 +6,9 @@ interaction is replayed offline with vcrpy as the SDK call that made it, with ou
 instrumentation and the whole signal pipeline on, and the span is checked against the
 recorded response body: one GenAI span per call, token usage and finish reasons equal to
 the body, truncation / refusal / format flags consistent with the recorded output, and no
-internal error. Calls to endpoints we do not wrap (legacy ``completions``) must produce no
-span, and are counted, not hidden: ``python3 -m tests.test_cassettes`` prints calls per
-provider and endpoint with what their spans say (the table in docs/quality.md).
+internal error. Legacy ``completions`` calls included. ``python3 -m tests.test_cassettes``
+prints calls per provider and endpoint with what their spans say (the table in
+docs/quality.md).
 """
 
 from __future__ import annotations
@@ -60,8 +60,15 @@ ENDPOINTS = {
     "/completions": ("openai", "completions"),
     "/v1/messages": ("anthropic", "messages"),
 }
-#: endpoints our instrumentation does not wrap: replayed, must make no span, counted
-UNCOVERED = {"completions"}
+#: endpoint kind -> gen_ai.operation.name of its span
+OPERATIONS = {
+    "chat": "chat",
+    "responses": "chat",
+    "completions": "text_completion",
+    "embeddings": "embeddings",
+    "messages": "chat",
+    "beta messages": "chat",
+}
 _REPLAY = vcr.VCR(
     record_mode="none",
     match_on=["method", "scheme", "host", "port", "path"],
@@ -150,6 +157,19 @@ def _chat(rec: Recorded, body: Any, stream: bool) -> None:
     rec.truncated = "length" in rec.finish_reasons
 
 
+def _completions(rec: Recorded, body: Any, stream: bool) -> None:
+    """Legacy completions: a text per choice; streamed chunks have the same shape."""
+    texts: dict[int, list[str]] = {}
+    for item in body if stream else [body]:
+        _openai_usage(rec, item.get("usage"))
+        for choice in item.get("choices") or ():
+            texts.setdefault(choice.get("index", 0), []).append(choice.get("text") or "")
+            if choice.get("finish_reason"):
+                rec.finish_reasons.append(choice["finish_reason"])
+    rec.texts = ["".join(t) for t in texts.values()]
+    rec.truncated = "length" in rec.finish_reasons
+
+
 def _responses(rec: Recorded, body: Any, stream: bool) -> None:
     if stream:
         done = [
@@ -223,6 +243,7 @@ def _embeddings(rec: Recorded, body: Any, stream: bool) -> None:
 
 _READERS = {
     "chat": _chat,
+    "completions": _completions,
     "responses": _responses,
     "messages": _messages,
     "beta messages": _messages,
@@ -377,11 +398,11 @@ def check_span(
 
 @dataclass
 class Replayed:
-    """One replayed call: its label for the coverage table, its span's attributes (None when
-    the endpoint is not instrumented) and the recorded answer."""
+    """One replayed call: its label for the coverage table, its span's attributes and the
+    recorded answer."""
 
     label: str
-    attrs: dict[str, Any] | None
+    attrs: dict[str, Any]
     recorded: Recorded
 
 
@@ -409,12 +430,9 @@ def replay(path: Path, tp: Any, exporter: InMemorySpanExporter) -> list[Replayed
                 assert rec.status < 400, where
             spans = _genai(exporter)
             label = f"{kind}" + (" (stream)" if body.get("stream") else "")
-            if kind in UNCOVERED:
-                assert spans == [], where
-                done.append(Replayed(f"{sdk} {label} (not instrumented)", None, rec))
-                continue
             assert len(spans) == 1, (where, [s.name for s in spans])
             attrs = dict(spans[0].attributes)
+            assert attrs["gen_ai.operation.name"] == OPERATIONS[kind], where
             label = f"{attrs['gen_ai.provider.name']} {label}"
             assert attrs["frictionlens.retry.count"] == cassette.play_count - played - 1, (
                 where
@@ -468,7 +486,7 @@ def main() -> None:
             files += 1
             for call in replay(CORPUS / name, tp, exporter):
                 row = table.setdefault(call.label, Counter())
-                a = call.attrs or {}
+                a = call.attrs
                 row["calls"] += 1
                 row["recorded error"] += call.recorded.status >= 400
                 row["truncated"] += bool(a.get("frictionlens.output.truncated"))

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,23 +9,13 @@ import pytest
 from frictionlens import semconv as sc
 from frictionlens.exporters.filestore import read_metrics, read_traces
 from frictionlens.localserver import LocalLLMServer
+from tests.conftest import run_python
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_app(script: str, args: list[str], env: dict[str, str], cwd: Path) -> str:
-    full = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "FRICTIONLENS_"))}
-    full.update(env)
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / script), *args],
-        env=full,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
+    return run_python([str(ROOT / "examples" / script), *args], env, cwd, timeout=120).stdout
 
 
 @pytest.fixture

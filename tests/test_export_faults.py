@@ -14,7 +14,7 @@ import pytest
 import frictionlens
 from frictionlens import runtime
 from frictionlens import semconv as sc
-from frictionlens.exporters.delivery import QUEUED, CountedBatchSpanProcessor
+from frictionlens.exporters.delivery import EXPORTED, QUEUED, CountedBatchSpanProcessor
 from frictionlens.localserver import LocalLLMServer
 from tests.faults import FAULTS, FaultyBackend
 
@@ -94,4 +94,52 @@ def test_a_faulty_backend_costs_the_app_nothing_and_losses_are_counted(
     reported = {
         p["attributes"][sc.METRIC_ATTR_REASON]: p["value"] for p in points
     }  # cumulative: last wins
-    assert reported == {k: v for k, v in stats.items() if k != QUEUED and v}
+    assert reported == {k: v for k, v in stats.items() if k not in (QUEUED, EXPORTED) and v}
+    assert stats[EXPORTED] == len(received)
+
+
+@pytest.mark.parametrize("helper_thread", [True, False], ids=["helper thread", "no new thread"])
+def test_shutdown_waits_at_most_its_timeout_and_counts_what_it_could_not_send(
+    monkeypatch, caplog, helper_thread
+):
+    """A backend that is down at shutdown: 10 spans in batches of 2, an exporter that would
+    retry each batch for 10 s; shutdown gives up after 1 s, counts the 10 spans and says so
+    once. Without a helper thread (Python 3.12.1 refuses them in exit hooks) it waits the
+    same."""
+    import threading
+
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import ReadableSpan
+    from opentelemetry.trace import SpanContext, TraceFlags
+
+    from tests.conftest import free_port
+
+    exporter = OTLPSpanExporter(endpoint=f"http://127.0.0.1:{free_port()}/v1/traces", timeout=10)
+    export = CountedBatchSpanProcessor(
+        exporter, shutdown_timeout_s=1.0, max_export_batch_size=2, schedule_delay_millis=60_000
+    )
+
+    def span(i: int) -> ReadableSpan:
+        ctx = SpanContext(1, i, False, TraceFlags(TraceFlags.SAMPLED))
+        return ReadableSpan(name="s", context=ctx, resource=Resource.get_empty())
+
+    for i in range(10):
+        export.on_end(span(i + 1))
+    if not helper_thread:
+
+        def refuse(self):
+            raise RuntimeError("can't create new thread at interpreter shutdown")
+
+        monkeypatch.setattr(threading.Thread, "start", refuse)
+    start = time.monotonic()
+    export.shutdown()
+    took = time.monotonic() - start
+    assert took < 5, took  # one batch alone would retry for 10 s
+    stats = export.stats()
+    lost = sum(stats.get(r, 0) for r in (sc.EXPORT_DROPPED_FAILED, sc.EXPORT_DROPPED_SHUTDOWN))
+    assert (stats[QUEUED], stats.get(EXPORTED, 0), lost) == (10, 0, 10), stats
+    said = [r.getMessage() for r in caplog.records if "not exported at shutdown" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith("frictionlens: 10 span(s)"), said
+    export.on_end(span(99))
+    assert export.stats()[sc.EXPORT_DROPPED_SHUTDOWN] >= 1  # a span after shutdown: counted

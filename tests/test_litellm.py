@@ -115,3 +115,38 @@ def test_openai_sdk_call_inside_litellm_is_not_a_second_span(server, spans, monk
     assert len(server.requests) == 1  # the inner SDK call really went over HTTP
     (span,) = spans()
     assert span.attributes["frictionlens.output.chars"] == len("Paris, nested.")
+
+
+def test_text_completion_one_span_each_way(server, spans):
+    """``text_completion`` and ``atext_completion``, plain and streamed (the streamed ones send
+    their request through the openai SDK when first read: still one span each)."""
+    server.script(
+        Reply(content="Paris.", usage=Usage(4, 2)),
+        Reply(content="Paris, streamed.", stream_chunks=3),
+        Reply(content="Lyon."),
+        Reply(content="Lyon, streamed.", stream_chunks=2),
+    )
+    kw = dict(model="openai/gpt-test", api_base=server.openai_base_url, api_key="x")
+    plain = litellm.text_completion("Capital of France?", **kw)  # the prompt by position
+    streamed = "".join(
+        c.choices[0].text or "" for c in litellm.text_completion(prompt="x", stream=True, **kw)
+    )
+
+    async def run():
+        first = await litellm.atext_completion(prompt="y", **kw)
+        stream = await litellm.atext_completion(prompt="z", stream=True, **kw)
+        return first, "".join([c.choices[0].text or "" async for c in stream])
+
+    first, astreamed = asyncio.run(run())
+    assert [r.path for r in server.requests] == ["/v1/completions"] * 4
+    found = sorted(spans(), key=lambda s: s.start_time)
+    assert len(found) == 4
+    attrs = [s.attributes for s in found]
+    assert {a["gen_ai.operation.name"] for a in attrs} == {"text_completion"}
+    assert {a["gen_ai.request.model"] for a in attrs} == {"gpt-test"}
+    assert (attrs[0]["gen_ai.usage.input_tokens"], attrs[0]["gen_ai.usage.output_tokens"]) == (4, 2)
+    outputs = [plain.choices[0].text, streamed, first.choices[0].text, astreamed]
+    assert outputs == ["Paris.", "Paris, streamed.", "Lyon.", "Lyon, streamed."]
+    assert [a["frictionlens.output.chars"] for a in attrs] == [len(o) for o in outputs]
+    assert [a.get("frictionlens.stream.abandoned") for a in attrs] == [None, False, None, False]
+    assert all("frictionlens.conversation.id" in a for a in attrs)  # prompts read, by position too

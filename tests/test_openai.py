@@ -247,6 +247,50 @@ def test_responses_api_plain_and_streamed(server, spans):
     assert events and helper.attributes[sc.GEN_AI_RESPONSE_FINISH_REASONS] == ("stop",)
 
 
+def test_legacy_completions_sync_async_and_streamed(server, spans):
+    server.script(
+        Reply(content="This is a", finish_reason="length", usage=Usage(5, 3)),
+        Reply(content="streamed text", stream_chunks=3),
+        Reply(content=["one", "two"]),
+        Reply(content="async streamed", stream_chunks=2),
+    )
+    c = client(server)
+    done = c.completions.create(model="gpt-3.5-turbo-instruct", prompt="Say this", max_tokens=3)
+    assert done.choices[0].text == "This is a"
+    streamed = "".join(
+        ch.choices[0].text
+        for ch in c.completions.create(model="gpt-3.5-turbo-instruct", prompt="x", stream=True)
+    )
+
+    async def run():
+        ac = aclient(server)
+        both = await ac.completions.create(model="m", prompt=["a", "b"])
+        chunks = [
+            ch async for ch in await ac.completions.create(model="m", prompt="y", stream=True)
+        ]
+        return both, "".join(ch.choices[0].text for ch in chunks)
+
+    both, astreamed = asyncio.run(run())
+    found = sorted(spans(), key=lambda s: s.start_time)
+    assert [s.name for s in found] == ["text_completion gpt-3.5-turbo-instruct"] * 2 + [
+        "text_completion m"
+    ] * 2
+    attrs = [s.attributes for s in found]
+    assert {a[sc.GEN_AI_OPERATION_NAME] for a in attrs} == {"text_completion"}
+    assert (attrs[0][sc.GEN_AI_USAGE_INPUT_TOKENS], attrs[0][sc.GEN_AI_USAGE_OUTPUT_TOKENS]) == (
+        5,
+        3,
+    )
+    assert attrs[0][sc.GEN_AI_RESPONSE_FINISH_REASONS] == ("length",)
+    assert attrs[0][sc.OUTPUT_TRUNCATED] is True
+    assert attrs[1][sc.OUTPUT_CHARS] == len(streamed) and attrs[1][sc.STREAM_ABANDONED] is False
+    texts = [ch.text for ch in both.choices]
+    assert attrs[2][sc.OUTPUT_CHARS] == len("\n".join(texts))
+    assert attrs[2][sc.GEN_AI_RESPONSE_FINISH_REASONS] == ("stop", "stop")
+    assert attrs[3][sc.OUTPUT_CHARS] == len(astreamed) == len("async streamed")
+    assert all(sc.CONVERSATION_ID in a for a in attrs)  # the prompt threads a conversation
+
+
 def test_embeddings(server, spans):
     out = client(server).embeddings.create(model="emb", input=["a", "b"])
     (span,) = spans()

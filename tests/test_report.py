@@ -6,6 +6,7 @@ import base64
 import importlib.util
 import io
 import json
+import random
 import re
 import sys
 import time
@@ -135,7 +136,8 @@ def test_friction_rates_and_tail(demo_report):
     rates = {r["stream"]: r for r in demo_report.friction_rates}
     assert sum(r["calls"] for r in rates.values()) == demo_report.calls
     kinds_counted = sum(round(v * r["calls"]) for r in rates.values() for v in r["kinds"].values())
-    assert kinds_counted == sum(demo_report.friction.values())
+    assert kinds_counted == sum(len(r["friction"]) for r in demo_report.call_log)
+    assert kinds_counted <= sum(demo_report.friction.values())  # also feedback and summaries
     tail = demo_report.tail
     assert len(tail["conversations"]) == -(-demo_report.conversations * 5 // 100)
     top = max(r["score"] for r in demo_report.review)
@@ -213,3 +215,132 @@ def test_demo_without_the_openai_sdk_says_what_to_install(tmp_path, capsys, monk
     assert cli.main(["demo", "--out", str(tmp_path / "demo")]) == 2
     err = capsys.readouterr().err
     assert "pip install 'frictionlens[demo,report]'" in err and len(err.strip().splitlines()) == 1
+
+
+# -- a sampled store -------------------------------------------------------------------------
+def _span(name: str, trace_id: int, th: str | None, **attributes) -> dict:
+    return {
+        "name": name,
+        "trace_id": format(trace_id, "032x"),
+        "trace_state": "" if th is None else f"ot=th:{th}",
+        "attributes": attributes,
+        "events": [],
+        "start_time_unix_nano": trace_id,
+        "end_time_unix_nano": trace_id + 1,
+    }
+
+
+def _friction_event(kind: str) -> dict:
+    return {
+        "name": "gen_ai.evaluation.result",
+        "attributes": {
+            "gen_ai.evaluation.name": "frictionlens.friction",
+            "gen_ai.evaluation.score.label": kind,
+        },
+        "time_unix_nano": 0,
+    }
+
+
+def sampled_store(conversations: int, with_friction: int, rate: float, seed: int) -> list[dict]:
+    """Two-turn conversations, the first ``with_friction`` corrected at turn 2 (flagged: kept
+    whole at th:0); the others kept by their trace's randomness, as SignalSampler keeps them;
+    every conversation's summary kept."""
+    from frictionlens.exporters import sampling
+
+    rng = random.Random(seed)
+    threshold = sampling.threshold(rate)
+    spans = []
+    for n in range(conversations):
+        flagged = n < with_friction
+        for turn in (1, 2):
+            trace_id = rng.getrandbits(128)
+            if not flagged and trace_id & ((1 << 56) - 1) < threshold:
+                continue
+            span = _span(
+                "chat m",
+                trace_id,
+                "0" if flagged else sampling.encode_threshold(threshold),
+                **{
+                    "gen_ai.operation.name": "chat",
+                    "frictionlens.drift.stream": "openai/m/default",
+                    "frictionlens.conversation.id": f"c{n}",
+                },
+            )
+            if flagged and turn == 2:
+                span["events"].append(_friction_event("correction"))
+            spans.append(span)
+        summary = {
+            "frictionlens.conversation.id": f"c{n}",
+            "frictionlens.conversation.calls": 2,
+            "frictionlens.friction.score": 0.6 if flagged else 0.0,
+            "frictionlens.review.needed": flagged,
+        }
+        spans.append(_span("frictionlens.conversation", rng.getrandbits(128), "0", **summary))
+    return spans
+
+
+def _point(name: str, t: int, value: float, start: int = 1, **attributes) -> dict:
+    return {
+        "name": name,
+        "type": "sum",
+        "attributes": attributes,
+        "resource": {"service.name": "app"},
+        "start_time_unix_nano": start,
+        "time_unix_nano": t,
+        "value": value,
+        "temporality": "cumulative",
+    }
+
+
+def test_metric_totals_add_processes_and_subtract_what_came_before_since():
+    points = [
+        _point("c", 10, 3, kind="a"),
+        _point("c", 20, 5, kind="a"),  # cumulative: 5 so far
+        _point("c", 30, 9, kind="a"),
+        _point("c", 25, 4, start=22, kind="a"),  # another process
+        _point("c", 30, 2, kind="b"),
+        {**_point("d", 30, 7, kind="a"), "temporality": "delta"},
+        {**_point("d", 40, 1, kind="a"), "temporality": "delta"},
+    ]
+    assert report.metric_total(points, ["c"], by="kind") == {"a": 13, "b": 2}
+    assert report.metric_total(points, ["c"], since_ns=21, by="kind") == {"a": 8, "b": 2}
+    assert report.metric_total(points, ["d"], since_ns=35) == {"*": 1}
+    assert report.metric_total(points, ["c"], where=lambda a: a["kind"] == "b") == {"*": 2}
+    assert report.metric_total(points, ["missing"]) is None
+
+
+def test_a_sampled_store_is_counted_from_the_probabilities_on_its_spans():
+    """1,000 conversations (2,000 calls), 100 flagged, the rest sampled at 10%."""
+    spans = sampled_store(1000, 100, 0.1, seed=4)
+    calls = [s for s in spans if s["name"] == "chat m"]
+    assert len(calls) < 500
+    # the spans alone, without the summaries: each counts 1/probability times
+    alone = report.build([s for s in spans if s["name"] == "chat m"])
+    assert abs(alone.calls / 2000 - 1) < 0.2  # standard error 6%
+    assert alone.sampling["sample_rates"] == [0.1] and "calls" not in alone.sampling["exact"]
+    # with the summaries (always kept): the calls of closed conversations are known exactly
+    rep = report.build(spans)
+    assert (rep.calls, rep.conversations, len(rep.review)) == (2000, 1000, 100)
+    assert rep.friction_rate == 0.05 and rep.friction == {"correction": 100}
+    assert rep.friction_rates[0]["calls"] == 2000 and rep.friction_rates[0]["rate"] == 0.05
+    # with the metrics, the call count and the friction events come from them
+    points = [
+        _point("gen_ai.client.operation.duration", 5, 0, **{"gen_ai.operation.name": "chat"})
+        | {"type": "histogram", "count": 2000},
+        _point("frictionlens.friction.events", 5, 100, kind="correction"),
+    ]
+    exact = report.build(spans[: len(spans) // 2], points, series=False)
+    assert exact.calls == 2000 and {"calls", "friction"} <= set(exact.sampling["exact"])
+    assert "about 2000 LLM calls" in report.render(exact)
+    assert "sampling rate 0.1" in report.render(exact)
+    assert "Estimates from a sampled store" in report_html.render_html(exact)
+    # sampled at rate 0: only what was flagged, at probability 1; still said to be sampled
+    flagged = report.build([s for s in spans if s["trace_state"] == "ot=th:0"])
+    assert flagged.sampling["sample_rates"] == [] and "sampling rate 0 " in report.render(flagged)
+
+
+def test_a_complete_store_says_nothing_about_sampling():
+    spans = [s | {"trace_state": ""} for s in sampled_store(20, 5, 1.0, seed=1)]
+    rep = report.build(spans)
+    assert rep.sampling == {} and rep.calls == 40 and rep.friction_rate == 0.125
+    assert "Estimated" not in report.render(rep) and "about" not in report.render(rep)

@@ -14,6 +14,7 @@ from typing import Any
 
 from frictionlens.localserver.reply import (
     CHAT_PATH,
+    COMPLETIONS_PATH,
     MESSAGES_PATH,
     RESPONSES_PATH,
     ReceivedRequest,
@@ -31,7 +32,7 @@ def estimate_tokens(chars: int) -> int:
 def default_responder(request: ReceivedRequest) -> Reply:
     """Answer ``request`` as a well-behaved model would; see the module docstring."""
     body = request.json
-    if request.path not in (CHAT_PATH, RESPONSES_PATH, MESSAGES_PATH):
+    if request.path not in (CHAT_PATH, COMPLETIONS_PATH, RESPONSES_PATH, MESSAGES_PATH):
         return Reply()
     tool, after_tool = _chosen_tool(request), _ends_with_tool_result(request)
     if tool is not None and not after_tool:
@@ -47,7 +48,7 @@ def default_responder(request: ReceivedRequest) -> Reply:
     finish = None
     if limit is not None and estimate_tokens(len(text)) > limit:
         text, finish = text[: limit * CHARS_PER_TOKEN], "length"
-    n = body.get("n") if request.path == CHAT_PATH else None
+    n = body.get("n") if request.path in (CHAT_PATH, COMPLETIONS_PATH) else None
     if isinstance(n, int) and n > 1 and output_format is None:
         return Reply(content=[f"{text} (take {i + 1})" for i in range(n)], finish_reason=finish)
     return Reply(content=text, finish_reason=finish)
@@ -62,8 +63,11 @@ def answer_text(question: str, *, after_tool: bool = False) -> str:
 
 
 def last_user_text(request: ReceivedRequest) -> str:
-    """The text of the last user turn in any of the three request formats ('' if none)."""
+    """The text of the last user turn (or the prompt) in any request format ('' if none)."""
     body = request.json
+    if request.path == COMPLETIONS_PATH:
+        prompt = body.get("prompt")
+        return prompt if isinstance(prompt, str) else ""
     if request.path == RESPONSES_PATH:
         items = body.get("input")
         if isinstance(items, str):

@@ -20,6 +20,7 @@ from typing import Any
 
 from frictionlens.localserver.reply import (
     CHAT_PATH,
+    COMPLETIONS_PATH,
     EMBEDDINGS_PATH,
     MESSAGES_PATH,
     RESPONSES_PATH,
@@ -67,7 +68,8 @@ def _usage(request: ReceivedRequest, reply: Reply) -> Usage:
         return reply.usage
     body = request.json
     prompt_chars = sum(
-        _chars(body.get(k)) for k in ("messages", "input", "system", "instructions", "tools")
+        _chars(body.get(k))
+        for k in ("messages", "input", "system", "instructions", "tools", "prompt")
     )
     output_chars = (
         sum(map(len, reply.texts))
@@ -256,6 +258,48 @@ def chat_completion_events(request: ReceivedRequest, reply: Reply) -> Iterator[b
             + dumps({**head, "choices": [], "usage": _openai_usage(_usage(request, reply))})
             + b"\n\n"
         )
+    yield b"data: [DONE]\n\n"
+
+
+# --- OpenAI legacy Completions ----------------------------------------------------------
+
+
+def _completion_head(request: ReceivedRequest, reply: Reply) -> dict[str, Any]:
+    return {
+        "id": f"cmpl-local{request.index:08d}",
+        "object": "text_completion",
+        "created": int(time.time()),
+        "model": _model(request, reply),
+        "system_fingerprint": reply.system_fingerprint,
+    }
+
+
+def text_completion(request: ReceivedRequest, reply: Reply) -> Any:
+    finish = openai_finish_reason(reply)
+    return {
+        **_completion_head(request, reply),
+        "choices": [
+            {"index": i, "text": text, "logprobs": None, "finish_reason": finish}
+            for i, text in enumerate(_choice_texts(request, reply))
+        ],
+        "usage": _openai_usage(_usage(request, reply)),
+    }
+
+
+def text_completion_events(request: ReceivedRequest, reply: Reply) -> Iterator[bytes]:
+    head = _completion_head(request, reply)
+    finish = openai_finish_reason(reply)
+    for index, text in enumerate(_choice_texts(request, reply)):
+        pieces = split_text(text, reply.stream_chunks)
+        for i, piece in enumerate(pieces):
+            last = i == len(pieces) - 1
+            choice = {"index": index, "text": piece, "logprobs": None}
+            choice["finish_reason"] = finish if last else None
+            yield b"data: " + dumps({**head, "choices": [choice]}) + b"\n\n"
+    options = request.json.get("stream_options")
+    if isinstance(options, dict) and options.get("include_usage"):
+        usage = _openai_usage(_usage(request, reply))
+        yield b"data: " + dumps({**head, "choices": [], "usage": usage}) + b"\n\n"
     yield b"data: [DONE]\n\n"
 
 
@@ -564,6 +608,7 @@ class Route:
 
 ROUTES: dict[str, Route] = {
     CHAT_PATH: Route("openai", chat_completion, chat_completion_events),
+    COMPLETIONS_PATH: Route("openai", text_completion, text_completion_events),
     RESPONSES_PATH: Route("openai", response, response_events),
     EMBEDDINGS_PATH: Route("openai", embeddings, None),
     MESSAGES_PATH: Route("anthropic", message, message_events),
