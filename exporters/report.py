@@ -21,6 +21,7 @@ from typing import Any
 
 from frictionlens import semconv as sc
 from frictionlens.collector.decode import metric_points, span_dicts
+from frictionlens.exporters import review_quality
 from frictionlens.exporters.filestore import read_metrics, read_traces
 from frictionlens.processors.drift import stage as drift
 from frictionlens.processors.friction.kinds import CATEGORY
@@ -31,7 +32,14 @@ SECTION_FRICTION = "Friction rates by stream"
 SECTION_DRIFT = "Drift alerts"
 SECTION_TASKS = "Agent tasks"
 SECTION_TAIL = "Tail slices"
-SECTIONS = (SECTION_REVIEW, SECTION_FRICTION, SECTION_DRIFT, SECTION_TASKS, SECTION_TAIL)
+SECTIONS = (
+    SECTION_REVIEW,
+    SECTION_FRICTION,
+    SECTION_DRIFT,
+    SECTION_TASKS,
+    SECTION_TAIL,
+    review_quality.SECTION,
+)
 
 #: share of conversations in the worst-by-friction tail slice
 TAIL_SHARE = 0.05
@@ -89,6 +97,8 @@ class Report:
     provider_changes: list[dict[str, Any]] = field(default_factory=list)
     tasks: list[dict[str, Any]] = field(default_factory=list)
     tail: dict[str, Any] = field(default_factory=dict)
+    review_quality: dict[str, Any] = field(default_factory=dict)
+    """precision and recall measured from reviewers' verdicts (exporters/review_quality.py)"""
     # per-call and per-point series behind the HTML charts; not part of the --json document
     call_log: list[dict[str, Any]] = field(default_factory=list, metadata={"series": True})
     drift_scores: list[dict[str, Any]] = field(default_factory=list, metadata={"series": True})
@@ -240,6 +250,8 @@ def build(spans: Iterable[dict[str, Any]], metrics: Iterable[dict[str, Any]] = (
     rep = Report()
     scores: list[tuple[float, str, str]] = []
     by_stream: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    verdicts = review_quality.Tally()
+    spans = verdicts.watch(spans)
     for s in spans:
         a = s["attributes"]
         op = a.get(sc.GEN_AI_OPERATION_NAME)
@@ -331,6 +343,7 @@ def build(spans: Iterable[dict[str, Any]], metrics: Iterable[dict[str, Any]] = (
         for p in metrics
         if p["name"] == sc.METRIC_DRIFT_SCORE
     ]
+    rep.review_quality = verdicts.result()
     return rep
 
 
@@ -408,4 +421,5 @@ def render(rep: Report) -> str:
             f"  {w['stream']}  friction {w['friction_rate']:.1%}  format failures {w['format_failure_rate']:.1%}"
             f"  ({w['calls']} calls)"
         )
+    lines += review_quality.render(rep.review_quality)
     return "\n".join(lines)
