@@ -214,3 +214,27 @@ def test_the_command_refuses_what_it_cannot_serve_safely(store, tmp_path, capsys
         assert "trace URL" in capsys.readouterr().err
     assert main(["review", str(store), "--sample", "1.5"]) == 2
     assert "--sample must be between 0 and 1" in capsys.readouterr().err
+
+
+def test_trace_links_fill_the_template_once_the_blind_answer_is_given(store):
+    template = (
+        "https://ui.honeycomb.io/team/environments/prod/datasets/llm/trace?trace_id={trace_id}"
+        "&span={span_id}&trace_start_ts={start_s}&trace_end_ts={end_s}&c={conversation_id}"
+    )
+    app, review = _app(store, trace_url=template)
+    client = app.test_client()
+    item = _flagged(review)
+    page = client.get(f"/c/{item.key}").text
+    assert "honeycomb" not in page  # a trace view would show the flags
+    token = CSRF.search(page).group(1)
+    client.post(
+        f"/c/{item.key}/verdict", data={"needed": "yes", "reviewer": "ann", "csrf_token": token}
+    )
+    page = client.get(f"/c/{item.key}").text
+    start, end = item.start_ns // 10**9 - 60, -(-item.end_ns // 10**9) + 60
+    assert (
+        f"trace_id={item.trace_id}&amp;span={item.key}&amp;trace_start_ts={start}"
+        f"&amp;trace_end_ts={end}&amp;c={item.conversation_id}"
+    ) in page
+    for step in item.steps:
+        assert f"trace_id={step.trace_id}&amp;span={step.span_id}" in page

@@ -40,6 +40,8 @@ from frictionlens.review.verdicts import (
 
 #: placeholders a trace URL template may use
 TRACE_URL_FIELDS = ("trace_id", "span_id", "conversation_id", "start_s", "end_s")
+#: {start_s} / {end_s} reach this far beyond the span, so a viewer's time window holds its whole trace
+LINK_MARGIN_S = 60
 NAME_MAX = 80
 NOTE_MAX = 2000
 _UNJUDGED = ""
@@ -169,8 +171,8 @@ def create_app(
             trace_id=trace_id,
             span_id=span_id,
             conversation_id=quote(conversation_id, safe=""),
-            start_s=start // 1_000_000_000,
-            end_s=-(-end // 1_000_000_000),
+            start_s=start // 1_000_000_000 - LINK_MARGIN_S,
+            end_s=-(-end // 1_000_000_000) + LINK_MARGIN_S,
         )
 
     @app.before_request

@@ -34,7 +34,6 @@ from frictionlens.review.verdicts import Latest, Verdict, finding_key, from_span
 DEFAULT_SAMPLE_RATE = 0.02
 #: a store that keeps growing rebuilds the queue at most this often
 REBUILD_S = 30.0
-_FEEDBACK_SPAN = sc.FEEDBACK_SPAN
 
 
 @dataclass
@@ -192,7 +191,7 @@ def _facts(s: dict[str, Any]) -> list[str]:
     """What the instrumentation observed on a call, short, without any friction verdict."""
     a = s["attributes"]
     facts = []
-    if s["name"] == _FEEDBACK_SPAN:
+    if s["name"] == sc.FEEDBACK_SPAN:
         value = a.get(sc.FEEDBACK_VALUE)
         return [f"feedback: {a.get(sc.FEEDBACK_KIND)}" + ("" if value is None else f" {value:g}")]
     model = a.get(sc.GEN_AI_RESPONSE_MODEL) or a.get(sc.GEN_AI_REQUEST_MODEL)
@@ -324,7 +323,10 @@ def build(path: str | os.PathLike[str], sample_rate: float) -> tuple[Queue, list
         cid = a.get(sc.CONVERSATION_ID)
         if cid is None or s["name"] == sc.CONVERSATION_SPAN:
             continue
-        if a.get(sc.GEN_AI_OPERATION_NAME) not in sc.LLM_OPERATIONS and s["name"] != _FEEDBACK_SPAN:
+        if (
+            a.get(sc.GEN_AI_OPERATION_NAME) not in sc.LLM_OPERATIONS
+            and s["name"] != sc.FEEDBACK_SPAN
+        ):
             continue
         t = s["end_time_unix_nano"] or 0
         owner = next(

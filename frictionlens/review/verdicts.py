@@ -13,8 +13,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
@@ -182,8 +181,8 @@ class VerdictWriter:
     given) and, when ``OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT`` is set, exports them there too."""
 
     def __init__(self, store: str | os.PathLike[str]) -> None:
-        path = traces_file(store)
-        self._file = FileSpanExporter(path.parent, file_name=path.name)
+        self.path = traces_file(store)
+        self._file = FileSpanExporter(self.path.parent, file_name=self.path.name)
         self._otlp: SpanProcessor | None = None
         if otlp.endpoint_configured():
             from frictionlens.exporters.delivery import CountedBatchSpanProcessor
@@ -201,17 +200,14 @@ class VerdictWriter:
         Returns the verdict as recorded (with its time and span id)."""
         span = to_span(verdict, self._resource, self._scope)
         if self._file.export([span]) is not SpanExportResult.SUCCESS:
-            raise WriteError(f"could not append to {self._file_path()}")
+            raise WriteError(f"could not append to {self.path}")
         if self._otlp is not None:
             self._otlp.on_end(span)
-        from frictionlens.collector.decode import span_dict
-
-        recorded = from_span(span_dict(span))
-        assert recorded is not None
-        return recorded
-
-    def _file_path(self) -> Path:
-        return self._file._out.path  # pylint: disable=protected-access
+        return replace(
+            verdict,
+            time_unix_nano=span.end_time or 0,
+            verdict_span_id=format(span.context.span_id, "016x"),
+        )
 
     def shutdown(self) -> None:
         if self._otlp is not None:
