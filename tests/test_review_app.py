@@ -17,7 +17,7 @@ from frictionlens.cli import main  # noqa: E402
 from frictionlens.exporters.filestore import TRACES_FILE  # noqa: E402
 from frictionlens.review.app import create_app, is_loopback  # noqa: E402
 from frictionlens.review.queue import ReviewStore  # noqa: E402
-from frictionlens.review.verdicts import Verdict, VerdictWriter  # noqa: E402
+from frictionlens.review.verdicts import VerdictWriter  # noqa: E402
 
 CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 
@@ -170,17 +170,7 @@ def test_verdicts_written_by_another_process_show_on_the_next_page(store):
         session["reviewer"] = "bob"
     assert "done with <b>0</b>" in client.get("/").text
     other = VerdictWriter(store)  # e.g. a second review server on the same store
-    other.write(
-        Verdict(
-            conversation_id=item.conversation_id,
-            trace_id=item.trace_id,
-            span_id=item.key,
-            reviewer="bob",
-            source=item.source,
-            sample_probability=item.probability,
-            needed=False,
-        )
-    )
+    other.write(item.verdict("bob", needed=False))
     page = client.get(f"/c/{item.key}").text
     assert "You said it <b>did not need</b> review" in page
 

@@ -35,6 +35,7 @@ from frictionlens.exporters.filestore import TRACES_FILE, read_traces  # noqa: E
 from frictionlens.exporters.review_quality import SECTION, wilson  # noqa: E402
 from frictionlens.localserver import LocalLLMServer  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
+from tests.test_report_browser import QUIET_FLAGS  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # read at import: the autouse fixture clears FRICTIONLENS_* variables before each test
@@ -42,16 +43,6 @@ ARTIFACTS = os.environ.get("FRICTIONLENS_ARTIFACTS")
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)"
 )
-#: the flags the report test runs Chromium with: no sandbox as root, nothing to the network
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SAMPLE = "0.01"
 JAEGER = "http://localhost:16686/trace/{trace_id}"
 #: every text the demo's users and provider say: none may reach a page with capture off
@@ -97,7 +88,7 @@ def store(demo_store, tmp_path) -> Path:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        b = p.chromium.launch(executable_path=CHROMIUM, args=list(QUIET_FLAGS))
         yield b
         b.close()
 

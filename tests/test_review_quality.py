@@ -147,6 +147,20 @@ def _summaries(path: Path) -> list[dict]:
     ]
 
 
+def _on(summary: dict, **given) -> Verdict:
+    """A verdict of ann's on the conversation of ``summary`` (its summary span)."""
+    flagged = summary["attributes"][sc.REVIEW_NEEDED]
+    return Verdict(
+        conversation_id=summary["attributes"][sc.CONVERSATION_ID],
+        trace_id=summary["trace_id"],
+        span_id=summary["span_id"],
+        reviewer="ann",
+        source=sc.REVIEW_SOURCE_FLAGGED if flagged else sc.REVIEW_SOURCE_SAMPLE,
+        sample_probability=1.0 if flagged else 0.5,
+        **given,
+    )
+
+
 def test_verdicts_round_trip_through_the_store_and_the_report(store):
     summaries = _summaries(store)
     flagged = [s for s in summaries if s["attributes"][sc.REVIEW_NEEDED]]
@@ -155,21 +169,8 @@ def test_verdicts_round_trip_through_the_store_and_the_report(store):
     writer = VerdictWriter(store)
     given = []
     for n, s in enumerate(flagged + unflagged[:4]):
-        is_flagged = s["attributes"][sc.REVIEW_NEEDED]
-        given.append(
-            writer.write(
-                Verdict(
-                    conversation_id=s["attributes"][sc.CONVERSATION_ID],
-                    trace_id=s["trace_id"],
-                    span_id=s["span_id"],
-                    reviewer="ann",
-                    source=sc.REVIEW_SOURCE_FLAGGED if is_flagged else sc.REVIEW_SOURCE_SAMPLE,
-                    sample_probability=1.0 if is_flagged else 0.5,
-                    needed=is_flagged and n > 0 or n == len(flagged),
-                    note="first" if n == 0 else "",
-                )
-            )
-        )
+        needed = s["attributes"][sc.REVIEW_NEEDED] and n > 0 or n == len(flagged)
+        given.append(writer.write(_on(s, needed=needed, note="first" if n == 0 else "")))
     writer.shutdown()
     read = [
         verdict_of(s)
@@ -212,18 +213,7 @@ def test_verdicts_on_conversations_outside_the_store_read_are_left_out_and_count
     s = summaries[0]
     end_s = max(x["end_time_unix_nano"] for x in summaries) // 1_000_000_000
     writer = VerdictWriter(store)
-    writer.write(
-        Verdict(
-            conversation_id=s["attributes"][sc.CONVERSATION_ID],
-            trace_id=s["trace_id"],
-            span_id=s["span_id"],
-            reviewer="ann",
-            source=sc.REVIEW_SOURCE_FLAGGED,
-            sample_probability=1.0,
-            needed=True,
-            time_unix_nano=(end_s + 10) * 1_000_000_000,
-        )
-    )
+    writer.write(_on(s, needed=True, time_unix_nano=(end_s + 10) * 1_000_000_000))
     # --since after the demo's spans and before the verdict: the conversation is not read
     since = datetime.fromtimestamp(end_s + 2, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     proc = subprocess.run(

@@ -342,15 +342,8 @@ def create_app(
                 409,
             )
         failed = record(
-            Verdict(
-                conversation_id=it.conversation_id,
-                trace_id=it.trace_id,
-                span_id=it.key,
-                reviewer=reviewer,
-                source=it.source,
-                sample_probability=it.probability,
-                needed=form.needed.data == "yes",
-                note=(form.note.data or "").strip(),
+            it.verdict(
+                reviewer, needed=form.needed.data == "yes", note=(form.note.data or "").strip()
             )
         )
         return failed or redirect(url_for("item", key=key))
@@ -387,18 +380,7 @@ def create_app(
             )
         note = (form.note.data or "").strip()
         if judged or note:
-            failed = record(
-                Verdict(
-                    conversation_id=it.conversation_id,
-                    trace_id=it.trace_id,
-                    span_id=it.key,
-                    reviewer=reviewer,
-                    source=it.source,
-                    sample_probability=it.probability,
-                    note=note,
-                    findings=tuple(judged),
-                )
-            )
+            failed = record(it.verdict(reviewer, note=note, findings=tuple(judged)))
             if failed:
                 return failed
         following = next_key(it.key, store.latest(reviewer))

@@ -90,6 +90,18 @@ class Item:
     tasks: list[dict[str, Any]] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
 
+    def verdict(self, reviewer: str, **given: Any) -> Verdict:
+        """A verdict of ``reviewer`` on this conversation (``needed``, ``note``, ``findings``)."""
+        return Verdict(
+            conversation_id=self.conversation_id,
+            trace_id=self.trace_id,
+            span_id=self.key,
+            reviewer=reviewer,
+            source=self.source,
+            sample_probability=self.probability,
+            **given,
+        )
+
     @property
     def content(self) -> bool:
         """Whether the app captured message text for any of its calls."""
