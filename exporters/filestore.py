@@ -49,8 +49,8 @@ class _LineWriter:
 
 
 class FileSpanExporter(SpanExporter):
-    def __init__(self, data_dir: str | os.PathLike[str]) -> None:
-        self._out = _LineWriter(Path(data_dir) / TRACES_FILE)
+    def __init__(self, data_dir: str | os.PathLike[str], *, file_name: str = TRACES_FILE) -> None:
+        self._out = _LineWriter(Path(data_dir) / file_name)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         if not spans:
@@ -96,14 +96,45 @@ def _lines(path: Path) -> Iterator[str]:
                 yield line
 
 
+def traces_file(path: str | os.PathLike[str]) -> Path:
+    """The traces file of a data dir, or ``path`` itself when it is not a dir."""
+    p = Path(path)
+    return p / TRACES_FILE if p.is_dir() else p
+
+
 def read_traces(path: str | os.PathLike[str]) -> Iterator[ExportTraceServiceRequest]:
     """Requests from a traces file (or a data dir); malformed lines are skipped."""
-    p = Path(path)
-    for line in _lines(p / TRACES_FILE if p.is_dir() else p):
+    for line in _lines(traces_file(path)):
         try:
             yield parse(line, ExportTraceServiceRequest())
         except ValueError:
             continue
+
+
+def read_traces_from(
+    path: str | os.PathLike[str], offset: int = 0
+) -> Iterator[tuple[ExportTraceServiceRequest, int]]:
+    """(request, byte offset past its line) for each complete line of a traces file (or a data
+    dir's) past byte ``offset``: the last offset is where to read a growing file on from. A line
+    still being written is left for the next read; malformed lines are skipped."""
+    try:
+        fh = open(traces_file(path), "rb")
+    except FileNotFoundError:
+        return
+    with fh:
+        fh.seek(offset)
+        for line in fh:
+            if not line.endswith(b"\n"):
+                return
+            offset += len(line)
+            if line.strip():
+                try:
+                    yield (
+                        parse(line.decode("utf-8", "replace"), ExportTraceServiceRequest()),
+                        offset,
+                    )
+                except ValueError:
+                    continue
 
 
 def read_metrics(path: str | os.PathLike[str]) -> Iterator[ExportMetricsServiceRequest]:
@@ -122,4 +153,6 @@ __all__ = [
     "TRACES_FILE",
     "read_metrics",
     "read_traces",
+    "read_traces_from",
+    "traces_file",
 ]

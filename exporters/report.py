@@ -30,6 +30,7 @@ from typing import Any
 
 from frictionlens import semconv as sc
 from frictionlens.collector.decode import metric_points, span_dicts
+from frictionlens.exporters import review_quality
 from frictionlens.exporters.filestore import read_metrics, read_traces
 from frictionlens.exporters.sampling import probability, threshold_of
 from frictionlens.processors.drift import stage as drift
@@ -41,7 +42,14 @@ SECTION_FRICTION = "Friction rates by stream"
 SECTION_DRIFT = "Drift alerts"
 SECTION_TASKS = "Agent tasks"
 SECTION_TAIL = "Tail slices"
-SECTIONS = (SECTION_REVIEW, SECTION_FRICTION, SECTION_DRIFT, SECTION_TASKS, SECTION_TAIL)
+SECTIONS = (
+    SECTION_REVIEW,
+    SECTION_FRICTION,
+    SECTION_DRIFT,
+    SECTION_TASKS,
+    SECTION_TAIL,
+    review_quality.SECTION,
+)
 
 #: share of conversations in the worst-by-friction tail slice
 TAIL_SHARE = 0.05
@@ -106,6 +114,8 @@ class Report:
     provider_changes: list[dict[str, Any]] = field(default_factory=list)
     tasks: list[dict[str, Any]] = field(default_factory=list)
     tail: dict[str, Any] = field(default_factory=dict)
+    review_quality: dict[str, Any] = field(default_factory=dict)
+    """precision and recall measured from reviewers' verdicts (exporters/review_quality.py)"""
     # per-call and per-point series behind the HTML charts; not part of the --json document
     call_log: list[dict[str, Any]] = field(default_factory=list, metadata={"series": True})
     drift_scores: list[dict[str, Any]] = field(default_factory=list, metadata={"series": True})
@@ -404,6 +414,8 @@ def build(
     rates: set[float] = set()
     spans_read = 0
     sampled = False  # a span says it was sampled (th), even at probability 1
+    verdicts = review_quality.Tally()
+    spans = verdicts.watch(spans)
     for s in spans:
         spans_read += 1
         a = s["attributes"]
@@ -533,6 +545,7 @@ def build(
         if p["name"] == sc.METRIC_DRIFT_SCORE
         and (since_ns is None or p["time_unix_nano"] >= since_ns)
     ]
+    rep.review_quality = verdicts.result()
     return rep
 
 
@@ -630,4 +643,5 @@ def render(rep: Report) -> str:
             f"  {w['stream']}  friction {w['friction_rate']:.1%}  format failures {w['format_failure_rate']:.1%}"
             f"  ({w['calls']} calls)"
         )
+    lines += review_quality.render(rep.review_quality)
     return "\n".join(lines)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from frictionlens.exporters import report as rp
+from frictionlens.exporters import review_quality
 from frictionlens.processors.drift import stage as drift
 from frictionlens.processors.friction.kinds import CATEGORY
 
@@ -248,6 +249,13 @@ def _section(title: str, *parts: str | None) -> str:
     return f"<h2>{html.escape(title)}</h2>" + "".join(p for p in parts if p)
 
 
+def _quality(rep: rp.Report) -> str:
+    lines, tables = review_quality.describe(rep.review_quality)
+    return "".join(f"<p>{html.escape(line)}</p>" for line in lines) + "".join(
+        _table(head, ((html.escape(c) for c in row) for row in rows)) for head, rows in tables
+    )
+
+
 def render_html(rep: rp.Report, title: str = "frictionlens report") -> str:
     """The whole report as one HTML document; raises :class:`MissingDependency` without matplotlib,
     even when there is nothing to chart yet, so a missing extra shows on the first run."""
@@ -366,6 +374,7 @@ def render_html(rep: rp.Report, title: str = "frictionlens report") -> str:
             _section(rp.SECTION_DRIFT, changes, alerts, drift_chart(rep), length_chart(rep)),
             _section(rp.SECTION_TASKS, tasks, trajectory_chart(rep)),
             _section(rp.SECTION_TAIL, tail_text, worst),
+            _section(review_quality.SECTION, _quality(rep)),
         )
     )
     return (

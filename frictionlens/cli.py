@@ -1,4 +1,4 @@
-"""The ``frictionlens`` command: ``demo``, ``report``, ``rules`` and ``collector``."""
+"""The ``frictionlens`` command: ``demo``, ``report``, ``review``, ``rules`` and ``collector``."""
 
 from __future__ import annotations
 
@@ -48,6 +48,43 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="only spans starting, and metric points taken, at or after T: "
         "an ISO-8601 time (2026-11-26T14:00:00Z; UTC unless an offset is given) or a duration "
         "back from now: a number and s, m, h, d or w (90s, 30m, 2h, 1d, 1.5w)",
+    )
+    review = sub.add_parser(
+        "review",
+        help="review flagged conversations in the browser; verdicts measure each signal's precision and recall",
+        description="Serve the review queue of a local store or an OTLP-JSON traces file: every flagged "
+        "conversation and a blind random sample of the others. Verdicts are appended to that store as "
+        "frictionlens.review spans (and exported over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set); "
+        "`frictionlens report` then measures precision and recall from them. "
+        "Needs: pip install 'frictionlens[review]'",
+    )
+    review.add_argument(
+        "path", nargs="?", default=None, help="data dir or traces file (default: the data dir)"
+    )
+    review.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+    )
+    review.add_argument("--port", type=int, default=8765, help="port (default 8765)")
+    review.add_argument(
+        "--token",
+        default=os.environ.get("FRICTIONLENS_REVIEW_TOKEN"),
+        help="require this token (?token=... once per browser session); required when --host is "
+        "not a loopback address (default: FRICTIONLENS_REVIEW_TOKEN)",
+    )
+    review.add_argument(
+        "--sample",
+        type=float,
+        default=None,
+        metavar="RATE",
+        help="share of unflagged conversations drawn into the queue to count misses (default 0.02)",
+    )
+    review.add_argument(
+        "--trace-url",
+        default=os.environ.get("FRICTIONLENS_TRACE_URL"),
+        metavar="TEMPLATE",
+        help="link to each trace in your trace viewer, with {trace_id}, {span_id}, {conversation_id}, "
+        "{start_s}, {end_s}; e.g. http://localhost:16686/trace/{trace_id} for Jaeger "
+        "(default: FRICTIONLENS_TRACE_URL)",
     )
     rules = sub.add_parser(
         "rules", help="generate alert rules (Prometheus rule file or Honeycomb triggers)"
@@ -110,6 +147,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _demo(args)
     if args.command == "report":
         return _report(args)
+    if args.command == "review":
+        return _review(args)
     if args.command == "rules":
         return _rules(args)
     if args.command == "collector":
@@ -163,7 +202,6 @@ def _html(rep: Report, out: str | Path, quiet_stdout: bool = False) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from frictionlens.config import Options
     from frictionlens.exporters import report
 
     try:
@@ -171,22 +209,97 @@ def _report(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"frictionlens: {exc}", file=sys.stderr)
         return 2
-    path = Path(args.path or Options.resolve().data_dir)
+    path = _store(args.path, "report")
+    if path is None:
+        return 1
+    rep = report.load(path, since_ns=since, metrics=bool(args.html))
+    print(rep.to_json() if args.json else report.render(rep))
+    return _html(rep, args.html, quiet_stdout=args.json) if args.html else 0
+
+
+def _store(given: str | None, command: str) -> Path | None:
+    """The store to read (a data dir or a traces file); None, with the reason said, if it has no traces."""
+    from frictionlens.config import Options
     from frictionlens.exporters.filestore import TRACES_FILE
 
+    path = Path(given or Options.resolve().data_dir)
     as_dir = path.is_dir() or (not path.exists() and not path.suffix)
     traces = path / TRACES_FILE if as_dir else path
     if not traces.is_file():
         print(
             f"frictionlens: no traces at {traces}. Run an app that calls frictionlens.instrument() "
             "(with no OTLP endpoint it writes there), or `frictionlens demo`, or name a store "
-            "or an OTLP-JSON traces file: frictionlens report PATH",
+            f"or an OTLP-JSON traces file: frictionlens {command} PATH",
             file=sys.stderr,
         )
+        return None
+    return path
+
+
+def _review(args: argparse.Namespace) -> int:
+    import signal
+
+    try:
+        from frictionlens.review.app import check_trace_url, create_app, is_loopback, serve
+    except ImportError as exc:
+        print(
+            f"frictionlens review needs the review extra: pip install 'frictionlens[review]' ({exc})",
+            file=sys.stderr,
+        )
+        return 2
+    from frictionlens.review.queue import DEFAULT_SAMPLE_RATE, ReviewStore
+    from frictionlens.review.verdicts import VerdictWriter
+
+    if not is_loopback(args.host) and not args.token:
+        print(
+            f"frictionlens review: --host {args.host} can be reached from other machines, so it "
+            "needs a token: --token TOKEN or FRICTIONLENS_REVIEW_TOKEN (reviewers then open "
+            "http://HOST:PORT/?token=TOKEN once). Nothing was started.",
+            file=sys.stderr,
+        )
+        return 2
+    rate = DEFAULT_SAMPLE_RATE if args.sample is None else args.sample
+    if not 0.0 <= rate <= 1.0:
+        print("frictionlens review: --sample must be between 0 and 1", file=sys.stderr)
+        return 2
+    try:
+        trace_url = check_trace_url(args.trace_url)
+    except ValueError as exc:
+        print(f"frictionlens review: {exc}", file=sys.stderr)
+        return 2
+    path = _store(args.path, "review")
+    if path is None:
         return 1
-    rep = report.load(path, since_ns=since, metrics=bool(args.html))
-    print(rep.to_json() if args.json else report.render(rep))
-    return _html(rep, args.html, quiet_stdout=args.json) if args.html else 0
+    store = ReviewStore(path, rate)
+    writer = VerdictWriter(path)
+    app = create_app(store, writer, token=args.token, trace_url=trace_url)
+    try:
+        server = serve(app, args.host, args.port)
+    except OSError as exc:
+        print(
+            f"frictionlens review: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr
+        )
+        return 2
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    q = store.queue
+    print(
+        f"frictionlens review: {len(q.items)} conversations to review ({q.flagged} flagged, "
+        f"{len(q.items) - sum(i.flagged for i in q.items)} drawn from {q.unflagged} unflagged) "
+        f"on http://{host}:{server.effective_port}/"
+        + ("  (token required: add ?token=... once)" if args.token else ""),
+        flush=True,
+    )
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        server.run()  # returns on Ctrl-C or SIGTERM
+    finally:
+        writer.shutdown()
+    print(f"frictionlens review stopped; verdicts are in {path}", flush=True)
+    return 0
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _rules(args: argparse.Namespace) -> int:

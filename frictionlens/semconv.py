@@ -441,3 +441,34 @@ METRIC_STATE_EVICTIONS = "frictionlens.state.evictions"
 METRIC_ATTR_STATE = "state"  # which table: conversations, traces, tasks, streams, ...
 EVICTED_CAP = "cap"  # least recently used entry dropped: the table was full
 EVICTED_TTL = "ttl"  # entry idle past its time to live
+# --- human review (frictionlens review, exporters/review_quality.py); all brief ----------------
+# A reviewer's verdict is one span, linked to the conversation's summary span; a verdict on
+# friction findings is one event per finding on it. The names under ``frictionlens.review.``
+# beside the pipeline's ``needed`` and ``reason`` say what a human decided.
+REVIEW_SPAN = "frictionlens.review"
+REVIEW_CONVERSATION_ID = "frictionlens.review.conversation_id"
+REVIEW_REVIEWER = "frictionlens.review.reviewer"
+#: the reviewer's answer to "did this conversation need review?", given before the flag is shown
+REVIEW_VERDICT = "frictionlens.review.verdict"
+REVIEW_NOTE = "frictionlens.review.note"
+#: how the conversation entered the review queue, and the probability it had of entering
+REVIEW_SOURCE = "frictionlens.review.source"
+REVIEW_SAMPLE_PROBABILITY = "frictionlens.review.sample_probability"
+REVIEW_FINDING_EVENT = "frictionlens.review.finding"
+REVIEW_FINDING_VERDICT = "frictionlens.review.finding.verdict"
+REVIEW_FINDING_ACTUAL_KIND = "frictionlens.review.finding.actual_kind"  # with other_kind
+REVIEW_FINDING_TRACE_ID = "frictionlens.review.finding.trace_id"  # the span the finding is on
+REVIEW_FINDING_SPAN_ID = "frictionlens.review.finding.span_id"
+# the finding's kind goes on the event as FRICTION_KIND
+# frictionlens.review.verdict values
+REVIEW_VERDICT_NEEDED = "needed"
+REVIEW_VERDICT_NOT_NEEDED = "not_needed"
+# frictionlens.review.source values
+REVIEW_SOURCE_FLAGGED = "flagged"  # flagged by the pipeline (frictionlens.review.needed)
+REVIEW_SOURCE_SAMPLE = "unflagged_sample"  # drawn at random from the unflagged conversations
+# frictionlens.review.finding.verdict values
+FINDING_CONFIRMED = "confirmed"
+FINDING_FALSE_ALARM = "false_alarm"
+FINDING_OTHER_KIND = "other_kind"
+#: service.name of the review app's spans unless OTEL_SERVICE_NAME names another
+REVIEW_SERVICE_NAME = "frictionlens-review"

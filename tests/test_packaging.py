@@ -20,6 +20,8 @@ MODULES = [
     "frictionlens.processors.pipeline",
     "frictionlens.exporters.filestore",
     "frictionlens.collector",
+    # the report reads review verdicts without the review extra's web framework
+    "frictionlens.exporters.report",
 ]
 
 
@@ -65,6 +67,7 @@ def test_wheel_installs_and_imports_in_a_fresh_venv(tmp_path):
     assert (
         "frictionlens/instrumentation/openai.py" in names
         and "frictionlens/processors/pipeline.py" in names
+        and "frictionlens/review/templates/item.html" in names
     )
     assert not any(n.startswith(("instrumentation/", "processors/", "tests/")) for n in names)
 

@@ -27,6 +27,7 @@ from PIL import Image
 from frictionlens import semconv as sc
 from frictionlens.localserver import LocalLLMServer
 from tests.test_export_end_to_end import run_app
+from tests.test_report_browser import QUIET_FLAGS
 
 # read at import: the autouse fixture clears FRICTIONLENS_* before each test
 PHOENIX_PYTHON = os.environ.get(
@@ -203,13 +204,7 @@ def test_flagged_trace_renders_in_the_phoenix_ui(flagged: dict[str, Any], tmp_pa
         [
             str(CHROMIUM),
             "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
+            *QUIET_FLAGS,
             f"--user-data-dir={tmp_path / 'chromium'}",
             "--virtual-time-budget=8000",
             "--window-size=1600,1000",

@@ -22,6 +22,16 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # read at import: the autouse fixture clears FRICTIONLENS_* variables before each test
 ARTIFACTS = os.environ.get("FRICTIONLENS_ARTIFACTS")
 WINDOW = "1200,3400"
+#: Chromium as root, without a GPU, and with nothing of its own reaching the network
+QUIET_FLAGS = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)"
 )
@@ -40,13 +50,7 @@ def chromium(*args: str) -> subprocess.CompletedProcess[str]:
             [
                 CHROMIUM,
                 "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
+                *QUIET_FLAGS,
                 "--hide-scrollbars",
                 f"--user-data-dir={profile}",
                 "--virtual-time-budget=5000",
