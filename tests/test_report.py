@@ -222,6 +222,7 @@ def _span(name: str, trace_id: int, th: str | None, **attributes) -> dict:
     return {
         "name": name,
         "trace_id": format(trace_id, "032x"),
+        "span_id": format(trace_id & ((1 << 64) - 1), "016x"),
         "trace_state": "" if th is None else f"ot=th:{th}",
         "attributes": attributes,
         "events": [],
