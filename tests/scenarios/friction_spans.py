@@ -22,6 +22,7 @@ from frictionlens import semconv
 from frictionlens.context import CallRef, last_call
 from frictionlens.features import record as features
 from frictionlens.features import text
+from frictionlens.features.answer import non_answer
 from frictionlens.features.record import CallFeatures, MessageFeatures, TextFeatures
 from frictionlens.feedback import emit_feedback
 from frictionlens.processors.friction import FrictionStage
@@ -86,12 +87,18 @@ class SpanDriver:
             span.set_attribute(semconv.OUTPUT_CHARS, len(answer))
         if abandon:
             span.set_attribute(semconv.STREAM_ABANDONED, True)
+        outputs = () if fail else (text_features(answer, self.salt),)
+        if outputs and not abandon and answer:  # as the instrumentation's output signals
+            request = next((c for r, c in reversed(messages) if r == "user"), "")
+            span.set_attribute(
+                semconv.OUTPUT_NON_ANSWER, non_answer(request, answer, outputs[0].cues)
+            )
         feats = CallFeatures(
             messages=tuple(
                 MessageFeatures(role, text_features(content, self.salt))
                 for role, content in messages
             ),
-            outputs=() if fail else (text_features(answer, self.salt),),
+            outputs=outputs,
         )
         features.attach(span, feats)
         span.end(end_time=self.now)

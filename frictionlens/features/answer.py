@@ -1,0 +1,95 @@
+"""Did the answer engage with the request? A feature of one call, from its own two texts.
+
+Half of every misalignment signal is the answer: "I mean, how do I get back a snapshot I
+deleted?" after "Snapshots are point-in-time copies of your volumes." restates a question
+that was not answered, and is friction at a similarity that would be an ordinary
+follow-up after a real answer. An answer *failed* (``frictionlens.output.non_answer``) when
+
+* it apologises, finds nothing or offers something else: the ``refusal`` and ``no_result``
+  cues of data/cues_*.txt ("I'm sorry, there are no hotels in the south");
+* it defines instead of answering: a "how / can / why / where …" request answered by
+  "X is / are …", X being a word of the request;
+* it shares almost nothing with the request: under ``MIN_OVERLAP`` of the request's content
+  words (stop words out, compared by their first ``STEM`` letters) occur in the answer.
+
+Computed at call time on the app's own texts, with the other output features; only the
+boolean leaves. Cost: one regex scan of the request and of the answer's first
+``ANSWER_HEAD_CHARS`` characters.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from frictionlens.features.text import ANSWER_CUES
+
+#: share of the request's content words the answer must contain to have engaged with it.
+#: Chosen on the tune part of tests/scenarios/friction_real.py (docs/quality.md)
+MIN_OVERLAP = 0.25
+#: content words are compared by this many leading letters ("deleted" ~ "delete")
+STEM = 5
+#: the request and the answer are read up to here (the opening says what an answer is about)
+REQUEST_HEAD_CHARS = 400
+ANSWER_HEAD_CHARS = 800
+#: a request with fewer content words cannot be judged by overlap ("and in Paris?")
+MIN_REQUEST_WORDS = 2
+
+_WORD = re.compile(r"[^\W\d_]{3,}")
+# function words and the words of asking itself, in the languages the cues cover
+_STOP = frozenset(
+    """
+    the and for are but not you your yours with have has had was were will would could should
+    can cant cannot this that these those what which who whom whose when where why how there
+    here from into onto about than then them they their our ours out off all any some one just
+    very also too its it's been being does did doing done get got make made want need like know
+    please thanks thank help tell give let may might must shall yes yet still again now only
+    much many more most such own same other each both few over under after before between
+    able way any way ever even use using used there's what's how's i'm i've i'd i'll don't
+    doesn't didn't won't isn't aren't wasn't weren't haven't hasn't hadn't wouldn't couldn't
+    shouldn't sure okay hello well
+    der die das und oder aber nicht ich du sie wir ihr mein dein sein ihr unser euer ist sind
+    war waren wird werden kann können muss müssen soll sollen will wollen habe hast hat haben
+    ein eine einen einem einer mit von für auf aus bei nach wie was wer wann warum wo noch
+    schon auch nur sehr bitte danke hallo gibt mir mich dir dich uns
+    les des une est sont pour avec dans sur par pas que qui quoi comment pourquoi quand où
+    mon ton son mes tes ses nous vous ils elles leur cette ces être avoir fait faire peux peut
+    veux voudrais merci bonjour aussi encore très
+    los las una unos unas para con por que qué cómo como cuando cuándo dónde donde por qué
+    porque mis tus sus nos ser estar tengo tiene puedo puede quiero gracias hola también muy
+    """.split()
+)
+_ASKS_HOW = re.compile(
+    r"^\W*(?:how|can|could|why|where|when|is there a way|what should|what do i|what can i|"
+    r"wie|kann|warum|wo|comment|pourquoi|où|puis-je|cómo|puedo|por qué|dónde)\b",
+    re.IGNORECASE,
+)
+# "Snapshots are …", "A snapshot is …": group 1 is the word defined
+_DEFINES = re.compile(
+    r"^\W*(?:(?:a|an|the)\s+)?([^\W\d_]+)(?:\s+[\w-]+){0,2}\s+(?:is|are|refers? to|means)\s",
+    re.IGNORECASE,
+)
+
+
+def content_words(text: str, limit: int) -> set[str]:
+    """Stems of the words that carry what ``text`` is about."""
+    return {w[:STEM] for w in _WORD.findall(text[:limit].casefold()) if w not in _STOP}
+
+
+def non_answer(request: str, answer: str, answer_cues: Iterable[str] = ()) -> bool:
+    """Whether ``answer`` failed ``request`` (see the module docstring); False when unsure."""
+    if not answer.strip():
+        return False
+    if ANSWER_CUES.intersection(answer_cues):
+        return True
+    if not request.strip():
+        return False
+    asked = content_words(request, REQUEST_HEAD_CHARS)
+    if _ASKS_HOW.match(request):
+        defined = _DEFINES.match(answer)
+        if defined is not None and defined.group(1).casefold()[:STEM] in asked:
+            return True
+    if len(asked) < MIN_REQUEST_WORDS:
+        return False
+    said = content_words(answer, ANSWER_HEAD_CHARS)
+    return len(asked & said) < MIN_OVERLAP * len(asked)
