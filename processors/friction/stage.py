@@ -74,7 +74,7 @@ RESTATE_THRESHOLD = 0.25
 #: answer between them failed it (``frictionlens.output.non_answer``): after a failed answer
 #: a user restating in other words is the expected reaction, and a follow-up is rare. Chosen
 #: on the tune part of tests/scenarios/friction_real.py (docs/quality.md)
-AFTER_FAILURE_THRESHOLD = 0.08
+AFTER_FAILURE_THRESHOLD = 0.06
 _POSITIVE_FEEDBACK = frozenset(k for k, v in FEEDBACK_KINDS.items() if v is None) - {
     semconv.FEEDBACK_RATING
 }
