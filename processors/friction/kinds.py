@@ -24,7 +24,8 @@ Review. Each kind says how many of its findings put a conversation up for review
 conversations that went fine, so those need two; an explicit "no, that's not what I asked",
 negative feedback or giving up flag at once. A finding right after an answer that failed
 (``frictionlens.output.non_answer``) flags at once whatever its kind: the answer failed and
-the user reacted to it. ``FrictionStage(review_rule=...)`` replaces the rule: a mapping from
+the user reacted to it; so does explicit negative feedback (``frictionlens.feedback``), as
+the user has said so. ``FrictionStage(review_rule=...)`` replaces the rule: a mapping from
 kind (findings of that kind) or category (findings of its kinds, pooled) to a count.
 
 Outcome. A kind may imply how a conversation ended (``outcome``): a conversation whose last

@@ -278,7 +278,9 @@ class FrictionStage:
                 conv.positive += 1
             return
         found = [friction] if conv is None or self._claim(conv, friction, True) else []
-        self._apply(record, conv, found, False, response_id)
+        # a user who says the answer was bad has said it: review, whatever the rule
+        strong = friction == semconv.FRICTION_NEGATIVE_FEEDBACK
+        self._apply(record, conv, found, False, response_id, strong)
 
     @staticmethod
     def _claim(conv: Conversation, kind: str, from_feedback: bool) -> bool:
@@ -305,11 +307,15 @@ class FrictionStage:
         found: list[str],
         user_turn: bool,
         response_id: str | None,
-        after_failure: bool = False,
+        strong: bool = False,
     ) -> None:
         """Put findings on the span, into the conversation, and into the metric.
 
-        ``after_failure``: the findings react to an answer that failed (review at once)."""
+        ``strong``: the findings need review at once, whatever the rule (a reaction to an
+        answer that failed, explicit negative feedback)."""
+        kinds = K.KINDS
+        if any(k not in kinds for k in found):  # a kind taken out of the table
+            found = [k for k in found if k in kinds]
         if found:
             first = K.primary(found)
             record.set(semconv.FRICTION_KIND, first)
@@ -318,9 +324,9 @@ class FrictionStage:
                 record.add_event(semconv.GEN_AI_EVALUATION_RESULT, _evaluation(kind, response_id))
         record.set(semconv.FRICTION_SCORE, K.combine(0.0, found))
         if conv is None:
-            reason = self._crossing(_counts(found), found, after_failure)
+            reason = self._crossing(_counts(found), found, strong)
         else:
-            self._count(conv, found, after_failure)
+            self._count(conv, found, strong)
             if found or user_turn:
                 conv.outcome = next((K.KINDS[k].outcome for k in found if K.KINDS[k].outcome), None)
                 conv.open_friction = bool(found) and conv.outcome is None
@@ -342,7 +348,7 @@ class FrictionStage:
             },
         )
 
-    def _count(self, conv: Conversation, found: list[str], after_failure: bool = False) -> None:
+    def _count(self, conv: Conversation, found: list[str], strong: bool = False) -> None:
         """Add findings to the conversation: counts, score, and the review flag once crossed."""
         if not found:
             return
@@ -353,13 +359,11 @@ class FrictionStage:
             counts[kind] = counts.get(kind, 0) + 1
         conv.score = K.combine(conv.score, found)
         if conv.review_reason is None:
-            conv.review_reason = self._crossing(counts, found, after_failure)
+            conv.review_reason = self._crossing(counts, found, strong)
 
-    def _crossing(
-        self, counts: Mapping[str, int], found: list[str], after_failure: bool
-    ) -> str | None:
+    def _crossing(self, counts: Mapping[str, int], found: list[str], strong: bool) -> str | None:
         """``category:kind`` when the conversation needs review (``kinds.py``), else None."""
-        if after_failure and found:
+        if strong and found:
             kind = K.primary(found)
             return f"{K.KINDS[kind].category}:{kind}"
         return K.crossing(self.review_rule, counts, found)
