@@ -13,13 +13,14 @@ follow-up after a real answer. An answer *failed* (``frictionlens.output.non_ans
   words (stop words out, compared by their first ``STEM`` letters) occur in the answer.
 
 Computed at call time on the app's own texts, with the other output features; only the
-boolean leaves. Cost: one regex scan of the request and of the answer's first
-``ANSWER_HEAD_CHARS`` characters.
+boolean leaves. Cost: a split of the request's first ``REQUEST_HEAD_CHARS`` characters and
+a substring test per content word in the answer's first ``ANSWER_HEAD_CHARS``.
 """
 
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Iterable
 
 from frictionlens.features.text import ANSWER_CUES
@@ -31,11 +32,13 @@ MIN_OVERLAP = 0.25
 STEM = 5
 #: the request and the answer are read up to here (the opening says what an answer is about)
 REQUEST_HEAD_CHARS = 400
-ANSWER_HEAD_CHARS = 800
+ANSWER_HEAD_CHARS = 400
 #: a request with fewer content words cannot be judged by overlap ("and in Paris?")
 MIN_REQUEST_WORDS = 2
 
-_WORD = re.compile(r"[^\W\d_]{3,}")
+# punctuation becomes space, apostrophes vanish ("don't" == "dont"): one C pass, then a
+# split, cost a fraction of a word regex
+_MARKS = str.maketrans({**{c: " " for c in string.punctuation + "¿¡«»“”…–—"}, "'": None, "’": None})
 # function words and the words of asking itself, in the languages the cues cover
 _STOP = frozenset(
     """
@@ -57,7 +60,7 @@ _STOP = frozenset(
     veux voudrais merci bonjour aussi encore très
     los las una unos unas para con por que qué cómo como cuando cuándo dónde donde por qué
     porque mis tus sus nos ser estar tengo tiene puedo puede quiero gracias hola también muy
-    """.split()
+    """.translate(_MARKS).split()
 )
 _ASKS_HOW = re.compile(
     r"^\W*(?:how|can|could|why|where|when|is there a way|what should|what do i|what can i|"
@@ -73,7 +76,8 @@ _DEFINES = re.compile(
 
 def content_words(text: str, limit: int) -> set[str]:
     """Stems of the words that carry what ``text`` is about."""
-    return {w[:STEM] for w in _WORD.findall(text[:limit].casefold()) if w not in _STOP}
+    words = text[:limit].casefold().translate(_MARKS).split()
+    return {w[:STEM] for w in words if len(w) >= 3 and w not in _STOP and not w.isdigit()}
 
 
 def non_answer(request: str, answer: str, answer_cues: Iterable[str] = ()) -> bool:
@@ -91,5 +95,7 @@ def non_answer(request: str, answer: str, answer_cues: Iterable[str] = ()) -> bo
             return True
     if len(asked) < MIN_REQUEST_WORDS:
         return False
-    said = content_words(answer, ANSWER_HEAD_CHARS)
-    return len(asked & said) < MIN_OVERLAP * len(asked)
+    # a stem found anywhere in the answer's head counts: a substring test per stem is far
+    # cheaper than splitting the answer into words, and its errors say "engaged" (the quiet side)
+    head = answer[:ANSWER_HEAD_CHARS].casefold()
+    return sum(stem in head for stem in asked) < MIN_OVERLAP * len(asked)
