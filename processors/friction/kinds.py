@@ -1,9 +1,9 @@
 """Friction kinds: the one table that says what each kind is and what it does.
 
 Every part that needs a fact about a kind reads ``KINDS``: the friction stage (score,
-primary kind, review, conversation outcome, cues), the reports, the review app. Adding a
-kind is one ``add()`` (plus its detector, or its phrases in ``data/cues_*.txt`` when a cue
-of the same name finds it); ``remove()`` takes one out.
+primary kind, review, conversation outcome, cues), the alert rules (a kind's own alert), the
+reports, the review app. Adding a kind is one ``add()`` (plus its detector, or its phrases
+in ``data/cues_*.txt`` when a cue of the same name finds it); ``remove()`` takes one out.
 
 Score. Each kind has a weight ``w`` in (0, 1): how strongly one finding of it says the
 answer failed the user. Findings combine as a noisy-OR,
@@ -61,6 +61,9 @@ class Kind:
     """the conversation outcome it implies when the last friction shows it (``abandoned``)"""
     cue: bool = False
     """found by the cue of the same name in a user message (``data/cues_*.txt``)"""
+    alert: float | None = None
+    """``frictionlens rules`` alerts (``friction_<kind>``) when more than this share of LLM
+    calls show the kind; None: no alert of its own (the friction-rate alert covers all)"""
 
 
 _ABANDONED = semconv.CONVERSATION_OUTCOME_ABANDONED
@@ -102,6 +105,8 @@ def add(name: str, kind: Kind) -> None:
         raise ValueError(f"review count of {name!r} must be an int >= 1")
     if kind.cue and name not in CUE_KINDS:
         raise ValueError(f"no cue named {name!r}; cues: {list(CUE_KINDS)}")
+    if kind.alert is not None and not 0.0 <= kind.alert < 1.0:
+        raise ValueError(f"alert share of {name!r} must be in [0, 1)")
     KINDS[name] = kind
     _reorder()
 
