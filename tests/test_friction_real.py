@@ -164,6 +164,32 @@ def test_short_reactions_right_after_an_answer(reaction, kinds):
     assert findings(chat_spans(d.finish(CLOSE))[1]) == kinds
 
 
+@pytest.mark.parametrize(
+    "question, offer, reaction",
+    [
+        (
+            "I need a guest house with free parking in the north.",
+            "The Acorn guest house in the north has free parking. Would you like me to book it?",
+            "No, I just need the phone number.",
+        ),
+        (
+            "Ich suche ein Hotel mit Parkplatz im Norden.",
+            "Das Acorn im Norden hat einen Parkplatz und noch Zimmer frei. Soll ich eines reservieren?",
+            "Nein, ich brauche nur die Adresse.",
+        ),
+    ],
+)
+def test_no_to_an_offer_is_an_answer_not_a_correction(question, offer, reaction):
+    d = SpanDriver()
+    d.call([SYS, ("user", question)], offer, conversation_id="c")
+    d.call(
+        [SYS, ("user", question), ("assistant", offer), ("user", reaction)], A2, conversation_id="c"
+    )
+    calls = chat_spans(d.finish(CLOSE))
+    assert calls[0].attributes[S.OUTPUT_NON_ANSWER] is False
+    assert [findings(c) for c in calls] == [set(), set()]
+
+
 def test_one_weak_rephrase_does_not_flag_a_conversation_two_do():
     d = SpanDriver()
     q = "How do I restore a deleted database snapshot from last week?"

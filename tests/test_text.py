@@ -299,7 +299,8 @@ def test_embeddings_are_unit_vectors_and_drive_similarity():
 
 def test_a_failing_embedder_costs_only_the_embedding():
     f = tf.text_features("No, I meant the other file", SALT, _Broken())
-    assert f.embedding is None and f.cues == {"correction"} and len(f.sketch) == tf.SKETCH_BINS
+    assert f.embedding is None and f.cues == {"correction", "reaction"}
+    assert len(f.sketch) == tf.SKETCH_BINS
 
 
 # --- quality on real utterances (the figures documented in text.py) --------------------

@@ -7,8 +7,8 @@ follow-up after a real answer. An answer *failed* (``frictionlens.output.non_ans
 
 * it apologises, finds nothing or offers something else: the ``refusal`` and ``no_result``
   cues of data/cues_*.txt ("I'm sorry, there are no hotels in the south");
-* it defines instead of answering: a "how / can / why / where …" request answered by
-  "X is / are …", X being a word of the request;
+* it defines instead of answering: "X is / are …", X being a word of the request, to a
+  request that does not ask for a fact (how-to, why, can-I, a problem described);
 * it shares almost nothing with the request: under ``MIN_OVERLAP`` of the request's content
   words (stop words out, compared by their first ``STEM`` letters) occur in the answer.
 
@@ -24,6 +24,9 @@ import string
 from collections.abc import Iterable
 
 from frictionlens.features.text import ANSWER_CUES
+
+#: answer cues that say the answer failed (``asks`` only says it ends on a question)
+_FAILED_CUES = ANSWER_CUES - {"asks"}
 
 #: share of the request's content words the answer must contain to have engaged with it.
 #: Chosen on the tune part of tests/scenarios/friction_real.py (docs/quality.md)
@@ -62,9 +65,12 @@ _STOP = frozenset(
     porque mis tus sus nos ser estar tengo tiene puedo puede quiero gracias hola también muy
     """.translate(_MARKS).split()
 )
-_ASKS_HOW = re.compile(
-    r"^\W*(?:how|can|could|why|where|when|is there a way|what should|what do i|what can i|"
-    r"wie|kann|warum|wo|comment|pourquoi|où|puis-je|cómo|puedo|por qué|dónde)\b",
+# a request for a fact, which "X is …" may well answer ("how much is the fee?" "The fee is
+# …"); a definition answers none of the others (how-to, why, can-I, statements of a problem)
+_ASKS_FACT = re.compile(
+    r"^\W*(?:what|which|who|when|where|how (?:much|long|many|often|far|big)|is|are|does|do|"
+    r"did|was|were|will|has|have|was|wer|wann|wo|welche[rsnm]?|ist|sind|quel(?:le)?s?|quand|où|"
+    r"qui|qu'est|qué|cuál|cuándo|dónde|quién)\b",
     re.IGNORECASE,
 )
 # "Snapshots are …", "A snapshot is …": group 1 is the word defined
@@ -84,15 +90,18 @@ def non_answer(request: str, answer: str, answer_cues: Iterable[str] = ()) -> bo
     """Whether ``answer`` failed ``request`` (see the module docstring); False when unsure."""
     if not answer.strip():
         return False
-    if ANSWER_CUES.intersection(answer_cues):
+    if _FAILED_CUES.intersection(answer_cues):
         return True
     if not request.strip():
         return False
     asked = content_words(request, REQUEST_HEAD_CHARS)
-    if _ASKS_HOW.match(request):
-        defined = _DEFINES.match(answer)
-        if defined is not None and defined.group(1).casefold()[:STEM] in asked:
-            return True
+    defined = _DEFINES.match(answer)
+    if (
+        defined is not None
+        and defined.group(1).casefold()[:STEM] in asked
+        and not _ASKS_FACT.match(request)
+    ):
+        return True
     if len(asked) < MIN_REQUEST_WORDS:
         return False
     # a stem found anywhere in the answer's head counts: a substring test per stem is far

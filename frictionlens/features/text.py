@@ -60,11 +60,20 @@ SKETCH_TAIL_CHARS = 512
 #: cue phrases are looked for in at most this many characters from the start and the end
 CUE_HEAD_CHARS = 256
 CUE_TAIL_CHARS = 128
-#: cue sections of data/cues_*.txt: the first three are the friction kinds of the same name,
-#: read in user messages; ``refusal`` and ``no_result`` are read in answers
-CUE_KINDS = ("correction", "give_up", "negative_feedback", "refusal", "no_result")
+#: cue sections of data/cues_*.txt: the first three are the friction kinds of the same name
+#: and ``reaction`` a bare "No, …", read in user messages; ``refusal``, ``no_result`` and
+#: ``asks`` (the answer asks the user something) are read in answers
+CUE_KINDS = (
+    "correction",
+    "give_up",
+    "negative_feedback",
+    "reaction",
+    "refusal",
+    "no_result",
+    "asks",
+)
 #: the cues read in answers (a user may well write "I can't find my card")
-ANSWER_CUES = frozenset({"refusal", "no_result"})
+ANSWER_CUES = frozenset({"refusal", "no_result", "asks"})
 
 #: ``similarity`` at or above which a new user turn may restate the previous one. Tuned
 #: on BANKING77 same- vs different-intent pairs (bench/rephrase.py, best F0.5 of the

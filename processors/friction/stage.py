@@ -75,6 +75,10 @@ RESTATE_THRESHOLD = 0.25
 #: a user restating in other words is the expected reaction, and a follow-up is rare. Chosen
 #: on the tune part of tests/scenarios/friction_real.py (docs/quality.md)
 AFTER_FAILURE_THRESHOLD = 0.06
+#: a bare "No, …" opening a user turn (cue ``reaction``) corrects the answer before it,
+#: unless that answer asked the user something (cue ``asks``: "Would you like me to book
+#: it?" "No, just the address.")
+REACTION_CUE, ASKS_CUE = "reaction", "asks"
 _POSITIVE_FEEDBACK = frozenset(k for k, v in FEEDBACK_KINDS.items() if v is None) - {
     semconv.FEEDBACK_RATING
 }
@@ -216,6 +220,8 @@ class FrictionStage:
             prev = th.prev_user if th.history.has_answer or th.relation == NEW else conv.last_user
             if th.turn > 1:
                 cued = [kind for kind in self._cue_kinds if kind in user.cues]
+                if REACTION_CUE in user.cues and not cued and not _asked(th):
+                    cued.append(semconv.FRICTION_CORRECTION)
                 found += cued
                 bar = self.after_failure_threshold if after_failure else self.rephrase_threshold
                 if (
@@ -430,6 +436,11 @@ class FrictionStage:
             end_time=end,
             instrumentation_scope=self._scope,
         )
+
+
+def _asked(th: Threading) -> bool:
+    """The answer before the new user message asked the user something (history resent)."""
+    return bool(th.prev_answers) and ASKS_CUE in th.prev_answers[0].cues
 
 
 def _compact(text: TextFeatures) -> TextFeatures:
