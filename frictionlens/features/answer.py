@@ -12,6 +12,10 @@ follow-up after a real answer. An answer *failed* (``frictionlens.output.non_ans
 * it shares almost nothing with the request: under ``MIN_OVERLAP`` of the request's content
   words (stop words out, compared by their first ``STEM`` letters) occur in the answer.
 
+The last two read chat turns only: a request over several lines or longer than
+``REQUEST_HEAD_CHARS`` (a prompt template, a document) is left to the cues; so is the
+overlap of a short or numeric answer ("Paris.", "42").
+
 Computed at call time on the app's own texts, with the other output features; only the
 boolean leaves. Cost: a split of the request's first ``REQUEST_HEAD_CHARS`` characters and
 a substring test per content word in the answer's first ``ANSWER_HEAD_CHARS``.
@@ -38,6 +42,8 @@ REQUEST_HEAD_CHARS = 400
 ANSWER_HEAD_CHARS = 400
 #: a request with fewer content words cannot be judged by overlap ("and in Paris?")
 MIN_REQUEST_WORDS = 2
+#: an answer with fewer words, or with a number, is specific: it is not judged by overlap
+MIN_ANSWER_WORDS = 6
 
 # punctuation becomes space, apostrophes vanish ("don't" == "dont"): one C pass, then a
 # split, cost a fraction of a word regex
@@ -53,16 +59,16 @@ _STOP = frozenset(
     much many more most such own same other each both few over under after before between
     able way any way ever even use using used there's what's how's i'm i've i'd i'll don't
     doesn't didn't won't isn't aren't wasn't weren't haven't hasn't hadn't wouldn't couldn't
-    shouldn't sure okay hello well
+    shouldn't sure okay well
     der die das und oder aber nicht ich du sie wir ihr mein dein sein ihr unser euer ist sind
     war waren wird werden kann können muss müssen soll sollen will wollen habe hast hat haben
     ein eine einen einem einer mit von für auf aus bei nach wie was wer wann warum wo noch
-    schon auch nur sehr bitte danke hallo gibt mir mich dir dich uns
+    schon auch nur sehr bitte danke gibt mir mich dir dich uns
     les des une est sont pour avec dans sur par pas que qui quoi comment pourquoi quand où
     mon ton son mes tes ses nous vous ils elles leur cette ces être avoir fait faire peux peut
-    veux voudrais merci bonjour aussi encore très
+    veux voudrais merci aussi encore très
     los las una unos unas para con por que qué cómo como cuando cuándo dónde donde por qué
-    porque mis tus sus nos ser estar tengo tiene puedo puede quiero gracias hola también muy
+    porque mis tus sus nos ser estar tengo tiene puedo puede quiero gracias también muy
     """.translate(_MARKS).split()
 )
 # a request for a fact, which "X is …" may well answer ("how much is the fee?" "The fee is
@@ -83,7 +89,7 @@ _DEFINES = re.compile(
 def content_words(text: str, limit: int) -> set[str]:
     """Stems of the words that carry what ``text`` is about."""
     words = text[:limit].casefold().translate(_MARKS).split()
-    return {w[:STEM] for w in words if len(w) >= 3 and w not in _STOP and not w.isdigit()}
+    return {w[:STEM] for w in words if (len(w) >= 3 or w.isdigit()) and w not in _STOP}
 
 
 def non_answer(request: str, answer: str, answer_cues: Iterable[str] = ()) -> bool:
@@ -92,7 +98,10 @@ def non_answer(request: str, answer: str, answer_cues: Iterable[str] = ()) -> bo
         return False
     if _FAILED_CUES.intersection(answer_cues):
         return True
-    if not request.strip():
+    request = request.strip()
+    if not request or "\n" in request or len(request) > REQUEST_HEAD_CHARS:
+        # the two rules below read a chat turn; a request over several lines or a long one
+        # is a prompt template or a document (agent steps, RAG): answers rightly share few words
         return False
     asked = content_words(request, REQUEST_HEAD_CHARS)
     defined = _DEFINES.match(answer)
@@ -102,9 +111,15 @@ def non_answer(request: str, answer: str, answer_cues: Iterable[str] = ()) -> bo
         and not _ASKS_FACT.match(request)
     ):
         return True
-    if len(asked) < MIN_REQUEST_WORDS:
+    if len(asked) < MIN_REQUEST_WORDS or _specific(answer):
         return False
     # a stem found anywhere in the answer's head counts: a substring test per stem is far
     # cheaper than splitting the answer into words, and its errors say "engaged" (the quiet side)
     head = answer[:ANSWER_HEAD_CHARS].casefold()
     return sum(stem in head for stem in asked) < MIN_OVERLAP * len(asked)
+
+
+def _specific(answer: str) -> bool:
+    """A short or numeric answer ("Paris.", "42", "May 14"): specific, whatever words it shares."""
+    head = answer[:ANSWER_HEAD_CHARS]
+    return len(head.split()) < MIN_ANSWER_WORDS or any(c.isdigit() for c in head)

@@ -16,7 +16,9 @@ of 77 intents each) and has one of three shapes:
 User messages are real; the answers are ours (``GENERIC`` templates, and engaged answers
 that take up the question's own words, as real answers do). The intents are split in two
 by a seeded shuffle: thresholds are chosen on the ``tune`` part only, the ``held-out`` part
-is only reported. Pure logic: conversations go straight into the friction stage as the
+is only reported. The non-answer check is also run on real model answers to their real
+requests (``shared/corpus/cassettes``: recorded OpenAI chat completions, chats and agent
+steps), where nearly every answer engaged. Pure logic: conversations go straight into the friction stage as the
 spans the OpenAI instrumentation makes (tests/scenarios/friction_spans.py); the test runs a
 slice of them through the real SDK and the local server as well.
 
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import random
 import re
 import sys
@@ -41,13 +44,15 @@ from pathlib import Path
 from typing import Any
 
 from frictionlens import semconv
-from frictionlens.features.answer import content_words
+from frictionlens.features.answer import content_words, non_answer
+from frictionlens.features.text import cues
 from frictionlens.processors.friction import kinds as K
 from tests.scenarios.friction_model import CLOSE
 from tests.scenarios.friction_quality import findings
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT / ".." / "shared" / "corpus" / "banking77" / "train.csv"
+CASSETTES = ROOT / ".." / "shared" / "corpus" / "cassettes"
 SEED = 17
 TUNE, HELD_OUT = "tune", "held-out"
 RESTATE, NEIGHBOUR, FOLLOW_UP = "restate", "neighbour", "follow_up"
@@ -274,6 +279,39 @@ def run_part(
     return measure(conversations(part, per_intent), driver)
 
 
+def cassette_exchanges() -> list[tuple[str, str]]:
+    """(last user message, answer) of every recorded non-streamed OpenAI chat completion."""
+    import yaml
+
+    out = []
+    for line in (CASSETTES / "index.jsonl").read_text().splitlines():
+        doc = yaml.safe_load((CASSETTES / json.loads(line)["file"]).read_text())
+        for it in (doc or {}).get("interactions", []):
+            if "chat/completions" not in it["request"].get("uri", ""):
+                continue
+            body = it["response"].get("body")
+            text = body.get("string") if isinstance(body, dict) else body
+            try:
+                request = json.loads(it["request"].get("body") or "{}")
+                answer = json.loads(text)["choices"][0]["message"]["content"]
+            except (ValueError, TypeError, KeyError, IndexError):
+                continue  # a stream, an error, a tool call
+            users = [
+                m["content"]
+                for m in request.get("messages") or []
+                if m.get("role") == "user" and isinstance(m.get("content"), str)
+            ]
+            if users and answer:
+                out.append((users[-1], answer))
+    return out
+
+
+def cassette_non_answers() -> tuple[int, int]:
+    """(answers judged non-answers, answers) on the recorded real traffic."""
+    pairs = cassette_exchanges()
+    return sum(non_answer(q, a, cues(a)) for q, a in pairs), len(pairs)
+
+
 def table(results: dict[str, Result]) -> str:
     rows = [
         "| part | conversations | rephrase after non-answer P / R / F1 | review P / R "
@@ -321,6 +359,9 @@ def main(argv: list[str] | None = None) -> None:
         print(table(results))
         for part, r in results.items():
             print(f"{part}: second-call findings {dict(sorted(r.kinds.items()))}")
+        if CASSETTES.is_dir():
+            flagged, total = cassette_non_answers()
+            print(f"real model answers (cassettes) judged non-answers: {flagged}/{total}")
     print(f"({time.perf_counter() - t0:.1f} s)")
 
 
