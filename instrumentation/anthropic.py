@@ -309,7 +309,7 @@ class AnthropicInstrumentor(BaseInstrumentor):
                 for module, name, kind in _WRAPPED
             ]
             + [(*_SDK_SPAN, _sdk_span_hook)]
-            + calls.retry_hooks(_BASE_CLIENT),
+            + calls.stainless_retry_hooks(_BASE_CLIENT),
             "anthropic",
         )
 
@@ -317,5 +317,5 @@ class AnthropicInstrumentor(BaseInstrumentor):
         calls.unwrap_all(
             [(m, n) for m, n, _ in _WRAPPED]
             + [_SDK_SPAN]
-            + [(m, n) for m, n, _ in calls.retry_hooks(_BASE_CLIENT)]
+            + [(m, n) for m, n, _ in calls.stainless_retry_hooks(_BASE_CLIENT)]
         )
