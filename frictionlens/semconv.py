@@ -153,6 +153,52 @@ FORMAT_ERROR_CODE_FENCE = "code_fence"
 FORMAT_ERROR_PREAMBLE = "preamble"
 FORMAT_ERROR_EMPTY = "empty"
 
+# --- frictionlens: drift event ----------------------------------------------------------
+DRIFT_EVENT = "frictionlens.drift"
+DRIFT_FEATURE = "frictionlens.drift.feature"
+DRIFT_STATISTIC = "frictionlens.drift.statistic"
+DRIFT_VALUE = "frictionlens.drift.value"
+DRIFT_THRESHOLD = "frictionlens.drift.threshold"
+DRIFT_STREAM = "frictionlens.drift.stream"
+DRIFT_SUSPECTED_CAUSE = "frictionlens.drift.suspected_cause"
+
+# --- frictionlens: summary span and evaluation names -----------------------------------
+CONVERSATION_SPAN = "frictionlens.conversation"
+EVALUATION_FRICTION = "frictionlens.friction"
+EVALUATION_TRAJECTORY = "frictionlens.trajectory"
+
+# --- frictionlens: metrics (fixed; trajectory metrics are in the trajectory section) ----
+METRIC_FRICTION_EVENTS = "frictionlens.friction.events"
+METRIC_CONVERSATIONS = "frictionlens.conversations"
+METRIC_OUTPUT_LENGTH = "frictionlens.output.length"
+METRIC_FORMAT_FAILURES = "frictionlens.format.failures"
+METRIC_RETRIES = "frictionlens.retries"
+METRIC_DRIFT_SCORE = "frictionlens.drift.score"
+METRIC_DRIFT_ALERTS = "frictionlens.drift.alerts"
+METRIC_INTERNAL_ERRORS = "frictionlens.internal.errors"  # brief: our own caught failures
+#: an observable gauge that reports nothing: its callback hands batched counter sums to the
+#: SDK when a metric reader collects (processors/meter.py)
+METRIC_INTERNAL_COUNTER_FLUSH = "frictionlens.internal.counter_flush"
+
+#: bucket boundaries for frictionlens.output.length (characters)
+OUTPUT_LENGTH_BUCKETS = (0, 16, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 65536, 262144)
+
+# low-cardinality metric attribute keys
+METRIC_ATTR_STREAM = "stream"
+METRIC_ATTR_KIND = "kind"
+METRIC_ATTR_CATEGORY = "category"
+METRIC_ATTR_PROVIDER = "provider"
+METRIC_ATTR_MODEL = "model"
+METRIC_ATTR_ERROR = "error"
+METRIC_ATTR_FEATURE = "feature"
+METRIC_ATTR_OUTCOME = "outcome"
+METRIC_ATTR_REVIEW_NEEDED = "review_needed"
+METRIC_ATTR_TASK = "task"
+METRIC_ATTR_COMPONENT = "component"
+
+# --- instrumentation scope --------------------------------------------------------------
+SCOPE_NAME = "frictionlens"
+
 # --- frictionlens: trajectory (task root spans; fixed, then brief) ----------------------
 TRAJECTORY_STEPS = "frictionlens.trajectory.steps"
 TRAJECTORY_TOOL_CALLS = "frictionlens.trajectory.tool_calls"
@@ -221,52 +267,6 @@ TRAJECTORY_EFFICIENCY_BUCKETS = (
     2.0,
     4.0,
 )
-
-# --- frictionlens: drift event ----------------------------------------------------------
-DRIFT_EVENT = "frictionlens.drift"
-DRIFT_FEATURE = "frictionlens.drift.feature"
-DRIFT_STATISTIC = "frictionlens.drift.statistic"
-DRIFT_VALUE = "frictionlens.drift.value"
-DRIFT_THRESHOLD = "frictionlens.drift.threshold"
-DRIFT_STREAM = "frictionlens.drift.stream"
-DRIFT_SUSPECTED_CAUSE = "frictionlens.drift.suspected_cause"
-
-# --- frictionlens: summary span and evaluation names -----------------------------------
-CONVERSATION_SPAN = "frictionlens.conversation"
-EVALUATION_FRICTION = "frictionlens.friction"
-EVALUATION_TRAJECTORY = "frictionlens.trajectory"
-
-# --- frictionlens: metrics (fixed; trajectory metrics are in the trajectory section) ----
-METRIC_FRICTION_EVENTS = "frictionlens.friction.events"
-METRIC_CONVERSATIONS = "frictionlens.conversations"
-METRIC_OUTPUT_LENGTH = "frictionlens.output.length"
-METRIC_FORMAT_FAILURES = "frictionlens.format.failures"
-METRIC_RETRIES = "frictionlens.retries"
-METRIC_DRIFT_SCORE = "frictionlens.drift.score"
-METRIC_DRIFT_ALERTS = "frictionlens.drift.alerts"
-METRIC_INTERNAL_ERRORS = "frictionlens.internal.errors"  # brief: our own caught failures
-#: an observable gauge that reports nothing: its callback hands batched counter sums to the
-#: SDK when a metric reader collects (processors/meter.py)
-METRIC_INTERNAL_COUNTER_FLUSH = "frictionlens.internal.counter_flush"
-
-#: bucket boundaries for frictionlens.output.length (characters)
-OUTPUT_LENGTH_BUCKETS = (0, 16, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 65536, 262144)
-
-# low-cardinality metric attribute keys
-METRIC_ATTR_STREAM = "stream"
-METRIC_ATTR_KIND = "kind"
-METRIC_ATTR_CATEGORY = "category"
-METRIC_ATTR_PROVIDER = "provider"
-METRIC_ATTR_MODEL = "model"
-METRIC_ATTR_ERROR = "error"
-METRIC_ATTR_FEATURE = "feature"
-METRIC_ATTR_OUTCOME = "outcome"
-METRIC_ATTR_REVIEW_NEEDED = "review_needed"
-METRIC_ATTR_TASK = "task"
-METRIC_ATTR_COMPONENT = "component"
-
-# --- instrumentation scope --------------------------------------------------------------
-SCOPE_NAME = "frictionlens"
 
 # --- friction: kinds, categories, conversation summary, feedback, sampling ---------------
 # frictionlens.friction.kind values (fixed) plus ``silence`` (a conversation that stops
