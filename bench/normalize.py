@@ -26,6 +26,7 @@ import _common  # noqa: E402
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider  # noqa: E402
 
 from frictionlens import semconv as sc  # noqa: E402
+from frictionlens import semconv_peers as peers  # noqa: E402
 from frictionlens.features.record import CallFeatures  # noqa: E402
 from frictionlens.processors.normalize import Normalizer  # noqa: E402
 from frictionlens.processors.pipeline import SpanRecord  # noqa: E402
@@ -64,13 +65,13 @@ def shapes(n: int) -> dict[str, tuple[dict[str, Any], bool]]:
         ),
     }
     oi: dict[str, Any] = {
-        sc.OPENINFERENCE_SPAN_KIND: "LLM",
-        sc.OPENINFERENCE_LLM_SYSTEM: "openai",
-        sc.OPENINFERENCE_MODEL_NAME: _common.MODEL,
-        sc.OPENINFERENCE_INVOCATION_PARAMETERS: json.dumps({"model": _common.MODEL}),
-        sc.OPENINFERENCE_TOKENS_PROMPT: 96,
-        sc.OPENINFERENCE_TOKENS_COMPLETION: 88,
-        sc.OPENINFERENCE_FINISH_REASON: "stop",
+        peers.OPENINFERENCE_SPAN_KIND: "LLM",
+        peers.OPENINFERENCE_LLM_SYSTEM: "openai",
+        peers.OPENINFERENCE_MODEL_NAME: _common.MODEL,
+        peers.OPENINFERENCE_INVOCATION_PARAMETERS: json.dumps({"model": _common.MODEL}),
+        peers.OPENINFERENCE_TOKENS_PROMPT: 96,
+        peers.OPENINFERENCE_TOKENS_COMPLETION: 88,
+        peers.OPENINFERENCE_FINISH_REASON: "stop",
         "llm.output_messages.0.message.role": "assistant",
         "llm.output_messages.0.message.content": answer,
     }

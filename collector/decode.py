@@ -40,9 +40,12 @@ from opentelemetry.trace import (
     TraceState,
 )
 
+from frictionlens import semconv as sc
+
 __all__ = [
     "any_value",
     "attributes",
+    "friction_kinds",
     "key_values",
     "log_records",
     "metric_points",
@@ -289,6 +292,16 @@ def span_dict(span: ReadableSpan) -> dict[str, Any]:
 
 def span_dicts(request: ExportTraceServiceRequest) -> list[dict[str, Any]]:
     return [span_dict(s) for s in readable_spans(request)]
+
+
+def friction_kinds(s: dict[str, Any]) -> list[str]:
+    """The friction kinds found on a span of ``span_dicts``, one per finding, in order."""
+    return [
+        str(ev["attributes"].get(sc.GEN_AI_EVALUATION_SCORE_LABEL))
+        for ev in s["events"]
+        if ev["name"] == sc.GEN_AI_EVALUATION_RESULT
+        and ev["attributes"].get(sc.GEN_AI_EVALUATION_NAME) == sc.EVALUATION_FRICTION
+    ]
 
 
 # --- metrics ----------------------------------------------------------------------------

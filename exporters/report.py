@@ -29,7 +29,7 @@ from statistics import fmean
 from typing import Any
 
 from frictionlens import semconv as sc
-from frictionlens.collector.decode import metric_points, span_dicts
+from frictionlens.collector.decode import friction_kinds, metric_points, span_dicts
 from frictionlens.exporters import review_quality
 from frictionlens.exporters.filestore import read_metrics, read_traces
 from frictionlens.exporters.sampling import probability, threshold_of
@@ -131,15 +131,6 @@ class Report:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, default=str)
-
-
-def _friction_kinds(s: dict[str, Any]) -> list[str]:
-    return [
-        str(ev["attributes"].get(sc.GEN_AI_EVALUATION_SCORE_LABEL))
-        for ev in s["events"]
-        if ev["name"] == sc.GEN_AI_EVALUATION_RESULT
-        and ev["attributes"].get(sc.GEN_AI_EVALUATION_NAME) == sc.EVALUATION_FRICTION
-    ]
 
 
 def _call_row(
@@ -427,7 +418,7 @@ def build(
             if th:
                 rates.add(round(probability(th), 6))
                 weight = 1.0 / probability(th)
-        kinds = _friction_kinds(s)
+        kinds = friction_kinds(s)
         if s["name"] == sc.CONVERSATION_SPAN:
             rep.conversations += 1
             key = str(a.get(sc.CONVERSATION_ID))

@@ -34,7 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "path", nargs="?", default=None, help="data dir or traces file (default: the data dir)"
     )
     report.add_argument(
-        "--json", action="store_true", help="machine-readable output (schema in the README)"
+        "--json", action="store_true", help="machine-readable output (schema in docs/report.md)"
     )
     report.add_argument(
         "--html",

@@ -214,8 +214,9 @@ def telemetry_for_auto_instrumentation(
 
 
 def build_stages(options: Options, meter: Meter, salt: bytes) -> list[Stage]:
-    """friction -> trajectory -> drift, as DESIGN.md orders them, behind the normalizer of
-    spans that other GenAI instrumentations made."""
+    """The stage chain (docs/architecture.md): the normalizer first, so spans other GenAI
+    instrumentations made read like ours, then friction -> trajectory -> drift, each seeing
+    what the stages before it added to the span."""
     from frictionlens.processors.drift import DriftStage
     from frictionlens.processors.friction import FrictionStage
     from frictionlens.processors.normalize import Normalizer

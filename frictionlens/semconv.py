@@ -1,12 +1,16 @@
-"""Every attribute, event and metric name frictionlens emits, in one place.
+"""Every attribute, event and metric name frictionlens emits, in one place: the telemetry contract.
+
+This module is where the contract lives. The names here are what the report, the generated
+alert rules (``exporters/rules.py``), the dashboard in ``examples/observability``, the collector
+and every store already written read back, so none is ever renamed; new ones are added freely,
+here and nowhere else. Sections marked *fixed* hold the names the project started with; names
+marked *brief* are later choices of ours where the conventions are silent or still moving.
 
 GenAI names follow the OpenTelemetry GenAI semantic conventions as maintained in
 ``open-telemetry/semantic-conventions-genai`` (status: Development), checked against the
-names shipped by ``opentelemetry-semantic-conventions`` 0.66b2. Names marked *brief* are
-frictionlens' own choice where the conventions are silent or still moving.
-
-Our own names live under ``frictionlens.``; the fixed ones are the telemetry contract of
-DESIGN.md and must not be renamed.
+names shipped by ``opentelemetry-semantic-conventions`` 0.66b2. Our own names live under
+``frictionlens.``. Names that other instrumentations put on their spans, which the normalizer
+only reads, are in ``semconv_peers``.
 """
 
 from __future__ import annotations
@@ -45,6 +49,11 @@ ERROR_TYPE = "error.type"
 SERVER_ADDRESS = "server.address"
 SERVER_PORT = "server.port"
 USER_ID = "user.id"
+# OpenTelemetry exception conventions (our spans emit them, the normalizer reads peers'); without
+# content capture only the type is recorded (messages and tracebacks can quote prompts and
+# completions)
+EXCEPTION_EVENT = "exception"
+EXCEPTION_TYPE = "exception.type"
 
 # gen_ai.operation.name values
 OP_CHAT = "chat"
@@ -111,7 +120,7 @@ TOKEN_BUCKETS = (
     67108864,
 )
 
-# --- frictionlens: per-call attributes (fixed by DESIGN.md) ----------------------------
+# --- frictionlens: per-call attributes (fixed) -------------------------------------------
 OUTPUT_CHARS = "frictionlens.output.chars"
 OUTPUT_FORMAT_EXPECTED = "frictionlens.output.format.expected"
 OUTPUT_FORMAT_VALID = "frictionlens.output.format.valid"
@@ -144,17 +153,6 @@ FORMAT_ERROR_CODE_FENCE = "code_fence"
 FORMAT_ERROR_PREAMBLE = "preamble"
 FORMAT_ERROR_EMPTY = "empty"
 
-# --- frictionlens: trajectory (task root spans) ----------------------------------------
-TRAJECTORY_STEPS = "frictionlens.trajectory.steps"
-TRAJECTORY_TOOL_CALLS = "frictionlens.trajectory.tool_calls"
-TRAJECTORY_TOOL_ERRORS = "frictionlens.trajectory.tool_errors"
-TRAJECTORY_REDUNDANT_CALLS = "frictionlens.trajectory.redundant_calls"
-TRAJECTORY_LOOPS = "frictionlens.trajectory.loops"
-TRAJECTORY_EXPECTED_STEPS = "frictionlens.trajectory.expected_steps"
-TRAJECTORY_EFFICIENCY = "frictionlens.trajectory.efficiency"
-TRAJECTORY_OUTCOME = "frictionlens.trajectory.outcome"
-TRAJECTORY_BRUTE_FORCE = "frictionlens.trajectory.brute_force"
-
 # --- frictionlens: drift event ----------------------------------------------------------
 DRIFT_EVENT = "frictionlens.drift"
 DRIFT_FEATURE = "frictionlens.drift.feature"
@@ -169,7 +167,7 @@ CONVERSATION_SPAN = "frictionlens.conversation"
 EVALUATION_FRICTION = "frictionlens.friction"
 EVALUATION_TRAJECTORY = "frictionlens.trajectory"
 
-# --- frictionlens: metrics (fixed by DESIGN.md) -----------------------------------------
+# --- frictionlens: metrics (fixed; trajectory metrics are in the trajectory section) ----
 METRIC_FRICTION_EVENTS = "frictionlens.friction.events"
 METRIC_CONVERSATIONS = "frictionlens.conversations"
 METRIC_OUTPUT_LENGTH = "frictionlens.output.length"
@@ -177,9 +175,6 @@ METRIC_FORMAT_FAILURES = "frictionlens.format.failures"
 METRIC_RETRIES = "frictionlens.retries"
 METRIC_DRIFT_SCORE = "frictionlens.drift.score"
 METRIC_DRIFT_ALERTS = "frictionlens.drift.alerts"
-METRIC_TRAJECTORY_STEPS = "frictionlens.trajectory.steps"
-METRIC_TRAJECTORY_EFFICIENCY = "frictionlens.trajectory.efficiency"
-METRIC_TRAJECTORY_OUTCOMES = "frictionlens.trajectory.outcomes"
 METRIC_INTERNAL_ERRORS = "frictionlens.internal.errors"  # brief: our own caught failures
 #: an observable gauge that reports nothing: its callback hands batched counter sums to the
 #: SDK when a metric reader collects (processors/meter.py)
@@ -204,7 +199,16 @@ METRIC_ATTR_COMPONENT = "component"
 # --- instrumentation scope --------------------------------------------------------------
 SCOPE_NAME = "frictionlens"
 
-# --- trajectory: task roots, agent metrics, compounding ----------------------------------
+# --- frictionlens: trajectory (task root spans; fixed, then brief) ----------------------
+TRAJECTORY_STEPS = "frictionlens.trajectory.steps"
+TRAJECTORY_TOOL_CALLS = "frictionlens.trajectory.tool_calls"
+TRAJECTORY_TOOL_ERRORS = "frictionlens.trajectory.tool_errors"
+TRAJECTORY_REDUNDANT_CALLS = "frictionlens.trajectory.redundant_calls"
+TRAJECTORY_LOOPS = "frictionlens.trajectory.loops"
+TRAJECTORY_EXPECTED_STEPS = "frictionlens.trajectory.expected_steps"
+TRAJECTORY_EFFICIENCY = "frictionlens.trajectory.efficiency"
+TRAJECTORY_OUTCOME = "frictionlens.trajectory.outcome"
+TRAJECTORY_BRUTE_FORCE = "frictionlens.trajectory.brute_force"
 TRAJECTORY_TASK = (
     "frictionlens.trajectory.task"  # brief: agent name, or the implicit root's span name
 )
@@ -235,11 +239,17 @@ TRAJECTORY_LABEL_BRUTE_FORCE = "brute_force"
 #: error.type of a task failed without a reason (the conventions' fallback value)
 ERROR_TYPE_OTHER = "_OTHER"
 
-# conventions (semantic-conventions-genai, gen-ai-metrics.md): agent grain, no double count
+# metrics: the fixed three, then the brief ones; the conventions' agent-grain counts
+# (semantic-conventions-genai, gen-ai-metrics.md: no double count of nested agents)
+METRIC_TRAJECTORY_STEPS = "frictionlens.trajectory.steps"
+METRIC_TRAJECTORY_EFFICIENCY = "frictionlens.trajectory.efficiency"
+METRIC_TRAJECTORY_OUTCOMES = "frictionlens.trajectory.outcomes"
 METRIC_GEN_AI_INVOKE_AGENT_INFERENCE_CALLS = "gen_ai.invoke_agent.inference_calls"
 METRIC_GEN_AI_INVOKE_AGENT_TOOL_CALLS = "gen_ai.invoke_agent.tool_calls"
 METRIC_TRAJECTORY_STEP_SUCCESS_RATE = "frictionlens.trajectory.step_success_rate"
 METRIC_TRAJECTORY_TASK_SUCCESS_RATE = "frictionlens.trajectory.task_success_rate"
+#: brief: low-cardinality attribute of frictionlens.trajectory.outcomes ("true" / "false")
+METRIC_ATTR_BRUTE_FORCE = "brute_force"
 #: bucket boundaries for step / call counts per task and for efficiency (budget / steps)
 TRAJECTORY_STEP_BUCKETS = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 25, 32, 50, 64, 100)
 TRAJECTORY_EFFICIENCY_BUCKETS = (
@@ -259,7 +269,7 @@ TRAJECTORY_EFFICIENCY_BUCKETS = (
 )
 
 # --- friction: kinds, categories, conversation summary, feedback, sampling ---------------
-# frictionlens.friction.kind values (DESIGN.md) plus ``silence`` (a conversation that stops
+# frictionlens.friction.kind values (fixed) plus ``silence`` (a conversation that stops
 # right after friction; found when it ends, reported on its summary span)
 FRICTION_RETRY = "retry"
 FRICTION_REGENERATE = "regenerate"
@@ -342,65 +352,12 @@ DRIFT_CAUSE_TRAFFIC_OR_UNKNOWN = "traffic_or_unknown"
 #: resource attribute (OpenInference) naming the Arize Phoenix project that receives the spans;
 #: Phoenix ignores service.name for this and files spans without it under ``default``
 OPENINFERENCE_PROJECT_NAME = "openinference.project.name"
-# --- Prometheus endpoint and alert rules (exporters/rules) ---------------------------------
+# --- Prometheus endpoint (config.py) -------------------------------------------------------
 # standard OpenTelemetry SDK variables honoured for the Prometheus endpoint
 OTEL_METRICS_EXPORTER_ENV = "OTEL_METRICS_EXPORTER"
 OTEL_METRICS_EXPORTER_PROMETHEUS = "prometheus"
 OTEL_PROMETHEUS_HOST_ENV = "OTEL_EXPORTER_PROMETHEUS_HOST"
 OTEL_PROMETHEUS_PORT_ENV = "OTEL_EXPORTER_PROMETHEUS_PORT"
-#: brief: low-cardinality attribute of frictionlens.trajectory.outcomes ("true" / "false")
-METRIC_ATTR_BRUTE_FORCE = "brute_force"
-# --- spans made by other GenAI instrumentations (processors/normalize.py) -----------------
-# Names peers put on their spans, read (never emitted) by the normalizer. Checked against
-# opentelemetry-instrumentation-openai-v2 2.4b0 with opentelemetry-util-genai 1.1b0,
-# opentelemetry-instrumentation-openai (Traceloop) 0.62.4 and openinference-instrumentation-openai
-# 0.1.66; the LEGACY_ names are earlier GenAI-convention / Traceloop releases.
-EXCEPTION_EVENT = "exception"
-EXCEPTION_TYPE = "exception.type"
-LEGACY_GEN_AI_SYSTEM = "gen_ai.system"  # became gen_ai.provider.name
-LEGACY_GEN_AI_USAGE_PROMPT_TOKENS = "gen_ai.usage.prompt_tokens"  # became gen_ai.usage.input_tokens
-LEGACY_GEN_AI_USAGE_COMPLETION_TOKENS = (
-    "gen_ai.usage.completion_tokens"  # became gen_ai.usage.output_tokens
-)
-LEGACY_OPENAI_SYSTEM_FINGERPRINT = "gen_ai.openai.system_fingerprint"
-# Traceloop OpenLLMetry
-TRACELOOP_REQUEST_TYPE = "llm.request.type"
-TRACELOOP_SYSTEM_FINGERPRINT = "gen_ai.openai.response.system_fingerprint"
-TRACELOOP_API_BASE = "gen_ai.openai.api_base"
-TRACELOOP_IS_STREAMING = "gen_ai.is_streaming"
-LEGACY_TRACELOOP_IS_STREAMING = "llm.is_streaming"
-TRACELOOP_STRUCTURED_OUTPUT_SCHEMA = "gen_ai.request.structured_output_schema"
-TRACELOOP_PROMPT_PREFIX = "gen_ai.prompt."  # gen_ai.prompt.N.role / .content
-TRACELOOP_COMPLETION_PREFIX = (
-    "gen_ai.completion."  # gen_ai.completion.N.content / .finish_reason / .tool_calls.M.*
-)
-# OpenInference
-OPENINFERENCE_SPAN_KIND = "openinference.span.kind"
-OPENINFERENCE_COMPLETION_SPAN = "Completion"  # span name of a legacy completions call
-OPENINFERENCE_LLM_PROVIDER = "llm.provider"
-OPENINFERENCE_LLM_SYSTEM = "llm.system"
-OPENINFERENCE_MODEL_NAME = "llm.model_name"
-OPENINFERENCE_INVOCATION_PARAMETERS = "llm.invocation_parameters"
-OPENINFERENCE_TOKENS_PROMPT = "llm.token_count.prompt"
-OPENINFERENCE_TOKENS_COMPLETION = "llm.token_count.completion"
-OPENINFERENCE_TOKENS_CACHE_READ = "llm.token_count.prompt_details.cache_read"
-OPENINFERENCE_FINISH_REASON = "llm.finish_reason"
-OPENINFERENCE_SESSION_ID = "session.id"
-OPENINFERENCE_OUTPUT_VALUE = "output.value"
-OPENINFERENCE_OUTPUT_MIME_TYPE = "output.mime_type"
-OPENINFERENCE_INPUT_MESSAGES = (
-    "llm.input_messages."  # .N.message.role / .content / .contents.M.* / .tool_calls.M.*
-)
-OPENINFERENCE_OUTPUT_MESSAGES = "llm.output_messages."
-# span events that carry content or stream timing
-PEER_MESSAGE_EVENTS = {
-    "gen_ai.system.message": "system",
-    "gen_ai.user.message": "user",
-    "gen_ai.assistant.message": "assistant",
-    "gen_ai.tool.message": "tool",
-}
-PEER_CHOICE_EVENT = "gen_ai.choice"
-PEER_FIRST_CHUNK_EVENTS = frozenset({"First Token Stream Event", "gen_ai.content.completion.chunk"})
 # --- collector (frictionlens collector, collector/gateway.py); all brief ---------------
 #: spans the collector handled, by outcome (attribute METRIC_ATTR_OUTCOME)
 METRIC_COLLECTOR_SPANS = "frictionlens.collector.spans"
@@ -428,11 +385,7 @@ PROVIDER_PERPLEXITY = "perplexity"
 PROVIDER_GEMINI = "gcp.gemini"
 PROVIDER_OPENROUTER = "openrouter"  # custom
 PROVIDER_OLLAMA = "ollama"  # custom: a local server on Ollama's default port 11434
-# --- reliability and privacy (issue 10) ----------------------------------------------------
-# Exceptions follow the OpenTelemetry exception conventions; without content capture only the
-# type is recorded (messages and tracebacks can quote prompts and completions).
-EXCEPTION_EVENT = "exception"
-EXCEPTION_TYPE = "exception.type"
+# --- export losses and state bounds ---------------------------------------------------------
 # Spans the export stage could not deliver (queue full, exporter failed or timed out).
 METRIC_EXPORT_DROPPED = "frictionlens.export.dropped"
 METRIC_ATTR_REASON = "reason"

@@ -6,15 +6,8 @@ posts the request itself (not through ``create``), so its manager's request is w
 span starts when the stream is entered and ends when it is exhausted, fails or is closed. HTTP
 retries inside one SDK call are counted by hooking the SDK's retry sleep.
 
-The SDK's own call span: current ``anthropic`` releases start an ``anthropic.messages.create``
-CLIENT span (``anthropic._tracing``) whenever a tracer provider is reachable, with the same
-``gen_ai.*`` attributes ours carries. Two GenAI spans for one call would double every count
-downstream (steps, tokens, friction), so for the calls we instrument the SDK's span is not
-started: ``start_api_call_span`` returns ``None`` while one of our invocations runs, which is
-the SDK's own "no span" path (the request is sent unchanged). We keep ours rather than enrich
-the SDK's because ours is the one the signal pipeline reads (features travel beside it), it
-exists whether or not the SDK's tracing is on, and it behaves the same for every provider.
-SDK calls we do not instrument (token counting, batches, ...) keep the SDK's span.
+The SDK's own call span is not started for calls we instrument: docs/architecture.md, "one span
+per call when the SDK traces itself", says why and how, for every SDK.
 """
 
 from __future__ import annotations
@@ -309,7 +302,7 @@ class AnthropicInstrumentor(BaseInstrumentor):
                 for module, name, kind in _WRAPPED
             ]
             + [(*_SDK_SPAN, _sdk_span_hook)]
-            + calls.retry_hooks(_BASE_CLIENT),
+            + calls.stainless_retry_hooks(_BASE_CLIENT),
             "anthropic",
         )
 
@@ -317,5 +310,5 @@ class AnthropicInstrumentor(BaseInstrumentor):
         calls.unwrap_all(
             [(m, n) for m, n, _ in _WRAPPED]
             + [_SDK_SPAN]
-            + [(m, n) for m, n, _ in calls.retry_hooks(_BASE_CLIENT)]
+            + [(m, n) for m, n, _ in calls.stainless_retry_hooks(_BASE_CLIENT)]
         )

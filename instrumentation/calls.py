@@ -182,8 +182,10 @@ async def _async_retry_hook(wrapped, instance, args, kwargs):
     return await wrapped(*args, **kwargs)
 
 
-def retry_hooks(base_client_module: str) -> list[tuple[str, str, Any]]:
-    """(module, "Class.method", hook) for a Stainless SDK's sync and async retry sleeps."""
+def stainless_retry_hooks(base_client_module: str) -> list[tuple[str, str, Any]]:
+    """(module, "Class.method", hook) for the sync and async retry sleeps of an SDK generated
+    by Stainless (openai, anthropic: ``<sdk>._base_client``). Other SDKs retry elsewhere (or
+    not at all) and need hooks of their own; without them ``frictionlens.retry.count`` stays 0."""
     return [
         (base_client_module, "SyncAPIClient._sleep_for_retry", _sync_retry_hook),
         (base_client_module, "AsyncAPIClient._sleep_for_retry", _async_retry_hook),

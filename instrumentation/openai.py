@@ -366,12 +366,12 @@ class OpenAIInstrumentor(BaseInstrumentor):
                 )
                 for module, name, kind in _WRAPPED
             ]
-            + calls.retry_hooks(_BASE_CLIENT),
+            + calls.stainless_retry_hooks(_BASE_CLIENT),
             "openai",
         )
 
     def _uninstrument(self, **kwargs: Any) -> None:
         calls.unwrap_all(
             [(m, n) for m, n, _ in _WRAPPED]
-            + [(m, n) for m, n, _ in calls.retry_hooks(_BASE_CLIENT)]
+            + [(m, n) for m, n, _ in calls.stainless_retry_hooks(_BASE_CLIENT)]
         )

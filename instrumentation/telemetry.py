@@ -30,6 +30,7 @@ from frictionlens.features.invocation import (
     LLMInvocation,
     call_features,
     output_signals,
+    route_of,
     stream_name,
 )
 from frictionlens.features.record import CallFeatures, TextFeatures
@@ -250,10 +251,8 @@ class Telemetry:
             if r not in ("system", "developer")
         ]
         a[semconv.GEN_AI_INPUT_MESSAGES] = json.dumps(msgs)
-        if inv.system_text or any(r in ("system", "developer") for r, _ in inv.messages):
-            system = inv.system_text or "\n".join(
-                t for r, t in inv.messages if r in ("system", "developer")
-            )
+        system = inv.system_prompt()
+        if system:
             a[semconv.GEN_AI_SYSTEM_INSTRUCTIONS] = json.dumps(
                 [{"type": "text", "content": system[:limit]}]
             )
@@ -303,9 +302,11 @@ class Telemetry:
             return
         span_attrs = inv.span.attributes if inv.span is not None else {}
         route = (span_attrs or {}).get(semconv.ROUTE)
-        stream = stream_name(
-            inv.provider, inv.request_model, route if isinstance(route, str) else None
-        )
+        if not (isinstance(route, str) and route):
+            # the route the drift stage infers, so both name the same stream
+            system = inv.system_prompt()
+            route = route_of(None if system is None else self._text_features(system).digest)
+        stream = stream_name(inv.provider, inv.request_model, route)
         self._length.record(
             attrs.get(semconv.OUTPUT_CHARS, 0), {semconv.METRIC_ATTR_STREAM: stream}
         )

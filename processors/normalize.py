@@ -23,6 +23,7 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.trace import StatusCode
 
 from frictionlens import semconv
+from frictionlens import semconv_peers as peers
 from frictionlens.features import text as textfeat
 from frictionlens.features.invocation import LLMInvocation, call_features, output_signals
 from frictionlens.features.readers import (
@@ -41,9 +42,9 @@ _REFUSED = frozenset({"refusal"})
 _MARKERS = frozenset(
     {
         semconv.GEN_AI_OPERATION_NAME,
-        semconv.OPENINFERENCE_SPAN_KIND,
-        semconv.LEGACY_GEN_AI_SYSTEM,
-        semconv.TRACELOOP_REQUEST_TYPE,
+        peers.OPENINFERENCE_SPAN_KIND,
+        peers.LEGACY_GEN_AI_SYSTEM,
+        peers.TRACELOOP_REQUEST_TYPE,
     }
 )
 #: attributes (of the span or of one event) that carry GenAI-convention content
@@ -56,8 +57,8 @@ _GENAI_CONTENT = frozenset(
 )
 #: a Traceloop indexed key at the start of a ``_key_lines`` line
 _TRACELOOP_LINES = (
-    "\n" + semconv.TRACELOOP_PROMPT_PREFIX,
-    "\n" + semconv.TRACELOOP_COMPLETION_PREFIX,
+    "\n" + peers.TRACELOOP_PROMPT_PREFIX,
+    "\n" + peers.TRACELOOP_COMPLETION_PREFIX,
 )
 _FORMAT_JUDGEMENT = (
     semconv.OUTPUT_FORMAT_EXPECTED,
@@ -82,9 +83,9 @@ class Normalizer:
             return
         if semconv.GEN_AI_OPERATION_NAME in attrs:
             read = _genai
-        elif semconv.OPENINFERENCE_SPAN_KIND in attrs:
+        elif peers.OPENINFERENCE_SPAN_KIND in attrs:
             read = _openinference
-        elif semconv.LEGACY_GEN_AI_SYSTEM in attrs or semconv.TRACELOOP_REQUEST_TYPE in attrs:
+        elif peers.LEGACY_GEN_AI_SYSTEM in attrs or peers.TRACELOOP_REQUEST_TYPE in attrs:
             read = _traceloop_legacy
         else:
             return
@@ -210,7 +211,7 @@ def _exception_type(events: Sequence[Event]) -> str | None:
 def _first_chunk_s(events: Sequence[Event], start_time: int | None) -> float | None:
     """Seconds to the first streamed chunk, from the first chunk event a peer records."""
     for event in events:
-        if event.name in semconv.PEER_FIRST_CHUNK_EVENTS and start_time:
+        if event.name in peers.PEER_FIRST_CHUNK_EVENTS and start_time:
             return max(0.0, (event.timestamp - start_time) / 1e9)
     return None
 
@@ -242,18 +243,18 @@ def _genai(span: ReadableSpan, attrs: Mapping[str, Any]) -> _PeerCall | None:
     inv = _PeerCall(
         operation=str(op),
         provider=_str(attrs.get(semconv.GEN_AI_PROVIDER_NAME))
-        or _str(attrs.get(semconv.LEGACY_GEN_AI_SYSTEM))
+        or _str(attrs.get(peers.LEGACY_GEN_AI_SYSTEM))
         or "",
     )
     if attrs.get(semconv.GEN_AI_USAGE_INPUT_TOKENS) is None:
-        inv.input_tokens = _int(attrs.get(semconv.LEGACY_GEN_AI_USAGE_PROMPT_TOKENS))
-        inv.output_tokens = _int(attrs.get(semconv.LEGACY_GEN_AI_USAGE_COMPLETION_TOKENS))
+        inv.input_tokens = _int(attrs.get(peers.LEGACY_GEN_AI_USAGE_PROMPT_TOKENS))
+        inv.output_tokens = _int(attrs.get(peers.LEGACY_GEN_AI_USAGE_COMPLETION_TOKENS))
     # the conventions require gen_ai.output.type when the request asked for an output format
     inv.format_known = True
     if attrs.get(semconv.GEN_AI_OUTPUT_TYPE) == semconv.OUTPUT_TYPE_JSON:
         inv.expected_format = semconv.FORMAT_JSON
-    if semconv.TRACELOOP_STRUCTURED_OUTPUT_SCHEMA in attrs:
-        _format_from(attrs[semconv.TRACELOOP_STRUCTURED_OUTPUT_SCHEMA], inv)
+    if peers.TRACELOOP_STRUCTURED_OUTPUT_SCHEMA in attrs:
+        _format_from(attrs[peers.TRACELOOP_STRUCTURED_OUTPUT_SCHEMA], inv)
     _traceloop_extras(attrs, inv)
     reasons = attrs.get(semconv.GEN_AI_RESPONSE_FINISH_REASONS)
     inv.finish_reasons = [str(r) for r in reasons] if isinstance(reasons, (list, tuple)) else []
@@ -337,12 +338,12 @@ def _event_content(events: Sequence[Event], inv: _PeerCall) -> None:
     """The earlier event form: ``gen_ai.<role>.message`` and ``gen_ai.choice`` span events."""
     for event in events:
         attrs = event.attributes or {}
-        role = semconv.PEER_MESSAGE_EVENTS.get(event.name)
+        role = peers.PEER_MESSAGE_EVENTS.get(event.name)
         if role is not None:
             inv.messages.append(
                 (role, content_text(_json(attrs.get("content")) or attrs.get("content")))
             )
-        elif event.name == semconv.PEER_CHOICE_EVENT:
+        elif event.name == peers.PEER_CHOICE_EVENT:
             message = _json(attrs.get("message")) or {}
             content = message.get("content") if isinstance(message, Mapping) else message
             inv.outputs.append(content_text(content))
@@ -363,14 +364,14 @@ def _event_content(events: Sequence[Event], inv: _PeerCall) -> None:
 # -- Traceloop OpenLLMetry ---------------------------------------------------------------------
 def _traceloop_extras(attrs: Mapping[str, Any], inv: _PeerCall) -> None:
     """Traceloop's own names for what the conventions name otherwise."""
-    fingerprint = attrs.get(semconv.TRACELOOP_SYSTEM_FINGERPRINT) or attrs.get(
-        semconv.LEGACY_OPENAI_SYSTEM_FINGERPRINT
+    fingerprint = attrs.get(peers.TRACELOOP_SYSTEM_FINGERPRINT) or attrs.get(
+        peers.LEGACY_OPENAI_SYSTEM_FINGERPRINT
     )
     if fingerprint:
         inv.response_attributes[semconv.OPENAI_RESPONSE_SYSTEM_FINGERPRINT] = fingerprint
-    inv.server_address = _host(attrs.get(semconv.TRACELOOP_API_BASE))
+    inv.server_address = _host(attrs.get(peers.TRACELOOP_API_BASE))
     streaming = attrs.get(
-        semconv.TRACELOOP_IS_STREAMING, attrs.get(semconv.LEGACY_TRACELOOP_IS_STREAMING)
+        peers.TRACELOOP_IS_STREAMING, attrs.get(peers.LEGACY_TRACELOOP_IS_STREAMING)
     )
     if isinstance(streaming, bool):
         inv.request_attributes[semconv.GEN_AI_REQUEST_STREAM] = streaming
@@ -378,7 +379,7 @@ def _traceloop_extras(attrs: Mapping[str, Any], inv: _PeerCall) -> None:
 
 def _traceloop_legacy(span: ReadableSpan, attrs: Mapping[str, Any]) -> _PeerCall | None:
     """Traceloop releases before the conventions' message attributes: ``gen_ai.prompt.N.*``."""
-    kind = attrs.get(semconv.TRACELOOP_REQUEST_TYPE)
+    kind = attrs.get(peers.TRACELOOP_REQUEST_TYPE)
     op = (
         {"chat": semconv.OP_CHAT, "completion": semconv.OP_TEXT_COMPLETION}.get(str(kind))
         if kind
@@ -386,21 +387,19 @@ def _traceloop_legacy(span: ReadableSpan, attrs: Mapping[str, Any]) -> _PeerCall
     )
     if (
         op is None
-        and semconv.TRACELOOP_REQUEST_TYPE not in attrs
+        and peers.TRACELOOP_REQUEST_TYPE not in attrs
         and (
-            any(k.startswith(semconv.TRACELOOP_PROMPT_PREFIX) for k in attrs)
+            any(k.startswith(peers.TRACELOOP_PROMPT_PREFIX) for k in attrs)
             or semconv.GEN_AI_REQUEST_MODEL in attrs
         )
     ):
         op = semconv.OP_CHAT
     if op is None:
         return None
-    inv = _PeerCall(
-        operation=op, provider=str(attrs.get(semconv.LEGACY_GEN_AI_SYSTEM) or "").lower()
-    )
+    inv = _PeerCall(operation=op, provider=str(attrs.get(peers.LEGACY_GEN_AI_SYSTEM) or "").lower())
     inv.request_model = _str(attrs.get(semconv.GEN_AI_REQUEST_MODEL))
-    inv.input_tokens = _int(attrs.get(semconv.LEGACY_GEN_AI_USAGE_PROMPT_TOKENS))
-    inv.output_tokens = _int(attrs.get(semconv.LEGACY_GEN_AI_USAGE_COMPLETION_TOKENS))
+    inv.input_tokens = _int(attrs.get(peers.LEGACY_GEN_AI_USAGE_PROMPT_TOKENS))
+    inv.output_tokens = _int(attrs.get(peers.LEGACY_GEN_AI_USAGE_COMPLETION_TOKENS))
     _traceloop_extras(attrs, inv)
     _traceloop_indexed_content(attrs, inv)
     return inv
@@ -413,13 +412,13 @@ def _traceloop_indexed_content(attrs: Mapping[str, Any], inv: _PeerCall) -> bool
     ):  # no key has either prefix
         return False
     found = False
-    for _, head in _indexed(attrs, keys, semconv.TRACELOOP_PROMPT_PREFIX):
+    for _, head in _indexed(attrs, keys, peers.TRACELOOP_PROMPT_PREFIX):
         inv.messages.append(
             (str(attrs.get(head + "role") or "user"), str(attrs.get(head + "content") or ""))
         )
         found = True
     reasons = []
-    for _, head in _indexed(attrs, keys, semconv.TRACELOOP_COMPLETION_PREFIX):
+    for _, head in _indexed(attrs, keys, peers.TRACELOOP_COMPLETION_PREFIX):
         inv.outputs.append(str(attrs.get(head + "content") or ""))
         for _, call in _indexed(attrs, keys, head + "tool_calls."):
             inv.tool_calls.append(
@@ -435,18 +434,18 @@ def _traceloop_indexed_content(attrs: Mapping[str, Any], inv: _PeerCall) -> bool
 
 # -- OpenInference -----------------------------------------------------------------------------
 def _openinference(span: ReadableSpan, attrs: Mapping[str, Any]) -> _PeerCall | None:
-    if attrs.get(semconv.OPENINFERENCE_SPAN_KIND) != "LLM":
+    if attrs.get(peers.OPENINFERENCE_SPAN_KIND) != "LLM":
         return None
     op = (
         semconv.OP_TEXT_COMPLETION
-        if span.name == semconv.OPENINFERENCE_COMPLETION_SPAN
+        if span.name == peers.OPENINFERENCE_COMPLETION_SPAN
         else semconv.OP_CHAT
     )
-    provider = _str(attrs.get(semconv.OPENINFERENCE_LLM_PROVIDER)) or _str(
-        attrs.get(semconv.OPENINFERENCE_LLM_SYSTEM)
+    provider = _str(attrs.get(peers.OPENINFERENCE_LLM_PROVIDER)) or _str(
+        attrs.get(peers.OPENINFERENCE_LLM_SYSTEM)
     )
     inv = _PeerCall(operation=op, provider=(provider or "").lower())
-    params = _json(attrs.get(semconv.OPENINFERENCE_INVOCATION_PARAMETERS))
+    params = _json(attrs.get(peers.OPENINFERENCE_INVOCATION_PARAMETERS))
     if isinstance(params, Mapping):
         inv.request_model = _str(params.get("model"))
         inv.request_attributes.update(numeric_params(params, REQUEST_PARAMS))
@@ -457,15 +456,15 @@ def _openinference(span: ReadableSpan, attrs: Mapping[str, Any]) -> _PeerCall | 
             _format_from(params["response_format"], inv)
         else:
             inv.format_known = True  # the request is all there: no response format asked for
-    inv.response_model = _str(attrs.get(semconv.OPENINFERENCE_MODEL_NAME))
-    inv.input_tokens = _int(attrs.get(semconv.OPENINFERENCE_TOKENS_PROMPT))
-    inv.output_tokens = _int(attrs.get(semconv.OPENINFERENCE_TOKENS_COMPLETION))
-    inv.cache_read_tokens = _int(attrs.get(semconv.OPENINFERENCE_TOKENS_CACHE_READ))
-    session = _str(attrs.get(semconv.OPENINFERENCE_SESSION_ID))
+    inv.response_model = _str(attrs.get(peers.OPENINFERENCE_MODEL_NAME))
+    inv.input_tokens = _int(attrs.get(peers.OPENINFERENCE_TOKENS_PROMPT))
+    inv.output_tokens = _int(attrs.get(peers.OPENINFERENCE_TOKENS_COMPLETION))
+    inv.cache_read_tokens = _int(attrs.get(peers.OPENINFERENCE_TOKENS_CACHE_READ))
+    session = _str(attrs.get(peers.OPENINFERENCE_SESSION_ID))
     if session:
         inv.request_attributes[semconv.GEN_AI_CONVERSATION_ID] = session
-    if attrs.get(semconv.OPENINFERENCE_OUTPUT_MIME_TYPE) == "application/json":
-        body = _json(attrs.get(semconv.OPENINFERENCE_OUTPUT_VALUE))
+    if attrs.get(peers.OPENINFERENCE_OUTPUT_MIME_TYPE) == "application/json":
+        body = _json(attrs.get(peers.OPENINFERENCE_OUTPUT_VALUE))
         if isinstance(body, Mapping):
             inv.response_id = _str(body.get("id"))
             if body.get("system_fingerprint"):
@@ -480,15 +479,15 @@ def _openinference(span: ReadableSpan, attrs: Mapping[str, Any]) -> _PeerCall | 
             )
             if reasons and all(isinstance(r, str) for r in reasons):
                 inv.finish_reasons = reasons
-    if not inv.finish_reasons and _str(attrs.get(semconv.OPENINFERENCE_FINISH_REASON)):
-        inv.finish_reasons = [attrs[semconv.OPENINFERENCE_FINISH_REASON]]
+    if not inv.finish_reasons and _str(attrs.get(peers.OPENINFERENCE_FINISH_REASON)):
+        inv.finish_reasons = [attrs[peers.OPENINFERENCE_FINISH_REASON]]
     keys = _key_lines(attrs)
-    for _, head in _indexed(attrs, keys, semconv.OPENINFERENCE_INPUT_MESSAGES):
+    for _, head in _indexed(attrs, keys, peers.OPENINFERENCE_INPUT_MESSAGES):
         text, calls, _ = _openinference_message(attrs, keys, head)
         inv.messages.append(
             (str(attrs.get(head + "message.role") or "user"), _with_calls(text, calls))
         )
-    for _, head in _indexed(attrs, keys, semconv.OPENINFERENCE_OUTPUT_MESSAGES):
+    for _, head in _indexed(attrs, keys, peers.OPENINFERENCE_OUTPUT_MESSAGES):
         text, calls, ids = _openinference_message(attrs, keys, head)
         inv.outputs.append(text)
         inv.tool_calls += calls

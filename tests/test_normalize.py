@@ -11,6 +11,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Status, StatusCode
 
 from frictionlens import semconv as sc
+from frictionlens import semconv_peers as peers
 from frictionlens.features import text as textfeat
 from frictionlens.features.record import CallFeatures
 from frictionlens.processors.normalize import Normalizer
@@ -184,7 +185,7 @@ def test_event_forms_of_content():
 
     legacy = _normalize(
         _span(
-            attributes={sc.GEN_AI_OPERATION_NAME: "chat", sc.LEGACY_GEN_AI_SYSTEM: "openai"},
+            attributes={sc.GEN_AI_OPERATION_NAME: "chat", peers.LEGACY_GEN_AI_SYSTEM: "openai"},
             events=[
                 ("gen_ai.system.message", {"content": "Be terse."}),
                 ("gen_ai.user.message", {"content": "I can't log in"}),
@@ -216,15 +217,15 @@ def test_traceloop_indexed_attributes_of_earlier_releases():
         _span(
             "openai.chat",
             {
-                sc.LEGACY_GEN_AI_SYSTEM: "OpenAI",
-                sc.TRACELOOP_REQUEST_TYPE: "chat",
+                peers.LEGACY_GEN_AI_SYSTEM: "OpenAI",
+                peers.TRACELOOP_REQUEST_TYPE: "chat",
                 sc.GEN_AI_REQUEST_MODEL: "gpt-4o",
                 sc.GEN_AI_RESPONSE_MODEL: "gpt-4o-2024-08-06",
-                sc.LEGACY_GEN_AI_USAGE_PROMPT_TOKENS: 12,
-                sc.LEGACY_GEN_AI_USAGE_COMPLETION_TOKENS: 9,
-                sc.LEGACY_OPENAI_SYSTEM_FINGERPRINT: "fp_9",
-                sc.TRACELOOP_API_BASE: "https://api.openai.com/v1/",
-                sc.LEGACY_TRACELOOP_IS_STREAMING: True,
+                peers.LEGACY_GEN_AI_USAGE_PROMPT_TOKENS: 12,
+                peers.LEGACY_GEN_AI_USAGE_COMPLETION_TOKENS: 9,
+                peers.LEGACY_OPENAI_SYSTEM_FINGERPRINT: "fp_9",
+                peers.TRACELOOP_API_BASE: "https://api.openai.com/v1/",
+                peers.LEGACY_TRACELOOP_IS_STREAMING: True,
                 "gen_ai.prompt.0.role": "user",
                 "gen_ai.prompt.0.content": "What is 2+2?",
                 "gen_ai.completion.0.role": "assistant",
@@ -256,10 +257,10 @@ def test_openinference_tool_calls_params_and_session():
         _span(
             "ChatCompletion",
             {
-                sc.OPENINFERENCE_SPAN_KIND: "LLM",
-                sc.OPENINFERENCE_LLM_SYSTEM: "openai",
-                sc.OPENINFERENCE_MODEL_NAME: "gpt-4o-2024",
-                sc.OPENINFERENCE_INVOCATION_PARAMETERS: json.dumps(
+                peers.OPENINFERENCE_SPAN_KIND: "LLM",
+                peers.OPENINFERENCE_LLM_SYSTEM: "openai",
+                peers.OPENINFERENCE_MODEL_NAME: "gpt-4o-2024",
+                peers.OPENINFERENCE_INVOCATION_PARAMETERS: json.dumps(
                     {
                         "model": "gpt-4o",
                         "temperature": 0.3,
@@ -267,7 +268,7 @@ def test_openinference_tool_calls_params_and_session():
                         "tools": [{"type": "function"}],
                     }
                 ),
-                sc.OPENINFERENCE_SESSION_ID: "s-1",
+                peers.OPENINFERENCE_SESSION_ID: "s-1",
                 "llm.input_messages.0.message.role": "user",
                 "llm.input_messages.0.message.contents.0.message_content.text": "Where is order A1?",
                 "llm.output_messages.0.message.role": "assistant",
@@ -294,6 +295,6 @@ def test_openinference_tool_calls_params_and_session():
 @pytest.mark.parametrize("kind", ["EMBEDDING", "CHAIN", "TOOL"])
 def test_openinference_spans_that_are_not_llm_calls(kind):
     record = _normalize(
-        _span("x", {sc.OPENINFERENCE_SPAN_KIND: kind, sc.OPENINFERENCE_LLM_SYSTEM: "openai"})
+        _span("x", {peers.OPENINFERENCE_SPAN_KIND: kind, peers.OPENINFERENCE_LLM_SYSTEM: "openai"})
     )
     assert record.attributes == {} and record.features is None

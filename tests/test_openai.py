@@ -362,6 +362,29 @@ def test_metrics_are_recorded(server, spans):
     } <= names
 
 
+def test_per_stream_metrics_name_the_stream_the_span_names(server, spans):
+    """Output length and format failures are counted per stream; the stream on those metric
+    points is the one drift reports on the span, route inferred from the system prompt."""
+    server.script(Reply(content="not json"))
+    client(server).chat.completions.create(
+        model="m",
+        messages=[{"role": "system", "content": "Extract the order."}, *MSGS],
+        response_format={"type": "json_object"},
+    )
+    (span,) = spans()
+    stream = span.attributes[sc.DRIFT_STREAM]
+    assert "/sys-" in stream
+    data = spans.reader.get_metrics_data()
+    points = {
+        m.name: [p.attributes.get(sc.METRIC_ATTR_STREAM) for p in m.data.data_points]
+        for rm in data.resource_metrics
+        for sm in rm.scope_metrics
+        for m in sm.metrics
+    }
+    assert points[sc.METRIC_OUTPUT_LENGTH] == [stream]
+    assert points[sc.METRIC_FORMAT_FAILURES] == [stream]
+
+
 def test_content_capture_is_opt_in_and_truncated(server, monkeypatch):
     exporter = InMemorySpanExporter()
     tp = TracerProvider()

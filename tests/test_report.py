@@ -95,8 +95,9 @@ def demo_report(demo_cli_run) -> report.Report:
 
 def test_since_filters_metric_points(demo_cli_run, demo_report):
     times = sorted({p["time_unix_nano"] for p in demo_report.drift_scores})
-    assert len(times) >= 3  # the demo exports metrics often enough for a timeline
-    cut = times[len(times) // 2]
+    # the drift stage runs in the hand-off's batches: at least one mid-run and one at exit
+    assert len(times) >= 2
+    cut = times[-1]
     # the metrics file alone: a file holding only metric lines reads as a store without spans
     later = report.load(demo_cli_run[0] / METRICS_FILE, since_ns=cut)
     assert later.calls == 0

@@ -218,7 +218,9 @@ def test_a_reviewer_goes_through_the_queue_and_the_report_measures_the_signals(
                 page.screenshot(path=str(artifacts / "review.png"), full_page=True)
             page.click("button[value=findings]")
         assert len(given) == total and seen[True] == n_flagged_store and seen[False] >= 2
-        page.reload()
+        # the last submission's redirect may still be loading: open the queue afresh
+        page.wait_for_load_state()
+        page.goto(base + "/")
         assert f"You are done with {total} of {total}" in _text(page)
         # a flagged item again: the verdicts given are what the form now holds
         key = next(k for k, (_, v) in given.items() if v)

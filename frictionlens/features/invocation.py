@@ -73,6 +73,13 @@ class LLMInvocation:
     span: Span | None = None
     ended: bool = False
 
+    def system_prompt(self) -> str | None:
+        """The system prompt as sent: the SDK's own parameter, else the system and developer
+        messages joined; what infers the stream's route."""
+        if self.system_text is not None:
+            return self.system_text
+        return "\n".join(t for r, t in self.messages if r in ("system", "developer")) or None
+
 
 def stream_name(provider: str, model: str | None, route: str | None) -> str:
     """The population that should behave alike: provider/model/route."""
@@ -147,9 +154,7 @@ def call_features(
     ``outputs``: the outputs' features when ``output_signals`` already computed them."""
     tf = text_features
     messages = tuple(MessageFeatures(role, tf(text)) for role, text in inv.messages)
-    system = inv.system_text
-    if system is None:
-        system = "\n".join(t for r, t in inv.messages if r in ("system", "developer")) or None
+    system = inv.system_prompt()
     if outputs is None:
         outputs = tuple(tf(t) for t in inv.outputs)
     tools = tuple((name, textfeat.digest(args or "", salt)) for name, args in inv.tool_calls)

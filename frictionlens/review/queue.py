@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from frictionlens import semconv as sc
-from frictionlens.collector.decode import span_dicts
+from frictionlens.collector.decode import friction_kinds, span_dicts
 from frictionlens.exporters.filestore import read_traces_from, traces_file
 from frictionlens.review.verdicts import Latest, Verdict, finding_key, from_span, latest
 
@@ -151,17 +151,8 @@ def _item(s: dict[str, Any], rate: float) -> Item | None:
         source=sc.REVIEW_SOURCE_FLAGGED if flagged else sc.REVIEW_SOURCE_SAMPLE,
         probability=1.0 if flagged else rate,
         position=_unit("position", s["span_id"]),
-        findings=[Finding(s["trace_id"], s["span_id"], kind, None) for kind in _friction_kinds(s)],
+        findings=[Finding(s["trace_id"], s["span_id"], kind, None) for kind in friction_kinds(s)],
     )
-
-
-def _friction_kinds(s: dict[str, Any]) -> list[str]:
-    return [
-        str(ev["attributes"].get(sc.GEN_AI_EVALUATION_SCORE_LABEL))
-        for ev in s["events"]
-        if ev["name"] == sc.GEN_AI_EVALUATION_RESULT
-        and ev["attributes"].get(sc.GEN_AI_EVALUATION_NAME) == sc.EVALUATION_FRICTION
-    ]
 
 
 def _texts(a: dict[str, Any]) -> tuple[str | None, str | None]:
@@ -250,7 +241,7 @@ def _step(s: dict[str, Any]) -> Step:
         end_ns=s["end_time_unix_nano"] or 0,
         turn=int(turn) if turn is not None else None,
         facts=_facts(s),
-        findings=_friction_kinds(s),
+        findings=friction_kinds(s),
         drift=[
             {
                 "feature": ev["attributes"].get(sc.DRIFT_FEATURE),
