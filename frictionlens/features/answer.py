@@ -14,11 +14,13 @@ follow-up after a real answer. An answer *failed* (``frictionlens.output.non_ans
 
 The last two read chat turns only: a request over several lines or longer than
 ``REQUEST_HEAD_CHARS`` (a prompt template, a document) is left to the cues; so is the
-overlap of a short or numeric answer ("Paris.", "42").
+overlap of a short or numeric answer ("Paris.", "42") or of a question back.
 
-Computed at call time on the app's own texts, with the other output features; only the
-boolean leaves. Cost: a split of the request's first ``REQUEST_HEAD_CHARS`` characters and
-a substring test per content word in the answer's first ``ANSWER_HEAD_CHARS``.
+A request for a text of the user's own ("write a message to cancel…", "translate…") is never
+judged: an apology in the draft is the user's. Computed at call time on the app's own texts,
+with the other output features; only the boolean leaves. Cost: a split of the request's
+first ``REQUEST_HEAD_CHARS`` characters and a substring test per content word in the
+answer's first ``ANSWER_HEAD_CHARS``.
 """
 
 from __future__ import annotations
@@ -71,10 +73,20 @@ _STOP = frozenset(
     porque mis tus sus nos ser estar tengo tiene puedo puede quiero gracias también muy
     """.translate(_MARKS).split()
 )
+# a request for a text of the user's own (a letter, a translation): whatever it says, an
+# apology or a definition in it is not the assistant's
+_ASKS_TEXT = re.compile(
+    r"^\W*(?:please\s+)?(?:write|draft|compose|rewrite|rephrase|translate|summari[sz]e|"
+    r"schreib|formuliere|übersetze|fasse|écris|rédige|traduis|résume|escribe|redacta|"
+    r"traduce|resume)\b",
+    re.IGNORECASE,
+)
 # a request for a fact, which "X is …" may well answer ("how much is the fee?" "The fee is
 # …"); a definition answers none of the others (how-to, why, can-I, statements of a problem)
 _ASKS_FACT = re.compile(
     r"^\W*(?:what|which|who|when|where|how (?:much|long|many|often|far|big)|is|are|does|do|"
+    r"explain|describe|define|tell me about|erkläre?|beschreibe?|explique[rz]?|décris|"
+    r"explica|describe|"
     r"did|was|were|will|has|have|was|wer|wann|wo|welche[rsnm]?|ist|sind|quel(?:le)?s?|quand|où|"
     r"qui|qu'est|qué|cuál|cuándo|dónde|quién)\b",
     re.IGNORECASE,
@@ -94,7 +106,7 @@ def content_words(text: str, limit: int) -> set[str]:
 
 def non_answer(request: str, answer: str, answer_cues: Iterable[str] = ()) -> bool:
     """Whether ``answer`` failed ``request`` (see the module docstring); False when unsure."""
-    if not answer.strip():
+    if not answer.strip() or _ASKS_TEXT.match(request):
         return False
     if _FAILED_CUES.intersection(answer_cues):
         return True
@@ -120,6 +132,11 @@ def non_answer(request: str, answer: str, answer_cues: Iterable[str] = ()) -> bo
 
 
 def _specific(answer: str) -> bool:
-    """A short or numeric answer ("Paris.", "42", "May 14"): specific, whatever words it shares."""
+    """A short or numeric answer ("Paris.", "42", "May 14"), or a question back ("For how many
+    people?"): it engages, whatever words it shares."""
     head = answer[:ANSWER_HEAD_CHARS]
-    return len(head.split()) < MIN_ANSWER_WORDS or any(c.isdigit() for c in head)
+    return (
+        len(head.split()) < MIN_ANSWER_WORDS
+        or any(c.isdigit() for c in head)
+        or answer.rstrip().endswith("?")
+    )
