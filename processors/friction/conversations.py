@@ -16,13 +16,14 @@ from the history the app resends, compared as salted message digests only:
 Only non-system messages count, so a system prompt that changes per call (dates,
 retrieved context) does not break threading. The inferred id is derived from the digests
 of the first user message and its answer, so replicas and a collector that share the salt
-agree on it without sharing state (an edited first message keeps the id it had). Limits,
-by design, without a given id: the only message of a conversation edited and sent alone
-looks like a new conversation; a first message resent counts as a
+agree on it without sharing state (within one tracker, an edited first message keeps the
+id it had). Limits, by design, without a given id: the only message of a conversation
+edited and sent alone looks like a new conversation; a first message resent counts as a
 resend only within ``resend_window_s`` and when it has at least ``min_resend_chars``
-characters (many users opening with "hi" are not one conversation); and two conversations
-that open with the same message and get the same answer are one. Apps that know their
-conversations should say so with ``frictionlens.session(id)``.
+characters (many users opening with "hi" are not one conversation); two conversations that
+open with the same message and get the same answer are one; and an edited history whose
+answers are all canned ones other conversations got too goes to the latest of them. Apps
+that know their conversations should say so with ``frictionlens.session(id)``.
 
 State is bounded: an LRU of at most ``max_conversations`` conversations, idle ones expiring
 through ``expire``; each keeps a ring of its last ``RING`` calls as integers.
