@@ -51,6 +51,7 @@ TIMED: list[tuple[str, str, str]] = [
         "Telemetry._record_metrics",
         "metric records: call metrics",
     ),
+    ("frictionlens.features.answer", "non_answer", "features: non-answer"),
     ("frictionlens.features.record", "resolve", "features: for the stages (hashes, sketches)"),
     ("opentelemetry.sdk.trace", "Span.end", "span end (SDK)"),
     ("frictionlens.processors.pipeline", "SignalPipeline.on_end", "pipeline: queue and records"),

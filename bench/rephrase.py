@@ -410,13 +410,14 @@ def main() -> None:
     )
 
     queries = [t for texts in by_intent.values() for t in texts]
-    counts = {kind: 0 for kind in textfeat.CUE_KINDS}
+    user_cues = [k for k in textfeat.CUE_KINDS if k not in textfeat.ANSWER_CUES]
+    counts = dict.fromkeys(user_cues, 0)
     for t in queries:
-        for kind in textfeat.cues(t):
+        for kind in textfeat.cues(t) & counts.keys():
             counts[kind] += 1
     print(
-        f"\nCues on the {len(queries)} BANKING77 queries (first turns: none is friction, so every "
-        "hit is a false cue for a stage that read first turns)"
+        f"\nUser-message cues on the {len(queries)} BANKING77 queries (first turns: none is "
+        "friction, so every hit is a false cue for a stage that read first turns)"
     )
     print(
         _table(

@@ -34,7 +34,7 @@ from frictionlens.exporters import review_quality
 from frictionlens.exporters.filestore import read_metrics, read_traces
 from frictionlens.exporters.sampling import probability, threshold_of
 from frictionlens.processors.drift import stage as drift
-from frictionlens.processors.friction.kinds import CATEGORY
+from frictionlens.processors.friction.kinds import category
 
 #: section titles, shared by the terminal and the HTML report
 SECTION_REVIEW = "Conversations needing review"
@@ -225,7 +225,7 @@ def _friction_rates(
         for r in rows:
             for k in r["friction"]:
                 kinds[k] += r["weight"]
-            for c in {CATEGORY[k] for k in r["friction"] if k in CATEGORY}:
+            for c in {category(k) for k in r["friction"]} - {None}:
                 cats[c] += r["weight"]
         n = calls[stream]
         with_friction = sum(r["weight"] for r in rows if r["friction"])

@@ -18,11 +18,11 @@ from typing import Any
 from frictionlens.exporters import report as rp
 from frictionlens.exporters import review_quality
 from frictionlens.processors.drift import stage as drift
-from frictionlens.processors.friction.kinds import CATEGORY
+from frictionlens.processors.friction.kinds import CATEGORIES, category
 
 INSTALL_HINT = "the HTML report needs matplotlib: pip install 'frictionlens[report]'"
 TIME_BINS = 20
-_CATEGORIES = tuple(dict.fromkeys(CATEGORY.values()))
+
 _CSS = """body{font-family:DejaVu Sans,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1100px;color:#222}
 h1{font-size:1.6em}h2{border-bottom:2px solid #ccc;padding-bottom:.2em;margin-top:1.6em}
 table{border-collapse:collapse;font-size:.85em;margin:.6em 0}
@@ -146,11 +146,11 @@ def friction_chart(rep: rp.Report) -> str | None:
     t0, t1 = calls[0]["time_unix_nano"], calls[-1]["time_unix_nano"]
     width = max(t1 - t0, 1) / TIME_BINS
     totals = [0.0] * TIME_BINS
-    hits = {c: [0.0] * TIME_BINS for c in _CATEGORIES}
+    hits = {c: [0.0] * TIME_BINS for c in CATEGORIES}
     for r in calls:  # a sampled call counts as the calls it stands for
         b = min(int((r["time_unix_nano"] - t0) / width), TIME_BINS - 1)
         totals[b] += r["weight"]
-        for cat in {CATEGORY[k] for k in r["friction"] if k in CATEGORY}:
+        for cat in {category(k) for k in r["friction"]} - {None}:
             hits[cat][b] += r["weight"]
     x = [(i + 0.5) * width / 1e9 for i in range(TIME_BINS)]
     fig = _figure()
@@ -275,13 +275,13 @@ def render_html(rep: rp.Report, title: str = "frictionlens report") -> str:
         ),
     )
     friction = _table(
-        ("stream", "calls", "friction rate", *_CATEGORIES, "kinds"),
+        ("stream", "calls", "friction rate", *CATEGORIES, "kinds"),
         (
             (
                 _e(r["stream"]),
                 r["calls"],
                 _pct(r["rate"]),
-                *(_pct(r["categories"].get(c, 0.0)) for c in _CATEGORIES),
+                *(_pct(r["categories"].get(c, 0.0)) for c in CATEGORIES),
                 _e(", ".join(f"{k} {v:.1%}" for k, v in r["kinds"].items()) or "none"),
             )
             for r in rep.friction_rates

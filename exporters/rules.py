@@ -6,7 +6,8 @@ curly-brace units such as ``{call}`` vanish; checked against a real scrape in th
 Every series carries ``otel_scope_*`` labels, so each expression aggregates with
 ``sum by (...)``. Honeycomb triggers query the span attributes the pipeline sets.
 
-Config (every key optional; ``DEFAULT_ALERTS`` holds the defaults)::
+Config (every key optional; ``default_alerts()`` holds the defaults: ``DEFAULT_ALERTS``, plus
+``friction_<kind>`` for each friction kind whose entry in the kind table sets ``alert``)::
 
     [links]
     trace_url = "http://localhost:16686/search?service={service}&tags={tags}"
@@ -36,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from frictionlens import semconv
+from frictionlens.processors.friction import kinds as friction_kinds
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -63,6 +65,7 @@ DRIFT_ALERTS = _metric(semconv.METRIC_DRIFT_ALERTS, "_total")
 FORMAT_FAILURES = _metric(semconv.METRIC_FORMAT_FAILURES, "_total")
 OUTPUT_LENGTH_COUNT = _metric(semconv.METRIC_OUTPUT_LENGTH, "_count")
 RETRIES = _metric(semconv.METRIC_RETRIES, "_total")
+FRICTION_EVENTS = _metric(semconv.METRIC_FRICTION_EVENTS, "_total")
 OPERATION_DURATION_COUNT = _metric(semconv.METRIC_GEN_AI_OPERATION_DURATION, "_seconds_count")
 TRAJECTORY_EFFICIENCY = _metric(semconv.METRIC_TRAJECTORY_EFFICIENCY)
 TRAJECTORY_OUTCOMES = _metric(semconv.METRIC_TRAJECTORY_OUTCOMES, "_total")
@@ -249,6 +252,47 @@ KINDS: dict[str, _Kind] = {
     ),
 }
 
+
+def _friction_kind(name: str) -> _Kind:
+    """The share of LLM calls showing one friction kind (an alert a kind asks for itself)."""
+    return _Kind(
+        f"Friction{name.title().replace('_', '')}High",
+        f"Many calls show {name.replace('_', ' ')} friction",
+        ">",
+        (),
+        _ratio(
+            f'{FRICTION_EVENTS}{{{semconv.METRIC_ATTR_KIND}="{name}"}}',
+            OPERATION_DURATION_COUNT,
+            "",
+        ),
+        {
+            **_share(f'EQUALS(${semconv.FRICTION_KIND}, "{name}")'),
+            "filters": [_LLM_CALL],
+        },
+        {semconv.FRICTION_KIND: name},
+    )
+
+
+def measures() -> dict[str, _Kind]:
+    """What each alert measures: ``KINDS`` and one per friction kind that sets ``alert``."""
+    own = {
+        f"friction_{name}": _friction_kind(name)
+        for name, kind in friction_kinds.KINDS.items()
+        if kind.alert is not None
+    }
+    return {**KINDS, **own}
+
+
+def default_alerts() -> dict[str, Alert]:
+    """Every alert with its defaults (see the module docstring)."""
+    own = {
+        f"friction_{name}": Alert(f"friction_{name}", kind.alert, "1h", "15m", "warning")
+        for name, kind in friction_kinds.KINDS.items()
+        if kind.alert is not None
+    }
+    return {**DEFAULT_ALERTS, **own}
+
+
 DEFAULT_ALERTS: dict[str, Alert] = {
     "friction_rate": Alert("friction_rate", 0.3, "1h", "15m", "warning"),
     "review_needed": Alert("review_needed", 20, "1h", "5m", "warning"),
@@ -284,10 +328,11 @@ class RulesConfig:
         if unknown:
             raise ValueError(f"unknown section(s) {sorted(unknown)}: use alerts, links, honeycomb")
         given = doc.get("alerts", {})
-        bad = set(given) - set(DEFAULT_ALERTS)
+        defaults = default_alerts()
+        bad = set(given) - set(defaults)
         if bad:
-            raise ValueError(f"unknown alert(s) {sorted(bad)}; known: {list(DEFAULT_ALERTS)}")
-        alerts = tuple(_alert(DEFAULT_ALERTS[name], given.get(name, {})) for name in DEFAULT_ALERTS)
+            raise ValueError(f"unknown alert(s) {sorted(bad)}; known: {list(defaults)}")
+        alerts = tuple(_alert(defaults[name], given.get(name, {})) for name in defaults)
         links = doc.get("links", {})
         frequency = int(doc.get("honeycomb", {}).get("frequency", DEFAULT_HONEYCOMB_FREQUENCY_S))
         if frequency < 60 or frequency % 60:
@@ -348,10 +393,11 @@ def record_name(alert: Alert) -> str:
 def prometheus_rules(config: RulesConfig) -> str:
     """A Prometheus rule file: one recording and one alerting rule per enabled alert."""
     records, alerts = [], []
+    measured = measures()
     for alert in config.alerts:
         if not alert.enabled:
             continue
-        kind = KINDS[alert.name]
+        kind = measured[alert.name]
         rec = record_name(alert)
         records.append({"record": rec, "expr": kind.promql.replace("{w}", alert.window)})
         by = ", ".join(f"{label}={{{{ $labels.{label} }}}}" for label in kind.by)
@@ -403,10 +449,11 @@ def honeycomb_triggers(config: RulesConfig) -> str:
     """Trigger definitions for ``POST /1/triggers/{dataset}``, one JSON object each, as a list."""
     freq = config.honeycomb_frequency_s
     triggers = []
+    measured = measures()
     for alert in config.alerts:
         if not alert.enabled:
             continue
-        kind = KINDS[alert.name]
+        kind = measured[alert.name]
         query = {**kind.honeycomb, "time_range": alert.window_s}
         exceeded = min(HONEYCOMB_MAX_EXCEEDED, 1 + math.ceil(duration_s(alert.for_) / freq))
         triggers.append(

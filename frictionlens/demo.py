@@ -48,6 +48,8 @@ FOLLOW_UPS = [
     "Does that also work from abroad?",
     "Great. How much does it cost?",
 ]
+#: what a user who rephrases got first: an answer that failed the question
+NON_ANSWER = "Thanks for reaching out! We are always happy to help with your banking needs."
 REPHRASES = {
     "How do I activate my new card?": "How can I activate the new card I got?",
     "What is the fee for a transfer abroad?": "What fee do you charge for a transfer abroad?",
@@ -96,7 +98,7 @@ class _Provider:
         return default_responder(req)
 
 
-def _user(client: Any, behaviour: str, i: int, rng: random.Random) -> None:
+def _user(client: Any, server: LocalLLMServer, behaviour: str, i: int, rng: random.Random) -> None:
     question = (
         QUESTIONS[i % len(QUESTIONS)] if behaviour != "rephrase" else rng.choice(list(REPHRASES))
     )
@@ -121,6 +123,8 @@ def _user(client: Any, behaviour: str, i: int, rng: random.Random) -> None:
     if behaviour == "stream_abandon":
         ask(stream=True)
         return
+    if behaviour == "rephrase":  # users restate what an answer failed to address
+        server.script(Reply(content=NON_ANSWER))
     answer = ask()
     if behaviour == "regenerate":
         answer = ask()
@@ -238,7 +242,7 @@ def run(
                         else truth.flagged_conversations
                     ).add(cid)
                     with frictionlens.session(cid):
-                        _user(client, detail, user_no, rng)
+                        _user(client, server, detail, user_no, rng)
                 else:
                     with frictionlens.session(
                         f"agent-{truth.brute_force_tasks + truth.efficient_tasks:03d}"

@@ -286,6 +286,11 @@ FRICTION_SILENCE = "silence"  # brief
 CATEGORY_MISALIGNMENT = "misalignment"
 CATEGORY_STAGNATION = "stagnation"
 CATEGORY_DISENGAGEMENT = "disengagement"
+#: bool on a call: its answer failed the request (an apology, "no results", an offer of
+#: something else, a definition or generic text sharing almost nothing with it;
+#: frictionlens/features/answer.py). A restatement right after one is misalignment at a
+#: lower similarity. Brief
+OUTPUT_NON_ANSWER = "frictionlens.output.non_answer"
 
 # summary span (CONVERSATION_SPAN) attributes; all brief
 CONVERSATION_TURNS = "frictionlens.conversation.turns"

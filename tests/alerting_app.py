@@ -58,7 +58,7 @@ def main(folder: Path) -> None:
             if n % USER_EVERY == 0:
                 behaviour = rng.choice(BEHAVIOURS[1:4]) if degraded else BEHAVIOURS[0]
                 with frictionlens.session(f"user-{n}-{behaviour}"):
-                    _user(client, behaviour, n, rng)
+                    _user(client, server, behaviour, n, rng)
 
 
 if __name__ == "__main__":

@@ -199,14 +199,17 @@ def test_a_call_with_several_kinds_reports_the_primary_and_every_event():
     )
     assert span.attributes[S.FRICTION_CATEGORY] == S.CATEGORY_MISALIGNMENT
     assert span.attributes[S.FRICTION_SCORE] == pytest.approx(
-        1 - (1 - K.WEIGHT["correction"]) * (1 - K.WEIGHT["stream_abandon"])
+        1 - (1 - K.KINDS["correction"].weight) * (1 - K.KINDS["stream_abandon"].weight)
     )
     events = [e for e in span.events if e.name == S.GEN_AI_EVALUATION_RESULT]
     assert {e.attributes[S.GEN_AI_EVALUATION_NAME] for e in events} == {S.EVALUATION_FRICTION}
     assert {
         e.attributes[S.GEN_AI_EVALUATION_SCORE_LABEL]: e.attributes[S.GEN_AI_EVALUATION_SCORE_VALUE]
         for e in events
-    } == {"correction": K.WEIGHT["correction"], "stream_abandon": K.WEIGHT["stream_abandon"]}
+    } == {
+        "correction": K.KINDS["correction"].weight,
+        "stream_abandon": K.KINDS["stream_abandon"].weight,
+    }
 
 
 def test_near_duplicate_answers_are_a_loop_short_ones_are_not():

@@ -19,6 +19,7 @@ from frictionlens import runtime, semconv
 from frictionlens.cli import main
 from frictionlens.exporters import rules
 from frictionlens.localserver import LocalLLMServer, Reply
+from frictionlens.processors.friction import kinds as friction_kinds
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,9 +29,26 @@ needs_promtool = pytest.mark.skipif(
     PROMTOOL is None, reason="promtool absent (apt-get install prometheus)"
 )
 
-#: short windows so promtool's simulated series stay small
-TEST_CONFIG = {"alerts": {name: {"window": "5m", "for": "2m"} for name in rules.DEFAULT_ALERTS}}
 SCOPE = 'otel_scope_name="frictionlens",otel_scope_version="0.1.0"'
+#: a friction kind that asks for an alert of its own (its entry in the kind table, nothing else)
+TOY = friction_kinds.Kind(semconv.CATEGORY_STAGNATION, 0.2, alert=0.1)
+_DURATION_COUNT = (
+    'gen_ai_client_operation_duration_seconds_count{gen_ai_provider_name="openai",'
+    f'gen_ai_request_model="m",gen_ai_operation_name="chat",{SCOPE}}}'
+)
+
+
+@pytest.fixture
+def toy_kind():
+    friction_kinds.add("toy", TOY)
+    yield
+    friction_kinds.remove("toy")
+
+
+def short_windows() -> dict:
+    """A config of every alert with short windows, so promtool's simulated series stay small."""
+    return {"alerts": {name: {"window": "5m", "for": "2m"} for name in rules.default_alerts()}}
+
 
 #: alert -> (input series firing it, its labels besides the fixed ones, its value; series of a healthy run)
 CASES: dict[str, tuple[dict[str, str], dict[str, str], float, dict[str, str]]] = {
@@ -114,6 +132,18 @@ CASES: dict[str, tuple[dict[str, str], dict[str, str], float, dict[str, str]]] =
         0.25,
         {
             f'frictionlens_trajectory_outcomes_total{{task="refund",outcome="success",brute_force="false",{SCOPE}}}': "0+3x20"
+        },
+    ),
+    "friction_toy": (
+        {
+            f'frictionlens_friction_events_total{{kind="toy",category="stagnation",provider="openai",model="m",{SCOPE}}}': "0+3x20",
+            _DURATION_COUNT: "0+10x20",
+        },
+        {},
+        0.3,
+        {
+            f'frictionlens_friction_events_total{{kind="toy",category="stagnation",provider="openai",model="m",{SCOPE}}}': "0+0.5x20",
+            _DURATION_COUNT: "0+10x20",
         },
     ),
     "task_success": (  # no run ever succeeded: the success series does not exist, the ratio reads 0
@@ -261,9 +291,9 @@ def test_default_rules_pass_promtool_and_match_the_example(tmp_path):
 
 @needs_promtool
 @pytest.mark.parametrize("name", list(CASES))
-def test_promtool_unit_test_per_alert(tmp_path, name):
+def test_promtool_unit_test_per_alert(tmp_path, name, toy_kind):
     """Input series that cross the threshold fire the alert after ``for``; a healthy run stays silent."""
-    config = rules.RulesConfig.from_mapping(TEST_CONFIG)
+    config = rules.RulesConfig.from_mapping(short_windows())
     (tmp_path / "rules.yml").write_text(rules.prometheus_rules(config))
     rule = next(
         r

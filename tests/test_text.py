@@ -187,7 +187,7 @@ CUES = {
         "Da igual",
         "quiero hablar con un humano",
     ],
-    "negative": [
+    "negative_feedback": [
         "That's wrong.",
         "this doesn't work",
         "It still doesn't work, same error again",
@@ -299,7 +299,8 @@ def test_embeddings_are_unit_vectors_and_drive_similarity():
 
 def test_a_failing_embedder_costs_only_the_embedding():
     f = tf.text_features("No, I meant the other file", SALT, _Broken())
-    assert f.embedding is None and f.cues == {"correction"} and len(f.sketch) == tf.SKETCH_BINS
+    assert f.embedding is None and f.cues == {"correction", "reaction"}
+    assert len(f.sketch) == tf.SKETCH_BINS
 
 
 # --- quality on real utterances (the figures documented in text.py) --------------------
@@ -336,7 +337,7 @@ def test_duplicate_threshold_on_banking77(banking):
 def test_cues_rarely_fire_on_plain_questions(banking):
     _, by_intent, _ = banking
     queries = [t for texts in by_intent.values() for t in texts]
-    fired = sum(1 for t in queries if tf.cues(t))
+    fired = sum(1 for t in queries if tf.cues(t) - tf.ANSWER_CUES)
     assert fired / len(queries) <= 0.005
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from opentelemetry.trace import Span
 
 from frictionlens import semconv
+from frictionlens.features import answer as answers
 from frictionlens.features import output as fmt
 from frictionlens.features import text as textfeat
 from frictionlens.features.record import CallFeatures, MessageFeatures, TextFeatures
@@ -122,6 +123,9 @@ def output_signals(
         a[semconv.OUTPUT_CODE_FENCE] = check.code_fence
     outputs = tuple(text_features(t) for t in inv.outputs)
     a[semconv.OUTPUT_REFUSAL] = inv.refusal or any("refusal" in o.cues for o in outputs)
+    if check is not None and outputs and not inv.tool_calls and inv.outputs[0]:
+        request = next((t for r, t in reversed(inv.messages) if r == "user"), "")
+        a[semconv.OUTPUT_NON_ANSWER] = answers.non_answer(request, inv.outputs[0], outputs[0].cues)
     return a, outputs, check
 
 

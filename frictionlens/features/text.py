@@ -19,7 +19,8 @@ sketches of the same text unrelated across deployments, so they cannot be matche
 (It is a fast keyed hash, not a cryptographic one: the keyed blake2b ``digest`` is the
 strong identifier; sketches never leave the process.)
 
-Cue phrases live in data/cues_<language>.txt (format: cues_en.txt). Each phrase is indexed
+Cue phrases live in data/cues_<language>.txt (format: cues_en.txt); a ``!phrase`` line
+vetoes its section where it matches ("No, thanks" is not a correction). Each phrase is indexed
 by its longest uncommon word: a text costs one set test unless it holds an index word, and
 a phrase's regex runs only when all its words are present. (A regex alternation per kind
 would try every phrase at every position of every text.)
@@ -59,7 +60,20 @@ SKETCH_TAIL_CHARS = 512
 #: cue phrases are looked for in at most this many characters from the start and the end
 CUE_HEAD_CHARS = 256
 CUE_TAIL_CHARS = 128
-CUE_KINDS = ("correction", "give_up", "negative", "refusal")
+#: cue sections of data/cues_*.txt: the first three are the friction kinds of the same name
+#: and ``reaction`` a bare "No, …", read in user messages; ``refusal``, ``no_result`` and
+#: ``asks`` (the answer asks the user something) are read in answers
+CUE_KINDS = (
+    "correction",
+    "give_up",
+    "negative_feedback",
+    "reaction",
+    "refusal",
+    "no_result",
+    "asks",
+)
+#: the cues read in answers (a user may well write "I can't find my card")
+ANSWER_CUES = frozenset({"refusal", "no_result", "asks"})
 
 #: ``similarity`` at or above which a new user turn may restate the previous one. Tuned
 #: on BANKING77 same- vs different-intent pairs (bench/rephrase.py, best F0.5 of the
@@ -239,6 +253,7 @@ class _Phrase:
     kind: str
     words: frozenset[bytes]  # every word must be present before the regex runs
     pattern: re.Pattern[str]
+    veto: bool = False  # a ``!phrase`` line: where it matches, its section's cue does not count
 
 
 _TOKEN = re.compile(r"[\w'’]+")
@@ -285,9 +300,10 @@ def _load_cue_files() -> dict[bytes, tuple[_Phrase, ...]]:
             elif kind is None:
                 raise ValueError(f"{entry.name}:{lineno}: phrase before any [kind] header")
             else:
-                pattern, tokens = _phrase_pattern(line)
+                veto = line.startswith("!")
+                pattern, tokens = _phrase_pattern(line[1:].strip() if veto else line)
                 words = frozenset(_words(t).replace(b" ", b"") for t in tokens)
-                phrases.append(_Phrase(kind, words, re.compile(pattern)))
+                phrases.append(_Phrase(kind, words, re.compile(pattern), veto))
     index: dict[bytes, list[_Phrase]] = {}
     for phrase in phrases:
         key = max(sorted(phrase.words - common or phrase.words), key=len)
@@ -309,15 +325,16 @@ def _cues(norm: str, words: bytes) -> frozenset[str]:
     present_set = set(present)
     text = _window(norm, CUE_HEAD_CHARS, CUE_TAIL_CHARS, " | ")
     found: set[str] = set()
+    vetoed: set[str] = set()
     for word in hits:
         for phrase in index[word]:
             if (
-                phrase.kind not in found
+                phrase.kind not in (vetoed if phrase.veto else found)
                 and phrase.words <= present_set
                 and phrase.pattern.search(text)
             ):
-                found.add(phrase.kind)
-    return frozenset(found)
+                (vetoed if phrase.veto else found).add(phrase.kind)
+    return frozenset(found - vetoed)
 
 
 def cues(text: str) -> frozenset[str]:

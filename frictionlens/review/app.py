@@ -28,7 +28,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
 from frictionlens import semconv as sc
-from frictionlens.processors.friction.kinds import CATEGORY, KINDS
+from frictionlens.processors.friction.kinds import KINDS, category
 from frictionlens.review.queue import Item, ReviewStore
 from frictionlens.review.verdicts import (
     FindingVerdict,
@@ -312,7 +312,7 @@ def create_app(
             conversation_form=conversation_form,
             form=form,
             fields=[(f, form[f"f{i}"]) for i, f in enumerate(it.findings)] if revealed else [],
-            category=CATEGORY,
+            category=category,
             link=link,
             utc=_utc,
             next_key=next_key(it.key, mine),

@@ -9,17 +9,21 @@ from the history the app resends, compared as salted message digests only:
   were added);
 * an identical history resent is a *resend* of that call (retry after a failure,
   regenerate otherwise);
-* a history identical up to its last user message, which changed, is an *edit*.
+* a history identical up to its last user message, which changed, is an *edit*; so is a
+  history with an earlier user message changed (the first one included) that still holds
+  answers the conversation gave: the answers say which conversation it is.
 
 Only non-system messages count, so a system prompt that changes per call (dates,
 retrieved context) does not break threading. The inferred id is derived from the digests
 of the first user message and its answer, so replicas and a collector that share the salt
-agree on it without sharing state. Limits, by design, without a given id: an edit of the
-very first message looks like a new conversation; a first message resent counts as a
+agree on it without sharing state (within one tracker, an edited first message keeps the
+id it had). Limits, by design, without a given id: the only message of a conversation
+edited and sent alone looks like a new conversation; a first message resent counts as a
 resend only within ``resend_window_s`` and when it has at least ``min_resend_chars``
-characters (many users opening with "hi" are not one conversation); and two conversations
-that open with the same message and get the same answer are one. Apps that know their
-conversations should say so with ``frictionlens.session(id)``.
+characters (many users opening with "hi" are not one conversation); two conversations that
+open with the same message and get the same answer are one; and an edited history whose
+answers are all canned ones other conversations got too goes to the latest of them. Apps
+that know their conversations should say so with ``frictionlens.session(id)``.
 
 State is bounded: an LRU of at most ``max_conversations`` conversations, idle ones expiring
 through ``expire``; each keeps a ring of its last ``RING`` calls as integers.
@@ -123,7 +127,8 @@ class Conversation:
         "score",
         "review_reason",
         "open_friction",
-        "disengaged",
+        "outcome",
+        "failed_answer",
         "positive",
         "claim",
         "trace_id",
@@ -148,14 +153,17 @@ class Conversation:
         self.last_answer: TextFeatures | None = None
         self.restate_run = 0
         """consecutive user turns asking the same thing (1 = asked once)"""
-        self.counts: array | None = None
-        """findings per kind (index: kinds.INDEX); None until the first finding"""
+        self.counts: dict[str, int] | None = None
+        """findings per kind; None until the first finding"""
         self.score = 0.0
         self.review_reason: str | None = None
         """set once the conversation crosses the review rule"""
         self.open_friction = False
         """the latest turn showed friction the user has not moved past (silence -> disengagement)"""
-        self.disengaged = False
+        self.outcome: str | None = None
+        """the outcome the latest turn's friction implies (kinds.Kind.outcome)"""
+        self.failed_answer = 0
+        """digest of the latest answer when it failed its request (output.non_answer), else 0"""
         self.positive = 0
         self.claim: tuple[str, bool, int] | None = None
         """(kind, from feedback?, turn) of the latest regenerate / edit, to count it once"""
@@ -192,6 +200,17 @@ class Threading:
         """The resent / edited call had failed (error or empty answer)."""
         return self.entry >= 0 and bool(self.conv.ring[self.entry + _FAILED])
 
+    @property
+    def entry_answer(self) -> int:
+        """Digest of the answer of the call this one resends, edits or continues (0: none)."""
+        return self.conv.ring[self.entry + _ANSWER] if self.entry >= 0 else 0
+
+    @property
+    def after_failed_answer(self) -> bool:
+        """The answer just before this call's user message failed its request."""
+        failed = self.conv.failed_answer
+        return bool(failed) and (not self.prev_answers or self.prev_answers[0].digest == failed)
+
 
 class ConversationTracker:
     """Threads calls into conversations: a bounded LRU plus two small indexes."""
@@ -211,6 +230,8 @@ class ConversationTracker:
         self._convs: OrderedDict[str, Conversation] = OrderedDict()
         self._requests: dict[int, str] = {}
         """request hash -> key, for the ring entries of inferred conversations"""
+        self._answers: dict[int, str] = {}
+        """answer digest -> key, likewise: a history with an earlier message edited holds them"""
         self._seq = itertools.count(1)
         self._calls: OrderedDict[int, str] = OrderedDict()
         """hash(response id), else span id, of recent calls -> key, so that feedback finds them"""
@@ -277,6 +298,11 @@ class ConversationTracker:
             for at in conv.entries():
                 if ring[at + _REQ] == h[k] and ring[at + _ANSWER] in (0, msgs[k].text.digest):
                     return conv
+        for m in reversed(msgs):
+            if m.role == "assistant":
+                key = self._answers.get(m.text.digest)
+                if key is not None and key in self._convs:
+                    return self._convs[key]
         first = _first_exchange(msgs)
         return None if first is None else self._convs.get(inferred_id(*first))
 
@@ -307,10 +333,30 @@ class ConversationTracker:
                         return self._threading(
                             conv, CONTINUE, ring[at + _TURN] + added, hist, n, at
                         )
+            if ends_with_user and hist.has_answer and entries:
+                edited = self._edited(conv, hist)
+                if edited is not None:
+                    return edited
         # no remembered call matches: a stateless app (only the new message sent), a
         # history the app trimmed, or a call the ring has forgotten
         turn = conv.turn + (1 if ends_with_user or n == 0 else 0)
         return self._threading(conv, CONTINUE, turn, hist, n)
+
+    def _edited(self, conv: Conversation, hist: History) -> Threading | None:
+        """An earlier user message changed: the latest answer the history shares with the
+        conversation places it; resending a turn already asked is an edit of that turn."""
+        msgs, ring = hist.msgs, conv.ring
+        answers = {ring[at + _ANSWER]: at for at in conv.entries() if ring[at + _ANSWER]}
+        for k in range(len(msgs) - 1, -1, -1):
+            at = answers.get(msgs[k].text.digest, -1) if msgs[k].role == "assistant" else -1
+            if at < 0:
+                continue
+            turn = ring[at + _TURN] + sum(m.role == "user" for m in msgs[k:])
+            for same in conv.entries():
+                if ring[same + _TURN] == turn:
+                    return self._threading(conv, EDIT, turn, hist, len(msgs) - 1, same)
+            return self._threading(conv, CONTINUE, turn, hist, len(msgs), at)
+        return None
 
     @staticmethod
     def _threading(
@@ -361,41 +407,51 @@ class ConversationTracker:
         conv.turns = max(conv.turns, th.turn)
         conv.resends_history = conv.resends_history or hist.has_answer
         ring = conv.ring
+        ends_with_user = hist.ends_with_user
         if th.relation in (RESEND, EDIT):
             at = th.entry
             self._truncate(conv, at + _FIELDS)
-            self._unindex(conv, ring[at + _REQ])
+            self._unindex(conv, at)
             ring[at + _REQ] = h[n]
+            ring[at + _PREFIX] = h[n - 1] if ends_with_user else 0
             ring[at + _ANSWER] = answer
             ring[at + _FAILED] = int(failed)
-            self._index(conv, h[n])
+            self._index(conv, at)
             return
         if th.entry >= 0:
             self._truncate(conv, th.entry + _FIELDS)  # a branch from an older call
         last = len(ring) - _FIELDS
-        ends_with_user = hist.ends_with_user
         if last >= 0 and ring[last + _PREFIX] == 0 and not ends_with_user:
             self._truncate(conv, last)  # keep only the latest agent step
         ring.extend((th.turn, h[n], h[n - 1] if ends_with_user else 0, answer, int(failed)))
         while len(ring) > RING * _FIELDS:
-            self._unindex(conv, ring[_REQ])
+            self._unindex(conv, 0)
             del ring[:_FIELDS]
-        self._index(conv, h[n])
+        self._index(conv, len(ring) - _FIELDS)
 
     def _truncate(self, conv: Conversation, at: int) -> None:
         ring = conv.ring
         if not conv.explicit:  # only inferred conversations are indexed
             for off in range(at, len(ring), _FIELDS):
-                self._unindex(conv, ring[off + _REQ])
+                self._unindex(conv, off)
         del ring[at:]
 
-    def _index(self, conv: Conversation, request: int) -> None:
+    def _index(self, conv: Conversation, at: int) -> None:
+        """Index the ring entry at ``at`` by its request and answer (inferred conversations)."""
         if not conv.explicit:
-            self._requests[request] = conv.key
+            self._requests[conv.ring[at + _REQ]] = conv.key
+            if conv.ring[at + _ANSWER]:
+                self._answers[conv.ring[at + _ANSWER]] = conv.key
 
-    def _unindex(self, conv: Conversation, request: int) -> None:
-        if not conv.explicit and self._requests.get(request) == conv.key:
-            del self._requests[request]
+    def _unindex(self, conv: Conversation, at: int) -> None:
+        if conv.explicit:
+            return
+        for index, value in (
+            (self._requests, conv.ring[at + _REQ]),
+            (self._answers, conv.ring[at + _ANSWER]),
+        ):
+            if index.get(value) == conv.key:
+                del index[value]
 
     # -- calls, for feedback -------------------------------------------------------------
     def remember_call(self, conv: Conversation, span_id: int, response_id: str | None) -> None:

@@ -11,21 +11,23 @@ Kinds, on the call that shows them:
 * ``retry`` / ``regenerate``: the same history resent, after a failed call (error or empty
   answer) / after an answer;
 * ``edit``: the history resent with its last user message changed;
-* ``rephrase``: a new user message similar to the previous one (``rephrase_threshold``),
-  unless it carries a correction, negative or give-up cue;
+* ``rephrase``: a new user message similar to the previous one (``rephrase_threshold``;
+  ``after_failure_threshold``, lower, when the answer between them failed the request:
+  ``frictionlens.output.non_answer``), unless it carries a correction, negative or give-up cue;
 * ``repeat``: the third (or later) user message in a row asking the same thing;
-* ``correction`` / ``negative_feedback`` / ``give_up``: a cue found in a user message after
-  the first answer ("no, I meant…", "that's wrong", "forget it"; phrase lists per language
-  live in the instrumentation's data files);
+* ``correction`` / ``negative_feedback`` / ``give_up``: the cue of that name found in a user
+  message after the first answer ("no, I meant…", "that's wrong", "forget it"; phrase lists
+  per language in frictionlens/features/data; which kinds a cue finds: ``kinds.KINDS``);
 * ``loop``: an answer near-duplicating (``duplicate_threshold``) one of the conversation's
-  latest answers;
+  latest answers (not the one a regenerate replaces: the same answer to the same request
+  is the regenerate's own finding);
 * ``stream_abandon``: the caller closed the stream early;
 * ``negative_feedback`` / ``regenerate`` / ``edit`` / ``give_up`` from ``frictionlens.feedback``
   spans (a regenerate or edit both reported and seen in the history counts once);
 * ``silence``: the conversation idled out right after misalignment or stagnation (on the
   summary span).
 
-Scores, the primary kind and the review rule: ``kinds.py``. When a conversation ends (idle
+Scores, the primary kind, the review rule and outcomes: ``kinds.py``. When a conversation ends (idle
 for ``idle_timeout_s``, evicted by the cap, or at shutdown) one ``frictionlens.conversation``
 span summarises it, in the trace of its last call and linked to it.
 """
@@ -34,8 +36,7 @@ from __future__ import annotations
 
 import sys
 import time
-from array import array
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 
 from opentelemetry import metrics
 from opentelemetry.sdk.resources import Resource
@@ -61,12 +62,6 @@ from frictionlens.processors.friction.conversations import (
 )
 from frictionlens.processors.pipeline import Emit, SpanRecord
 
-#: user-message cue -> the friction kind it signals
-CUE_KINDS: tuple[tuple[str, str], ...] = (
-    ("give_up", semconv.FRICTION_GIVE_UP),
-    ("correction", semconv.FRICTION_CORRECTION),
-    ("negative", semconv.FRICTION_NEGATIVE_FEEDBACK),
-)
 #: ``text.similarity`` at or above which a new user message restates the previous one.
 #: ``text.REPHRASE_THRESHOLD`` marks where a restatement becomes *possible* (two strangers
 #: asking for the same thing), and a follow-up on the same topic clears it too; in a chat,
@@ -75,6 +70,15 @@ CUE_KINDS: tuple[tuple[str, str], ...] = (
 #: request: what a follow-up looks like) reach 0.25, against 23% at REPHRASE_THRESHOLD; a
 #: user restating their own question keeps far more of its wording than a stranger would.
 RESTATE_THRESHOLD = 0.25
+#: ``text.similarity`` at or above which a user message restates the previous one when the
+#: answer between them failed it (``frictionlens.output.non_answer``): after a failed answer
+#: a user restating in other words is the expected reaction, and a follow-up is rare. Chosen
+#: on the tune part of tests/scenarios/friction_real.py (docs/quality.md)
+AFTER_FAILURE_THRESHOLD = 0.06
+#: a bare "No, …" opening a user turn (cue ``reaction``) corrects the answer before it,
+#: unless that answer asked the user something (cue ``asks``: "Would you like me to book
+#: it?" "No, just the address.")
+REACTION_CUE, ASKS_CUE = "reaction", "asks"
 _POSITIVE_FEEDBACK = frozenset(k for k, v in FEEDBACK_KINDS.items() if v is None) - {
     semconv.FEEDBACK_RATING
 }
@@ -95,6 +99,7 @@ class FrictionStage:
         max_conversations: int = 10_000,
         review_rule: Mapping[str, int] | None = None,
         rephrase_threshold: float | None = None,
+        after_failure_threshold: float | None = None,
         duplicate_threshold: float | None = None,
         min_rephrase_chars: int = 16,
         min_loop_chars: int = 40,
@@ -102,20 +107,24 @@ class FrictionStage:
         min_resend_chars: int = 20,
         meter: metrics.Meter | None = None,
     ) -> None:
-        """Thresholds default to ``RESTATE_THRESHOLD`` (on ``text.similarity``) and the
-        text features' ``DUPLICATE_THRESHOLD`` (on the lexical sketch). ``review_rule`` maps
-        a category to the number of its findings that flags a conversation (default
-        ``kinds.DEFAULT_REVIEW_RULE``). User messages shorter than ``min_rephrase_chars``
-        ("Yes, please.") and answers shorter than ``min_loop_chars`` ("Done.") repeat
-        without meaning friction. ``resend_window_s`` and ``min_resend_chars``: see
-        ``conversations.py``."""
+        """Thresholds default to ``RESTATE_THRESHOLD`` and ``AFTER_FAILURE_THRESHOLD`` (on
+        ``text.similarity``) and the text features' ``DUPLICATE_THRESHOLD`` (on the lexical
+        sketch). ``review_rule`` maps a kind or a category to the number of its findings that
+        flags a conversation (default: each kind's ``review`` in ``kinds.KINDS``). User
+        messages shorter than ``min_rephrase_chars`` ("Yes, please.") and answers shorter
+        than ``min_loop_chars`` ("Done.") repeat without meaning friction.
+        ``resend_window_s`` and ``min_resend_chars``: see ``conversations.py``."""
         self.idle_ns = int(idle_timeout_s * 1e9)
         self.review_rule = K.check_rule(
-            K.DEFAULT_REVIEW_RULE if review_rule is None else review_rule
+            K.default_review_rule() if review_rule is None else review_rule
         )
         self.rephrase_threshold = (
             RESTATE_THRESHOLD if rephrase_threshold is None else rephrase_threshold
         )
+        self.after_failure_threshold = (
+            AFTER_FAILURE_THRESHOLD if after_failure_threshold is None else after_failure_threshold
+        )
+        self._cue_kinds = tuple(name for name, k in K.KINDS.items() if k.cue)
         self.duplicate_threshold = (
             _text.DUPLICATE_THRESHOLD if duplicate_threshold is None else duplicate_threshold
         )
@@ -179,8 +188,10 @@ class FrictionStage:
         if th is None:
             return
         conv = th.conv
-        found = self._detect(th, output, abandoned)
+        after_failure = th.new_user is not None and th.after_failed_answer
+        found = self._detect(th, output, abandoned, after_failure)
         self.tracker.record(th, answer, failed, now)
+        conv.failed_answer = answer if get(semconv.OUTPUT_NON_ANSWER) else 0
         provider = _name(get(semconv.GEN_AI_PROVIDER_NAME))
         model = _name(get(semconv.GEN_AI_REQUEST_MODEL) or get(semconv.GEN_AI_RESPONSE_MODEL))
         ctx = span.context
@@ -193,9 +204,11 @@ class FrictionStage:
         if found:
             found = [k for k in found if self._claim(conv, k, False)]
         user_turn = th.new_user is not None or th.relation in (RESEND, EDIT)
-        self._apply(record, conv, found, user_turn, None)
+        self._apply(record, conv, found, user_turn, None, after_failure)
 
-    def _detect(self, th: Threading, output: TextFeatures | None, abandoned: bool) -> list[str]:
+    def _detect(
+        self, th: Threading, output: TextFeatures | None, abandoned: bool, after_failure: bool
+    ) -> list[str]:
         conv = th.conv
         found: list[str] = []
         if th.relation == RESEND:
@@ -206,12 +219,15 @@ class FrictionStage:
         if user is not None:
             prev = th.prev_user if th.history.has_answer or th.relation == NEW else conv.last_user
             if th.turn > 1:
-                cued = [kind for cue, kind in CUE_KINDS if cue in user.cues]
+                cued = [kind for kind in self._cue_kinds if kind in user.cues]
+                if REACTION_CUE in user.cues and not cued and not _asked(th):
+                    cued.append(semconv.FRICTION_CORRECTION)
                 found += cued
+                bar = self.after_failure_threshold if after_failure else self.rephrase_threshold
                 if (
                     prev is not None
                     and user.chars >= self.min_rephrase_chars
-                    and similarity(user, prev) >= self.rephrase_threshold
+                    and similarity(user, prev) >= bar
                 ):
                     conv.restate_run = max(conv.restate_run, 1) + 1
                     if conv.restate_run >= 3:
@@ -230,6 +246,8 @@ class FrictionStage:
             earlier = [a for a in th.prev_answers if last is None or a.digest != last.digest]
             if last is not None:
                 earlier.insert(0, last)
+            if th.relation == RESEND:  # the answer a regenerate replaces is not an earlier one
+                earlier = [a for a in earlier if a.digest != th.entry_answer]
             # near-duplicates share most shingles, so their lengths are close: skip the rest
             low = output.chars * self.duplicate_threshold / 2
             high = output.chars / self.duplicate_threshold * 2
@@ -266,7 +284,9 @@ class FrictionStage:
                 conv.positive += 1
             return
         found = [friction] if conv is None or self._claim(conv, friction, True) else []
-        self._apply(record, conv, found, False, response_id)
+        # a user who says the answer was bad has said it: review, whatever the rule
+        strong = friction == semconv.FRICTION_NEGATIVE_FEEDBACK
+        self._apply(record, conv, found, False, response_id, strong)
 
     @staticmethod
     def _claim(conv: Conversation, kind: str, from_feedback: bool) -> bool:
@@ -293,23 +313,29 @@ class FrictionStage:
         found: list[str],
         user_turn: bool,
         response_id: str | None,
+        strong: bool = False,
     ) -> None:
-        """Put findings on the span, into the conversation, and into the metric."""
+        """Put findings on the span, into the conversation, and into the metric.
+
+        ``strong``: the findings need review at once, whatever the rule (a reaction to an
+        answer that failed, explicit negative feedback)."""
+        kinds = K.KINDS
+        if any(k not in kinds for k in found):  # a kind taken out of the table
+            found = [k for k in found if k in kinds]
         if found:
             first = K.primary(found)
             record.set(semconv.FRICTION_KIND, first)
-            record.set(semconv.FRICTION_CATEGORY, K.CATEGORY[first])
+            record.set(semconv.FRICTION_CATEGORY, K.KINDS[first].category)
             for kind in found:
                 record.add_event(semconv.GEN_AI_EVALUATION_RESULT, _evaluation(kind, response_id))
         record.set(semconv.FRICTION_SCORE, K.combine(0.0, found))
         if conv is None:
-            reason = self._crossing(_counts(found), found)
+            reason = self._crossing(_counts(found), found, strong)
         else:
-            self._count(conv, found)
+            self._count(conv, found, strong)
             if found or user_turn:
-                disengaged = any(K.CATEGORY[k] == semconv.CATEGORY_DISENGAGEMENT for k in found)
-                conv.disengaged = disengaged
-                conv.open_friction = bool(found) and not disengaged
+                conv.outcome = next((K.KINDS[k].outcome for k in found if K.KINDS[k].outcome), None)
+                conv.open_friction = bool(found) and conv.outcome is None
             reason = conv.review_reason
         record.set(semconv.REVIEW_NEEDED, reason is not None)
         if reason is not None:
@@ -322,37 +348,31 @@ class FrictionStage:
             1,
             {
                 semconv.METRIC_ATTR_KIND: kind,
-                semconv.METRIC_ATTR_CATEGORY: K.CATEGORY[kind],
+                semconv.METRIC_ATTR_CATEGORY: K.KINDS[kind].category,
                 semconv.METRIC_ATTR_PROVIDER: (conv.provider if conv else None) or "",
                 semconv.METRIC_ATTR_MODEL: (conv.model if conv else None) or "",
             },
         )
 
-    def _count(self, conv: Conversation, found: list[str]) -> None:
+    def _count(self, conv: Conversation, found: list[str], strong: bool = False) -> None:
         """Add findings to the conversation: counts, score, and the review flag once crossed."""
         if not found:
             return
         counts = conv.counts
         if counts is None:
-            counts = conv.counts = array("H", bytes(2 * len(K.KINDS)))
+            counts = conv.counts = {}
         for kind in found:
-            i = K.INDEX[kind]
-            counts[i] = min(counts[i] + 1, 0xFFFF)
+            counts[kind] = counts.get(kind, 0) + 1
         conv.score = K.combine(conv.score, found)
         if conv.review_reason is None:
-            conv.review_reason = self._crossing(counts, found)
+            conv.review_reason = self._crossing(counts, found, strong)
 
-    def _crossing(self, counts: Iterable[int], found: list[str]) -> str | None:
-        """``category:kind`` when ``counts`` meet the review rule, the kind being the latest finding of it."""
-        per_category: dict[str, int] = {}
-        for kind, count in zip(K.KINDS, counts):
-            per_category[K.CATEGORY[kind]] = per_category.get(K.CATEGORY[kind], 0) + count
-        for kind in reversed(found):
-            category = K.CATEGORY[kind]
-            need = self.review_rule.get(category)
-            if need is not None and per_category.get(category, 0) >= need:
-                return f"{category}:{kind}"
-        return None
+    def _crossing(self, counts: Mapping[str, int], found: list[str], strong: bool) -> str | None:
+        """``category:kind`` when the conversation needs review (``kinds.py``), else None."""
+        if strong and found:
+            kind = K.primary(found)
+            return f"{K.KINDS[kind].category}:{kind}"
+        return K.crossing(self.review_rule, counts, found)
 
     # -- conversation end ----------------------------------------------------------------
     def _summary(self, conv: Conversation, reason: str) -> ReadableSpan:
@@ -362,7 +382,7 @@ class FrictionStage:
         if reason == semconv.CONVERSATION_END_IDLE and conv.open_friction:
             found = [semconv.FRICTION_SILENCE]
             self._count(conv, found)
-            conv.disengaged = True
+            conv.outcome = K.KINDS[semconv.FRICTION_SILENCE].outcome
             events.append(
                 Event(
                     semconv.GEN_AI_EVALUATION_RESULT,
@@ -371,13 +391,11 @@ class FrictionStage:
                 )
             )
             self._count_event(semconv.FRICTION_SILENCE, conv)
-        counts = conv.counts or ()
-        if not any(counts):
+        counts = conv.counts or {}
+        if not counts:
             outcome = semconv.CONVERSATION_OUTCOME_SMOOTH
-        elif conv.disengaged:
-            outcome = semconv.CONVERSATION_OUTCOME_ABANDONED
         else:
-            outcome = semconv.CONVERSATION_OUTCOME_RECOVERED
+            outcome = conv.outcome or semconv.CONVERSATION_OUTCOME_RECOVERED
         review = conv.review_reason is not None
         attrs: dict[str, AttributeValue] = {
             semconv.CONVERSATION_ID: conv.key,
@@ -398,9 +416,8 @@ class FrictionStage:
             attrs[semconv.GEN_AI_REQUEST_MODEL] = conv.model
         if conv.positive:
             attrs[semconv.CONVERSATION_FEEDBACK_POSITIVE] = conv.positive
-        for kind, count in zip(K.KINDS, counts):
-            if count:
-                attrs[semconv.CONVERSATION_FRICTION_PREFIX + kind] = count
+        for kind, count in counts.items():
+            attrs[semconv.CONVERSATION_FRICTION_PREFIX + kind] = count
         self._conversations.add(
             1, {semconv.METRIC_ATTR_OUTCOME: outcome, semconv.METRIC_ATTR_REVIEW_NEEDED: review}
         )
@@ -421,6 +438,11 @@ class FrictionStage:
         )
 
 
+def _asked(th: Threading) -> bool:
+    """The answer before the new user message asked the user something (history resent)."""
+    return bool(th.prev_answers) and ASKS_CUE in th.prev_answers[0].cues
+
+
 def _compact(text: TextFeatures) -> TextFeatures:
     """What the conversation keeps of a text: the sketch packed into bytes (one per bin)."""
     if isinstance(text.sketch, bytes):
@@ -431,7 +453,7 @@ def _compact(text: TextFeatures) -> TextFeatures:
 def _evaluation(kind: str, response_id: str | None) -> dict[str, AttributeValue]:
     attrs: dict[str, AttributeValue] = {
         semconv.GEN_AI_EVALUATION_NAME: semconv.EVALUATION_FRICTION,
-        semconv.GEN_AI_EVALUATION_SCORE_VALUE: K.WEIGHT[kind],
+        semconv.GEN_AI_EVALUATION_SCORE_VALUE: K.KINDS[kind].weight,
         semconv.GEN_AI_EVALUATION_SCORE_LABEL: kind,
     }
     if response_id:
@@ -439,10 +461,10 @@ def _evaluation(kind: str, response_id: str | None) -> dict[str, AttributeValue]
     return attrs
 
 
-def _counts(found: list[str]) -> list[int]:
-    counts = [0] * len(K.KINDS)
+def _counts(found: list[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
     for kind in found:
-        counts[K.INDEX[kind]] += 1
+        counts[kind] = counts.get(kind, 0) + 1
     return counts
 
 

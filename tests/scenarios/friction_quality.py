@@ -41,9 +41,9 @@ def findings(span: ReadableSpan) -> set[str]:
 
 def review_expected(expected: Iterable[str], rule: dict[str, int] | None = None) -> bool:
     """The review rule applied to the ground-truth labels."""
-    rule = dict(K.DEFAULT_REVIEW_RULE if rule is None else rule)
-    per = Counter(K.CATEGORY[k] for k in expected)
-    return any(per[c] >= n for c, n in rule.items())
+    expected = list(expected)
+    rule = K.default_review_rule() if rule is None else rule
+    return K.crossing(rule, Counter(expected), expected) is not None
 
 
 @dataclass
@@ -187,8 +187,8 @@ def score(outcomes: Iterable[Outcome]) -> Report:
             report.units += 1
             for c in CATEGORIES:
                 report.categories[c].add(
-                    any(K.CATEGORY.get(k) == c for k in expected),
-                    any(K.CATEGORY.get(k) == c for k in found),
+                    any(K.category(k) == c for k in expected),
+                    any(K.category(k) == c for k in found),
                 )
             for k in K.KINDS:
                 report.kinds[k].add(k in expected, k in found)

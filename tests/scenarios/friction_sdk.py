@@ -1,8 +1,9 @@
 """A driver that makes every call through the real ``openai`` SDK, instrumented by ``instrument()``.
 
 The SDK talks to an in-process transport that answers each request with the scripted text
-(a chat completion, a stream the app stops after two chunks, or an HTTP 500), so the spans,
-features and feedback come from frictionlens' own instrumentation, exactly as in an app.
+(a chat completion, a stream the app stops after two chunks, or an HTTP 500), or, given a
+``LocalLLMServer``, to that server over real HTTP; either way the spans, features and
+feedback come from frictionlens' own instrumentation, exactly as in an app.
 """
 
 from __future__ import annotations
@@ -32,7 +33,10 @@ MODEL = "gpt-4o-mini"
 class SDKDriver:
     """``instrument()`` on an app's SDK providers, the friction stage in its pipeline."""
 
-    def __init__(self, salt: str = "scenario-salt", **stage_options: Any) -> None:
+    def __init__(
+        self, salt: str = "scenario-salt", server: Any = None, **stage_options: Any
+    ) -> None:
+        """``server``: a running ``frictionlens.localserver.LocalLLMServer`` to call over HTTP."""
         import httpx2
         import openai
 
@@ -55,6 +59,12 @@ class SDKDriver:
         self._reply: tuple[str, bool, bool] = ("", False, False)
         self._ids = itertools.count(1)
         self._openai = openai
+        self.server = server
+        if server is not None:
+            self.client = openai.OpenAI(
+                api_key="local", base_url=server.openai_base_url, max_retries=0
+            )
+            return
         self.client = openai.OpenAI(
             api_key="sk-test",
             base_url="https://api.openai.com/v1",
@@ -125,6 +135,12 @@ class SDKDriver:
         abandon: bool = False,
     ) -> int:
         self._reply = (answer, fail, abandon)
+        if self.server is not None:
+            from frictionlens.localserver import Reply
+
+            self.server.script(
+                Reply(status=500, error="overloaded") if fail else Reply(content=answer)
+            )
         sent = [{"role": role, "content": content} for role, content in messages]
         session = (
             frictionlens.session(conversation_id) if conversation_id else contextlib.nullcontext()

@@ -22,6 +22,7 @@ from frictionlens import semconv
 from frictionlens.context import CallRef, last_call
 from frictionlens.features import record as features
 from frictionlens.features import text
+from frictionlens.features.answer import non_answer
 from frictionlens.features.record import CallFeatures, MessageFeatures, TextFeatures
 from frictionlens.feedback import emit_feedback
 from frictionlens.processors.friction import FrictionStage
@@ -33,15 +34,21 @@ MODEL = "gpt-4o-mini"
 
 
 @lru_cache(maxsize=4096)
-def text_features(value: str, salt: bytes = SALT) -> TextFeatures:
-    return text.text_features(value, salt)
+def text_features(
+    value: str, salt: bytes = SALT, embedder: text.Embedder | None = None
+) -> TextFeatures:
+    return text.text_features(value, salt, embedder)
 
 
 class SpanDriver:
     """Calls become SDK spans with call features, through a SignalPipeline with a FrictionStage."""
 
-    def __init__(self, salt: bytes = SALT, **stage_options: object) -> None:
+    def __init__(
+        self, salt: bytes = SALT, embedder: text.Embedder | None = None, **stage_options: object
+    ) -> None:
+        """``embedder``: the semantic embedder the instrumentation would use (None: sketch only)."""
         self.salt = salt
+        self.embedder = embedder
         self.metrics = InMemoryMetricReader()
         meter = MeterProvider(metric_readers=[self.metrics]).get_meter("test")
         self.stage = FrictionStage(meter=meter, **stage_options)  # type: ignore[arg-type]
@@ -86,12 +93,18 @@ class SpanDriver:
             span.set_attribute(semconv.OUTPUT_CHARS, len(answer))
         if abandon:
             span.set_attribute(semconv.STREAM_ABANDONED, True)
+        outputs = () if fail else (text_features(answer, self.salt, self.embedder),)
+        if outputs and not abandon and answer:  # as the instrumentation's output signals
+            request = next((c for r, c in reversed(messages) if r == "user"), "")
+            span.set_attribute(
+                semconv.OUTPUT_NON_ANSWER, non_answer(request, answer, outputs[0].cues)
+            )
         feats = CallFeatures(
             messages=tuple(
-                MessageFeatures(role, text_features(content, self.salt))
+                MessageFeatures(role, text_features(content, self.salt, self.embedder))
                 for role, content in messages
             ),
-            outputs=() if fail else (text_features(answer, self.salt),),
+            outputs=outputs,
         )
         features.attach(span, feats)
         span.end(end_time=self.now)
