@@ -13,11 +13,14 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
 import frictionlens
 from frictionlens import cli
+from frictionlens import semconv as sc
 from frictionlens.exporters import report, report_html
-from frictionlens.exporters.filestore import METRICS_FILE
+from frictionlens.exporters.filestore import METRICS_FILE, FileMetricExporter
 from frictionlens.localserver import LocalLLMServer
 
 NOW = datetime(2026, 11, 26, 12, 0, 0, tzinfo=timezone.utc)
@@ -93,16 +96,24 @@ def demo_report(demo_cli_run) -> report.Report:
     return report.load(demo_cli_run[0])
 
 
-def test_since_filters_metric_points(demo_cli_run, demo_report):
-    times = sorted({p["time_unix_nano"] for p in demo_report.drift_scores})
-    # the drift stage runs in the hand-off's batches: at least one mid-run and one at exit
-    assert len(times) >= 2
-    cut = times[-1]
-    # the metrics file alone: a file holding only metric lines reads as a store without spans
-    later = report.load(demo_cli_run[0] / METRICS_FILE, since_ns=cut)
+def test_since_filters_metric_points(tmp_path):
+    """Drift scores written by the store's metric exporter at three collections: ``since``
+    keeps the points taken at or after it, and a file of metric lines alone reads as a store
+    without spans."""
+    reader = PeriodicExportingMetricReader(
+        FileMetricExporter(tmp_path), export_interval_millis=3_600_000
+    )
+    provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
+    gauge = provider.get_meter("t").create_gauge(sc.METRIC_DRIFT_SCORE)
+    for value in (0.1, 0.2, 0.3):
+        gauge.set(value, {sc.METRIC_ATTR_STREAM: "s", sc.METRIC_ATTR_FEATURE: "output_chars"})
+        reader.force_flush()
+    every = report.load(tmp_path)
+    times = sorted(p["time_unix_nano"] for p in every.drift_scores)
+    assert [p["value"] for p in every.drift_scores] == [0.1, 0.2, 0.3] and len(set(times)) == 3
+    later = report.load(tmp_path / METRICS_FILE, since_ns=times[1])
     assert later.calls == 0
-    assert later.drift_scores and min(p["time_unix_nano"] for p in later.drift_scores) == cut
-    assert len(later.drift_scores) < len(demo_report.drift_scores)
+    assert [p["value"] for p in later.drift_scores] == [0.2, 0.3]
 
 
 def test_cli_since(demo_cli_run, capsys):
