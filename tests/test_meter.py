@@ -1,5 +1,5 @@
-"""The batching meter: counter sums reach the SDK once per attribute set and collection,
-unchanged."""
+"""The batching meter: counter sums reach the SDK once per attribute set and collection, and
+histogram values all at each collection, unchanged."""
 
 from __future__ import annotations
 
