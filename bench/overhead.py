@@ -15,7 +15,10 @@ transport, for:
 
 Every instrumented variant gets the same providers: an SDK TracerProvider whose spans go to a
 SimpleSpanProcessor with an exporter that drops them, and an SDK MeterProvider with an
-in-memory reader that is never collected; so rows compare instrumentation, not export.
+in-memory reader collected once per variant's 20 calls of a mode, as a periodic reader would
+every 60 s in an app whose calls are seconds apart (the collection's CPU is charged to the
+calls: instrumentations that record at collection pay for it there); so rows compare
+instrumentation, not export.
 
 Instrumentations that patch the same SDK methods cannot share an interpreter, so each group
 runs in its own worker process, and each worker also measures the uninstrumented SDK by
@@ -140,7 +143,7 @@ class _DropExporter:
         return True
 
 
-def _providers(exporter: _DropExporter) -> tuple[Any, Any]:
+def _providers(exporter: _DropExporter) -> tuple[Any, Any, Any]:
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
     from opentelemetry.sdk.trace import TracerProvider
@@ -148,7 +151,8 @@ def _providers(exporter: _DropExporter) -> tuple[Any, Any]:
 
     tp = TracerProvider()
     tp.add_span_processor(SimpleSpanProcessor(exporter))
-    return tp, MeterProvider(metric_readers=[InMemoryMetricReader()])
+    reader = InMemoryMetricReader()
+    return tp, MeterProvider(metric_readers=[reader]), reader
 
 
 def _instrument(name: str, tp: Any, mp: Any) -> Any:
@@ -296,7 +300,7 @@ class _Worker:
         self.tracer_providers: dict[str, Any] = {}
         raw, araw = _raw_create(self.sdk)
         shared = _DropExporter()
-        tp, mp = _providers(shared)
+        tp, mp, self.metric_reader = _providers(shared)
         make = _common.anthropic_client if self.sdk == "anthropic" else _common.openai_client
         self.clients = {
             "chat": make(stream=False),
@@ -310,7 +314,7 @@ class _Worker:
         for name in GROUPS[group]["variants"]:
             if name == "bare span":
                 own = _DropExporter()
-                btp, _ = _providers(own)  # its own provider: no other processor in its way
+                btp, _, _ = _providers(own)  # its own provider: no other processor in its way
                 self.exporters[name], self.tracer_providers[name] = own, btp
                 tracer = _instrument(name, btp, mp)
                 self.calls_by_variant[name] = {
@@ -366,7 +370,8 @@ class _Worker:
         Work of background threads (a pipeline worker) is taken out of the call it happened
         to interrupt and charged, as CPU, to the group's instrumentation: a call's time is
         its wall time less the CPU other threads used meanwhile (under the GIL, time the
-        calling thread waited), and the end-of-mode flush drains what was still queued."""
+        calling thread waited), and the end-of-mode flush drains what was still queued, then
+        the metric reader collects (as a periodic reader would)."""
         names = list(self.calls_by_variant)
         out: dict[str, Any] = {n: {} for n in names}
         perf, cpu, own = time.perf_counter_ns, time.process_time_ns, time.thread_time_ns
@@ -429,6 +434,7 @@ class _Worker:
             c0 = cpu()
             for tp in self.tracer_providers.values():
                 tp.force_flush()
+            self.metric_reader.get_metrics_data()  # a periodic reader's collection
             background += cpu() - c0
             for name in names:
                 exporter = self.exporters.get(name)
@@ -788,7 +794,8 @@ def main(argv: list[str] | None = None) -> int:
         "error; a call's time is what the calling thread spent in it (wall time less the CPU background "
         "threads used meanwhile); p95: variant p95 − baseline p95 over all calls; CPU: the calling "
         "thread's CPU per call plus the background threads' CPU (a pipeline worker's, and the flush that "
-        "drains it after each mode) charged to the instrumentation, differenced per round like the median; "
+        "drains it and the metric collection after each mode's calls) charged to the instrumentation, "
+        "differenced per round like the median; "
         "raw: the variant's own median call time. Variants alternate call by call within a round. "
         "Peers run at their defaults (no logger provider given).",
     ]

@@ -10,6 +10,9 @@ two settings:
 * one at a time: one call, ``tracer_provider.force_flush()``, then idle (the common case:
   LLM calls are seconds apart).
 
+In both, the metric reader collects once per 20 calls, as a periodic reader would (every 60 s,
+with calls seconds apart).
+
     python bench/parts.py            # about a minute
     python bench/parts.py --quick
 
@@ -138,7 +141,9 @@ def measure(calls: int, rounds: int, idle_s: float) -> dict[tuple[str, str], dic
         parts.patch(module, path, part)
     tp = TracerProvider()
     tp.add_span_processor(SimpleSpanProcessor(_DropExporter()))
-    mp = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    reader = InMemoryMetricReader()
+    mp = MeterProvider(metric_readers=[reader])
+    collect = parts.wrap("metric collection (once per 20 calls)", reader.get_metrics_data)
     frictionlens.instrument(exporter="none", tracer_provider=tp, meter_provider=mp, salt="bench")
     from frictionlens import runtime
 
@@ -195,6 +200,9 @@ def measure(calls: int, rounds: int, idle_s: float) -> dict[tuple[str, str], dic
                         if setting == "one at a time":
                             time.sleep(idle_s)
                     n += 1
+                m0 = own()
+                collect()  # as a periodic reader would, every 60 s with calls seconds apart
+                totals["collection (calling thread)"] += own() - m0
                 totals["worker (all)"] += _thread_cpu("frictionlens") - w0
             spent = parts.take()
             row = {k: v / n / 1000 for k, v in spent.items()}
@@ -226,7 +234,8 @@ def main() -> int:
     worker_parts = [
         k
         for k in names
-        if not k.startswith("call") and k not in ("flush (calling thread)", "worker (all)")
+        if not k.startswith("call")
+        and k not in ("flush (calling thread)", "collection (calling thread)", "worker (all)")
     ]
     cols = list(res)
     print("| part | " + " | ".join(f"{s}, {m} µs" for s, m in cols) + " |")
@@ -244,10 +253,14 @@ def main() -> int:
         [res[c].get("call (calling thread, all)", 0.0) for c in cols],
     )
     worker_sum = {c: sum(res[c].get(k, 0.0) for k in worker_parts) for c in cols}
-    flush = {c: res[c].get("flush (calling thread)", 0.0) for c in cols}
+    # parts also run on the flushing thread (it drains the queue) and in the collection
+    flush = {
+        c: res[c].get("flush (calling thread)", 0.0)
+        + res[c].get("collection (calling thread)", 0.0)
+        for c in cols
+    }
     for k in sorted(worker_parts):
         line(k, [res[c].get(k, 0.0) for c in cols])
-    # parts run on the worker, or on the flushing thread when it drains the queue itself
     line(
         "worker, rest (loop, queue, wake-ups)",
         [res[c].get("worker (all)", 0.0) + flush[c] - worker_sum[c] for c in cols],

@@ -148,7 +148,7 @@ def uninstall() -> None:
     state.pipeline.close_stages()
     if state.persistent:
         StateFile(state.options.data_dir / STATE_FILE).save_stages(state.persistent)
-    state.meter.flush()  # counter sums still waiting for a collection
+    state.meter.flush()  # counter sums and histogram values still waiting for a collection
     started = time.monotonic()
     metrics_timeout_s = otlp.export_timeout_s("metrics")
     metrics_done = _in_background(_shutdown_meter, state.owned_meter_provider, metrics_timeout_s)

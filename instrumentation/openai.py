@@ -19,6 +19,7 @@ from frictionlens.features.invocation import LLMInvocation
 from frictionlens.features.readers import (
     REQUEST_PARAMS,
     content_text,
+    fields,
     format_request,
     get,
     given,
@@ -209,6 +210,11 @@ def read_chat_response(inv: LLMInvocation, resp: Any) -> None:
     inv.truncated = "length" in inv.finish_reasons
 
 
+#: the fields of a streamed choice and of its delta that ``read_chat_chunk`` reads
+_CHUNK_CHOICE_KEYS = frozenset({"index", "delta", "finish_reason"})
+_CHUNK_DELTA_KEYS = frozenset({"content", "refusal", "function_call", "tool_calls"})
+
+
 def read_chat_chunk(inv: LLMInvocation, chunk: Any) -> None:
     if (
         inv.response_id is None
@@ -219,18 +225,19 @@ def read_chat_chunk(inv: LLMInvocation, chunk: Any) -> None:
         if usage is not None:
             read_usage(inv, usage)
     for choice in get(chunk, "choices") or ():
-        i = get(choice, "index", 0) or 0
+        c = fields(choice, _CHUNK_CHOICE_KEYS)
+        i = c.get("index") or 0
         parts = inv.output_parts
         while len(parts) <= i:
             parts.append([])
-        delta = get(choice, "delta")
-        content = get(delta, "content")
+        delta = fields(c.get("delta"), _CHUNK_DELTA_KEYS)
+        content = delta.get("content")
         if content:
             parts[i].append(content)  # joined once when the span ends: O(length), not O(length²)
-        if get(delta, "refusal"):
+        if delta.get("refusal"):
             inv.refusal = True
-        legacy = get(delta, "function_call")
-        for call in get(delta, "tool_calls") or (
+        legacy = delta.get("function_call")
+        for call in delta.get("tool_calls") or (
             [{"index": 0, "function": legacy}] if legacy is not None else ()
         ):
             j = get(call, "index", 0) or 0
@@ -245,7 +252,7 @@ def read_chat_chunk(inv: LLMInvocation, chunk: Any) -> None:
             args = get(fn, "arguments")
             if args:
                 calls[j].append(str(args))
-        reason = get(choice, "finish_reason")
+        reason = c.get("finish_reason")
         if reason:
             inv.finish_reasons.append(str(reason))
             inv.truncated = inv.truncated or reason == "length"

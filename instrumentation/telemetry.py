@@ -15,7 +15,7 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from opentelemetry import trace
 from opentelemetry.metrics import Meter
@@ -37,6 +37,10 @@ from frictionlens.features.record import CallFeatures, TextFeatures
 from frictionlens.health import count_internal_error
 
 _log = logging.getLogger(__name__)
+
+#: identities (operation, provider, models, server, error) whose call-metric attribute sets
+#: are kept for reuse, at most; the table starts afresh when full
+MAX_METRIC_ATTRIBUTE_SETS = 256
 
 
 def record_exception(span: Span, exc: BaseException, capture_content: bool) -> None:
@@ -114,6 +118,7 @@ class Telemetry:
             unit="{call}",
             description="Calls whose output broke the expected format",
         )
+        self._metric_attributes: dict[tuple[Any, ...], _CallMetricAttributes] = {}
         self._retries = meter.create_counter(
             semconv.METRIC_RETRIES, unit="{retry}", description="HTTP retries inside SDK calls"
         )
@@ -127,10 +132,12 @@ class Telemetry:
         attrs.update(inv.request_attributes)
         session = current_session.get()
         if session is not None:
+            inv.conversation_id = session.conversation_id
             attrs[semconv.GEN_AI_CONVERSATION_ID] = session.conversation_id
             if session.user_id:
                 attrs[semconv.USER_ID] = session.user_id
             if session.route:
+                inv.route = session.route
                 attrs[semconv.ROUTE] = session.route
         name = f"{inv.operation} {inv.request_model}" if inv.request_model else inv.operation
         inv.start_ns = time.time_ns()
@@ -152,9 +159,9 @@ class Telemetry:
         span = inv.span
         try:
             ctx = span.get_span_context()
-            conversation = inv.response_attributes.get(semconv.GEN_AI_CONVERSATION_ID) or (
-                getattr(span, "attributes", None) or {}
-            ).get(semconv.GEN_AI_CONVERSATION_ID)
+            conversation = (
+                inv.response_attributes.get(semconv.GEN_AI_CONVERSATION_ID) or inv.conversation_id
+            )
             last_call.set(CallRef(ctx.trace_id, ctx.span_id, inv.response_id, conversation))
         except Exception:
             count_internal_error("telemetry")
@@ -277,19 +284,14 @@ class Telemetry:
         check: fmt.FormatCheck | None,
         attrs: Mapping[str, Any],
     ) -> None:
-        base = _identity(inv)
-        if inv.response_model:
-            base[semconv.GEN_AI_RESPONSE_MODEL] = inv.response_model
-        duration_attrs = dict(base)
-        if inv.error_type:
-            duration_attrs[semconv.ERROR_TYPE] = inv.error_type
-        self._duration.record((end_ns - inv.start_ns) / 1e9, duration_attrs)
+        sets = self._call_metric_attributes(inv)
+        self._duration.record((end_ns - inv.start_ns) / 1e9, sets.duration)
         if inv.input_tokens is not None:
-            self._tokens.record(inv.input_tokens, {**base, semconv.GEN_AI_TOKEN_TYPE: "input"})
+            self._tokens.record(inv.input_tokens, sets.input_tokens)
         if inv.output_tokens is not None:
-            self._tokens.record(inv.output_tokens, {**base, semconv.GEN_AI_TOKEN_TYPE: "output"})
+            self._tokens.record(inv.output_tokens, sets.output_tokens)
         if inv.first_chunk_ns is not None:
-            self._ttfc.record((inv.first_chunk_ns - inv.start_ns) / 1e9, base)
+            self._ttfc.record((inv.first_chunk_ns - inv.start_ns) / 1e9, sets.base)
         if inv.retries:
             self._retries.add(
                 inv.retries,
@@ -300,9 +302,8 @@ class Telemetry:
             )
         if check is None:
             return
-        span_attrs = inv.span.attributes if inv.span is not None else {}
-        route = (span_attrs or {}).get(semconv.ROUTE)
-        if not (isinstance(route, str) and route):
+        route = inv.route
+        if not route:
             # the route the drift stage infers, so both name the same stream
             system = inv.system_prompt()
             route = route_of(None if system is None else self._text_features(system).digest)
@@ -318,6 +319,44 @@ class Telemetry:
                     semconv.METRIC_ATTR_ERROR: check.error or "unknown",
                 },
             )
+
+    def _call_metric_attributes(self, inv: LLMInvocation) -> _CallMetricAttributes:
+        """The attribute sets of the call's metric records, built once per identity and
+        reused: calls to one model differ in none of them."""
+        key = (
+            inv.operation,
+            inv.provider,
+            inv.request_model,
+            inv.server_address,
+            inv.response_model,
+            inv.error_type,
+        )
+        sets = self._metric_attributes.get(key)
+        if sets is None:
+            if len(self._metric_attributes) >= MAX_METRIC_ATTRIBUTE_SETS:
+                self._metric_attributes.clear()
+            base = _identity(inv)
+            if inv.response_model:
+                base[semconv.GEN_AI_RESPONSE_MODEL] = inv.response_model
+            duration = dict(base)
+            if inv.error_type:
+                duration[semconv.ERROR_TYPE] = inv.error_type
+            sets = self._metric_attributes[key] = _CallMetricAttributes(
+                base,
+                duration,
+                {**base, semconv.GEN_AI_TOKEN_TYPE: "input"},
+                {**base, semconv.GEN_AI_TOKEN_TYPE: "output"},
+            )
+        return sets
+
+
+class _CallMetricAttributes(NamedTuple):
+    """Attribute sets of one identity's call metrics; shared, so never changed."""
+
+    base: Mapping[str, Any]
+    duration: Mapping[str, Any]
+    input_tokens: Mapping[str, Any]
+    output_tokens: Mapping[str, Any]
 
 
 def _identity(inv: LLMInvocation) -> dict[str, Any]:

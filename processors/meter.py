@@ -1,4 +1,5 @@
-"""A Meter whose counters add once per collection instead of once per call.
+"""A Meter whose counters add once per collection, and whose histograms record in one go
+at each collection, instead of once per call.
 
 The SDK validates and hashes the attributes of every ``Counter.add`` (about 15 µs with five
 attributes); the stages and the instrumentation add per span (findings, retries, format
@@ -6,8 +7,15 @@ failures, state evictions). Counters made here sum their adds per attribute set 
 sum to the SDK counter when a metric reader collects (an observable gauge's callback, which
 reports nothing itself), when ``flush()`` is called, or when too many attribute sets wait.
 Every collection exports the same sums as direct adds would; only the SDK work is done once
-per attribute set and collection instead of once per add. Every other instrument is the
-wrapped meter's own: a histogram has no way to take many values at once.
+per attribute set and collection instead of once per add.
+
+A histogram has no way to take many values at once, so histograms made here keep each value
+and record them all, one after another, at the same moments. The SDK's work per value stays,
+but it runs in one warm loop: a lone call's four records cost 3 to 10 times as much with the
+CPU's caches cold (a call seconds after the last one) as in a row. Every collection exports
+the same histograms as direct records would; a value given a context (an exemplar's) is
+recorded at once, since the context would be gone by then. Every other instrument is the
+wrapped meter's own.
 
 Used by the in-app pipeline (``instrument()``) and by the collector.
 """
@@ -39,6 +47,8 @@ __all__ = ["BatchingMeter"]
 
 #: attribute sets a counter sums before it hands them on without waiting for a collection
 MAX_WAITING_SETS = 512
+#: values a histogram keeps before it records them without waiting for a collection
+MAX_WAITING_VALUES = 4096
 
 Callback = Callable[[CallbackOptions], "Sequence[Observation]"]
 
@@ -78,6 +88,36 @@ class _BatchedCounter(Counter):
             self._counter.add(amount, dict(key))
 
 
+class _BatchedHistogram(Histogram):
+    """Keeps values until ``flush``, then records them in order."""
+
+    def __init__(self, histogram: Histogram, name: str, unit: str, description: str) -> None:
+        super().__init__(name, unit=unit, description=description)
+        self._histogram = histogram
+        self._lock = threading.Lock()
+        self._values: list[tuple[float, Attributes]] = []
+
+    def record(
+        self, amount: float, attributes: Attributes = None, context: Context | None = None
+    ) -> None:
+        if context is not None:  # an exemplar's context: only now
+            self._histogram.record(amount, attributes, context)
+            return
+        kept = (amount, dict(attributes) if attributes else None)  # the caller may reuse its own
+        with self._lock:
+            self._values.append(kept)
+            full = len(self._values) >= MAX_WAITING_VALUES
+        if full:
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            values, self._values = self._values, []
+        record = self._histogram.record
+        for amount, attributes in values:
+            record(amount, attributes)
+
+
 #: wrapped meter -> the batching meters over it, all flushed by one callback on collection
 #: (an SDK meter registers an instrument name once: a second gauge would get no callback)
 _over: weakref.WeakKeyDictionary[Meter, weakref.WeakSet[BatchingMeter]] = (
@@ -99,12 +139,13 @@ def _flush_on_collect(meter: Meter) -> Callable[[CallbackOptions], Iterable[Obse
 
 
 class BatchingMeter(Meter):
-    """``meter`` with batched counters, handed on at every collection (or ``flush()``)."""
+    """``meter`` with batched counters and histograms, handed on at every collection (or
+    ``flush()``)."""
 
     def __init__(self, meter: Meter) -> None:
         super().__init__(meter.name, meter.version, meter.schema_url)
         self._meter = meter
-        self._counters: list[_BatchedCounter] = []
+        self._instruments: list[_BatchedCounter | _BatchedHistogram] = []
         with _over_lock:
             known = _over.get(meter)
             if known is None:
@@ -115,15 +156,15 @@ class BatchingMeter(Meter):
             known.add(self)
 
     def flush(self) -> None:
-        """Hand every counter's sums to the SDK now."""
-        for counter in list(self._counters):
-            counter.flush()
+        """Hand every counter's sums and every histogram's values to the SDK now."""
+        for instrument in list(self._instruments):
+            instrument.flush()
 
     def create_counter(self, name: str, unit: str = "", description: str = "") -> Counter:
         counter = _BatchedCounter(
             self._meter.create_counter(name, unit, description), name, unit, description
         )
-        self._counters.append(counter)
+        self._instruments.append(counter)
         return counter
 
     def create_up_down_counter(
@@ -148,12 +189,19 @@ class BatchingMeter(Meter):
         *,
         explicit_bucket_boundaries_advisory: Sequence[float] | None = None,
     ) -> Histogram:
-        return self._meter.create_histogram(
+        histogram = _BatchedHistogram(
+            self._meter.create_histogram(
+                name,
+                unit,
+                description,
+                explicit_bucket_boundaries_advisory=explicit_bucket_boundaries_advisory,
+            ),
             name,
             unit,
             description,
-            explicit_bucket_boundaries_advisory=explicit_bucket_boundaries_advisory,
         )
+        self._instruments.append(histogram)
+        return histogram
 
     def create_gauge(
         self, name: str, unit: str = "", description: str = ""

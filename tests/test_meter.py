@@ -1,5 +1,5 @@
-"""The batching meter: counter sums reach the SDK once per attribute set and collection,
-unchanged."""
+"""The batching meter: counter sums reach the SDK once per attribute set and collection, and
+histogram values all at each collection, unchanged."""
 
 from __future__ import annotations
 
@@ -114,3 +114,67 @@ def test_adds_from_other_threads_are_all_counted():
         th.join()
     meter.flush()
     assert _sums(reader)[("test.threads", (("k", "v"),))] == 8000
+
+
+def _histograms(
+    reader: InMemoryMetricReader,
+) -> dict[tuple[str, tuple[tuple[str, object], ...]], tuple]:
+    data = reader.get_metrics_data()
+    out = {}
+    for rm in data.resource_metrics if data else ():
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                for p in metric.data.data_points:
+                    if hasattr(p, "bucket_counts"):
+                        key = (metric.name, tuple(sorted(p.attributes.items())))
+                        out[key] = (p.count, p.sum, p.min, p.max, tuple(p.bucket_counts))
+    return out
+
+
+def _records(meter, start: int) -> None:
+    histogram = meter.create_histogram(
+        "test.duration", unit="s", explicit_bucket_boundaries_advisory=(0.1, 1.0, 10.0)
+    )
+    shared = {"model": "m"}
+    for n in range(start, start + 200):
+        histogram.record(n % 13 / 3, shared)
+        histogram.record(n, {"model": "other", "error": "timeout" if n % 5 else "none"})
+    shared["model"] = "changed after recording"  # what was recorded keeps the old value
+    histogram.record(-1.0, {"model": "m"})  # what the SDK refuses stays refused
+
+
+def test_histograms_equal_direct_records_at_every_collection():
+    direct, batched = InMemoryMetricReader(), InMemoryMetricReader()
+    direct_meter = MeterProvider(metric_readers=[direct]).get_meter("t")
+    meter = BatchingMeter(MeterProvider(metric_readers=[batched]).get_meter("t"))
+    _records(direct_meter, 0)
+    _records(meter, 0)
+    first = _histograms(batched)
+    assert first == _histograms(direct)
+    assert first[("test.duration", (("model", "m"),))][0] == 200
+    _records(direct_meter, 200)
+    _records(meter, 200)
+    assert _histograms(batched) == _histograms(direct)  # nothing recorded twice or lost
+
+
+def test_the_sdk_sees_histogram_values_at_collection_and_a_full_batch_at_once(monkeypatch):
+    reader = InMemoryMetricReader()
+    meter = BatchingMeter(MeterProvider(metric_readers=[reader]).get_meter("t"))
+    histogram = meter.create_histogram("test.steps")
+    seen: list[float] = []
+    sdk_record = histogram._histogram.record  # pylint: disable=protected-access
+
+    def spy(amount, attributes=None, context=None) -> None:
+        seen.append(amount)
+        sdk_record(amount, attributes, context)
+
+    histogram._histogram.record = spy  # pylint: disable=protected-access
+    for n in range(5):
+        histogram.record(n, {"task": "t"})
+    assert seen == []  # nothing collected yet
+    assert _histograms(reader)[("test.steps", (("task", "t"),))][0] == 5
+    assert seen == [0, 1, 2, 3, 4]
+    monkeypatch.setattr(batching, "MAX_WAITING_VALUES", 3)
+    for n in range(3):
+        histogram.record(n)
+    assert len(seen) == 8  # a full batch goes to the SDK without waiting for a collection

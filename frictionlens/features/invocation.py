@@ -41,6 +41,10 @@ class LLMInvocation:
     messages: list[tuple[str, str]] = field(default_factory=list)
     """(role, text) of every input message, system prompt included"""
     system_text: str | None = None
+    route: str | None = None
+    """the route the app gave (its session's); None when the stages infer one"""
+    conversation_id: str | None = None
+    """the conversation id the app gave (its session's)"""
     # what came back
     response_id: str | None = None
     response_model: str | None = None

@@ -32,6 +32,20 @@ def get(obj: Any, key: str, default: Any = None) -> Any:
     return getattr(obj, key, default)
 
 
+def fields(obj: Any, keys: frozenset[str]) -> Mapping[str, Any]:
+    """``keys`` of ``obj`` as ``get`` reads them, in one mapping to read several from.
+
+    Hot path (each stream chunk): a plain dict, or an SDK model keeping all of ``keys`` in its
+    ``__dict__``, is returned as it is, so each read is one ``dict.get``; anything else is read
+    key by key with ``get``. Read only."""
+    if type(obj) is dict:
+        return obj
+    own = getattr(obj, "__dict__", None)
+    if own is not None and own.keys() >= keys:
+        return own
+    return {key: get(obj, key) for key in keys}
+
+
 def given(value: Any) -> bool:
     return value is not None and type(value).__name__ not in ("Omit", "NotGiven")
 
