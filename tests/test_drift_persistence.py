@@ -8,7 +8,7 @@ import logging
 import numpy as np
 
 from frictionlens.processors.drift import DriftStage
-from frictionlens.processors.drift.calibration import WARMUP
+from frictionlens.processors.drift.design import FULL_BASELINE as WARMUP
 from frictionlens.processors.drift.stage import StreamState
 from frictionlens.processors.persistence import FILE_NAME, StateFile
 

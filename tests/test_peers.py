@@ -38,7 +38,7 @@ from frictionlens.localserver import (
     default_responder,
 )
 from frictionlens.processors.drift import DriftStage
-from frictionlens.processors.drift.calibration import WARMUP
+from frictionlens.processors.drift.design import FULL_BASELINE as WARMUP
 from frictionlens.processors.normalize import Normalizer
 from frictionlens.processors.persistence import FILE_NAME as STATE_FILE
 from frictionlens.processors.persistence import StateFile
