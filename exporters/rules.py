@@ -62,6 +62,9 @@ def _metric(name: str, suffix: str = "") -> str:
 # Prometheus series (verified against a scrape of an instrumented app)
 CONVERSATIONS = _metric(semconv.METRIC_CONVERSATIONS, "_total")
 DRIFT_ALERTS = _metric(semconv.METRIC_DRIFT_ALERTS, "_total")
+_NOT_PERFORMANCE = (
+    f'{DRIFT_ALERTS}{{{semconv.METRIC_ATTR_KIND}!="{semconv.DRIFT_KIND_PERFORMANCE}"}}'
+)
 FORMAT_FAILURES = _metric(semconv.METRIC_FORMAT_FAILURES, "_total")
 OUTPUT_LENGTH_COUNT = _metric(semconv.METRIC_OUTPUT_LENGTH, "_count")
 RETRIES = _metric(semconv.METRIC_RETRIES, "_total")
@@ -161,12 +164,21 @@ KINDS: dict[str, _Kind] = {
         "LLM output drifted from its baseline",
         ">",
         (semconv.METRIC_ATTR_STREAM, semconv.METRIC_ATTR_FEATURE),
-        # a stream's first alarm creates its series at 1, which increase() cannot see
-        f"(sum by (stream, feature) (increase({DRIFT_ALERTS}[{{w}}])) > 0)"
-        f" or sum by (stream, feature) ({DRIFT_ALERTS} unless {DRIFT_ALERTS} offset {{w}})",
+        # a stream's first alarm creates its series at 1, which increase() cannot see;
+        # timing alone (kind performance) moves with the host's load: not alerted by default
+        f"(sum by (stream, feature) (increase({_NOT_PERFORMANCE}[{{w}}])) > 0)"
+        f" or sum by (stream, feature) ({_NOT_PERFORMANCE} unless {_NOT_PERFORMANCE} offset {{w}})",
         {
             "calculations": [{"op": "COUNT"}],
-            "filters": [{"column": "name", "op": "=", "value": semconv.DRIFT_EVENT}],
+            "filters": [
+                {"column": "name", "op": "=", "value": semconv.DRIFT_EVENT},
+                {"column": semconv.DRIFT_ALERT, "op": "!=", "value": False},
+                {
+                    "column": semconv.DRIFT_KIND,
+                    "op": "!=",
+                    "value": semconv.DRIFT_KIND_PERFORMANCE,
+                },
+            ],
             "breakdowns": [semconv.DRIFT_STREAM, semconv.DRIFT_FEATURE],
         },
         {semconv.REVIEW_NEEDED: True},

@@ -82,7 +82,9 @@ CASES: dict[str, tuple[dict[str, str], dict[str, str], float, dict[str, str]]] =
         {"stream": "openai/m/r1", "feature": "json_invalid"},
         1.0,
         {
-            f'frictionlens_drift_score{{stream="openai/m/r1",feature="json_invalid",{SCOPE}}}': "0.2x20"
+            f'frictionlens_drift_score{{stream="openai/m/r1",feature="json_invalid",{SCOPE}}}': "0.2x20",
+            # timing alone (kind performance) is reported, not alerted by default
+            f'frictionlens_drift_alerts_total{{stream="openai/m/r1",feature="latency",kind="performance",{SCOPE}}}': "_ _ _ _ _ 1x3 2x12",
         },
     ),
     "format_failure_rate": (
