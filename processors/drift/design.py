@@ -14,9 +14,13 @@ MIN_BASELINE = 32
 """calls a feature's baseline needs before its detectors may alarm"""
 FULL_BASELINE = 512
 """size the numeric reference sample grows to; thresholds tighten as it grows"""
-REFERENCE_SIZES = (MIN_BASELINE, FULL_BASELINE)
-"""sizes the thresholds are calibrated from: a growing reference (every value joins it
-right after it is scored: sequential ranks) and a full one (a sample of recent values)"""
+REFERENCE_SIZES = (32, 64, 128, 256, FULL_BASELINE)
+"""baseline sizes the thresholds are calibrated at, each used until the next: a growing
+numeric reference takes every value right after it is scored (sequential ranks), a full
+one is a sample of recent values; a rate baseline grows a block at a time"""
+FREEZE = 0.5
+"""a growing reference stops taking values while a CUSUM of its feature is above this share
+of its threshold: a change then meets the baseline from before it, not one it leaks into"""
 REFERENCE_HORIZON = 4096
 """a full reference is a uniform sample of about this many recent calls (slow seasonal
 change is followed, a sudden one is not)"""

@@ -10,6 +10,7 @@ of the same name in ``calibration.Thresholds``.
 
 from __future__ import annotations
 
+import math
 import random
 from array import array
 from collections.abc import Callable, Mapping
@@ -118,7 +119,16 @@ class NumericMonitor:
     once it leaves the KS window, and has its own thresholds.
     """
 
-    __slots__ = ("feature", "reference", "detectors", "scored", "valued", "ks", "_schedules")
+    __slots__ = (
+        "feature",
+        "reference",
+        "detectors",
+        "scored",
+        "valued",
+        "ks",
+        "_schedules",
+        "_next_size",
+    )
 
     def __init__(self, feature: str, thresholds: Thresholds) -> None:
         self.feature = feature
@@ -131,37 +141,49 @@ class NumericMonitor:
         self.valued = tuple(d for d, r in zip(self.detectors, NUMERIC_DETECTORS) if r.on_values)
         self.ks = next(d for d in self.detectors if isinstance(d, TwoWindowKS))
         """the window that values pass through before they join the reference"""
+        self._next_size = design.REFERENCE_SIZES[1]
+        """reference size at which the thresholds tighten next"""
 
     def update(self, x: float, rng: random.Random) -> Alarm | None:
         ref = self.reference
-        if not ref.ready:
+        if not ref.full and not ref.ready:
             ref.add(x, rng)
             return None
         z = ref.score(x, rng)
         fired = False
         for det in self.scored:
-            fired |= det.update(z).drift_detected
+            if det.update(z).drift_detected:
+                fired = True
         for det in self.valued:
-            fired |= det.update(x).drift_detected
-        if ref.full:
-            old = self.ks.evicted
-            if old == old:  # not NaN: it left the window and may join the reference
-                ref.skip -= 1  # ReferenceSample.add, inlined: this runs on every call
-                if ref.skip < 0:
-                    ref.replace(old, rng)
-        else:
-            ref.add(x, rng)
-            if ref.full:
-                self._tighten()
+            if det.update(x).drift_detected:
+                fired = True
         if fired:
             return self._alarm()
+        if not ref.full:
+            self._grow(x, rng)
+            return None
+        old = self.ks.evicted
+        if old == old:  # not NaN: it left the window and may join the reference
+            ref.skip -= 1  # ReferenceSample.add, inlined: this runs on every call
+            if ref.skip < 0:
+                ref.replace(old, rng)
         return None
+
+    def _grow(self, x: float, rng: random.Random) -> None:
+        """A growing reference takes the value just scored, unless a CUSUM is high."""
+        if any(d.statistic > d.threshold * design.FREEZE for d in self.scored):
+            return
+        ref = self.reference
+        ref.add(x, rng)
+        if len(ref.values) >= self._next_size:
+            self._tighten()
 
     def _tighten(self) -> None:
         """Thresholds for the reference's new size."""
         size = len(self.reference.values)
         for det, schedule in zip(self.detectors, self._schedules):
             det.threshold = at_size(schedule, size)
+        self._next_size = next((n for n in design.REFERENCE_SIZES if n > size), math.inf)
 
     def _alarm(self) -> Alarm:
         det = max(self.detectors, key=lambda d: d.score if d.drift_detected else 0.0)
@@ -175,6 +197,7 @@ class NumericMonitor:
         for det, schedule in zip(self.detectors, self._schedules):
             det.reset()
             det.threshold = schedule[0]
+        self._next_size = design.REFERENCE_SIZES[1]
 
     @property
     def score(self) -> float:
