@@ -18,7 +18,7 @@ REFERENCE_SIZES = (32, 64, 128, 256, FULL_BASELINE)
 """baseline sizes the thresholds are calibrated at, each used until the next: a growing
 numeric reference takes every value right after it is scored (sequential ranks), a full
 one is a sample of recent values; a rate baseline grows a block at a time"""
-FREEZE = 0.5
+FREEZE = 0.75
 """a growing reference stops taking values while a CUSUM of its feature is above this share
 of its threshold: a change then meets the baseline from before it, not one it leaks into"""
 REFERENCE_HORIZON = 4096
@@ -52,6 +52,11 @@ CATEGORY_WINDOW = 256
 quietly (a rotation)"""
 MAX_VALUES = 16
 """distinct values a category keeps; more in the baseline marks it volatile (never alerts)"""
+
+TIMING_BLOCK = 3
+"""timing features are watched as the median of each run of this many calls: a short
+burst of slow calls (the host busy for a moment) moves few medians, a lasting slowdown
+moves them all"""
 
 GROUP_CALLS = 16
 """alarms of a stream this close to the previous one join its alert instead of raising one"""

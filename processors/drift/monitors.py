@@ -14,7 +14,7 @@ import math
 import random
 from array import array
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -220,6 +220,32 @@ class NumericMonitor:
         ref.values, ref.full, ref.skip = values, len(values) >= ref.size, 0
         ref.seen = max(int(state["seen"]), len(values))
         self._tighten()
+
+
+class TimingMonitor(NumericMonitor):
+    """A timing feature (latency, time to first chunk, tokens per second), watched as the
+    median of each ``design.TIMING_BLOCK`` calls: timings move with the host's and the
+    provider's load in bursts, which a median of a few calls mostly ignores. Medians of
+    exchangeable values are exchangeable, so the calibration holds as it is."""
+
+    __slots__ = ("pending",)
+
+    def __init__(self, feature: str, thresholds: Thresholds) -> None:
+        super().__init__(feature, thresholds)
+        self.pending: list[float] = []
+
+    def update(self, x: float, rng: random.Random) -> Alarm | None:
+        pending = self.pending
+        pending.append(x)
+        if len(pending) < design.TIMING_BLOCK:
+            return None
+        pending.sort()
+        median = pending[len(pending) // 2]
+        pending.clear()
+        alarm = super().update(median, rng)
+        if alarm is None:
+            return None
+        return replace(alarm, run_length=alarm.run_length * design.TIMING_BLOCK)
 
 
 class ContentMonitor:

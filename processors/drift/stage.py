@@ -41,6 +41,7 @@ from frictionlens.processors.drift.monitors import (
     ContentMonitor,
     NumericMonitor,
     RateMonitor,
+    TimingMonitor,
 )
 from frictionlens.processors.pipeline import Emit, SpanRecord
 
@@ -134,7 +135,10 @@ class StreamState:
         """the rates of those calls: False where the feature was known, None where absent
         (spans without captured content never know the text cues)"""
         self.numeric = tuple(
-            NumericMonitor(f, th[KIND_OF[f]]) if f in on else None for f in NUMERIC_FEATURES[:-1]
+            (TimingMonitor if f in TIMING_FEATURES else NumericMonitor)(f, th[KIND_OF[f]])
+            if f in on
+            else None
+            for f in NUMERIC_FEATURES[:-1]
         )
         self.content = ContentMonitor(CONTENT, content) if CONTENT in on else None
         self.model = CategoryMonitor(RESPONSE_MODEL)
