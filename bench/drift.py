@@ -28,7 +28,9 @@ cost, and memory per stream.
 
     python bench/drift.py              # the full table, ~13 minutes on 2 cores
     python bench/drift.py --quick      # fewer trials, a smoke test (~5 minutes)
-    python bench/drift.py --calibrate  # re-run the threshold calibration (~6 minutes)
+    python bench/drift.py --calibrate  # re-run the threshold calibration (~12 minutes)
+    python bench/drift.py --early      # self-starting: delays by baseline, false alerts (~10 min)
+    python bench/drift.py --cost       # the stage's cost per span only
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ import _common  # noqa: E402
 from frictionlens import semconv  # noqa: E402
 from frictionlens.features import text as textfeat  # noqa: E402
 from frictionlens.features.vectors import content_vector  # noqa: E402
-from frictionlens.processors.drift import calibration  # noqa: E402
+from frictionlens.processors.drift import calibration, design  # noqa: E402
 from frictionlens.processors.drift.calibration import thresholds  # noqa: E402
 from frictionlens.processors.drift.design import FULL_BASELINE as WARMUP  # noqa: E402
 from frictionlens.processors.drift.detectors import ks_distance  # noqa: E402
@@ -752,32 +754,73 @@ def control_streams(
     return alarms, streams * calls
 
 
-def print_early(trials: int, streams: int, calls: int) -> None:
+def early_others(args: tuple[int, str, int]) -> tuple[str, str, list[str]]:
+    """Delays of the oracle CUSUM (1 per 10k), ADWIN and KSWIN by baseline length, on the
+    same scenarios (river's detectors tuned as in the main table, from their first call)."""
+    index, detector, trials = args
+    sc = scenarios()[index]
+    if detector == "oracle CUSUM":
+        h = oracle_threshold(sc, ARL)
+        make: Callable[[int], Any] = lambda s: OracleCUSUM(sc.oracle_llr, h)
+    elif detector == "KSWIN":
+        make = lambda s: River(river_factory("KSWIN", 1.0 / ARL, sc))
+    else:
+        value, _ = tune_river(detector, sc, 40_000)
+        make = lambda s: River(river_factory(detector, value, sc))
+    cells = []
+    for pre in BASELINES:
+        found = delays(make, sc, trials, pre=pre)
+        hit = sum(not math.isinf(d) for d in found) / len(found)
+        cells.append(f"{_fmt_delay(found, 50)} / {_fmt_delay(found, 90)} / {hit:.0%}")
+    return sc.name, detector, cells
+
+
+EARLY_SCENARIOS = {  # early_delays' names -> index in scenarios()
+    "mean length +1 sd": 1,
+    "length variance x2": 2,
+    "JSON validity 99% -> 80%": 0,
+    "preamble 0% -> 30%": 3,
+}
+
+
+def print_early(trials: int, streams: int, calls: int, workers: int) -> None:
     print("\n## Self-starting: delay (calls after the change) by baseline length\n")
     print(
-        "| scenario | "
+        "| scenario | detector | "
         + " | ".join(f"baseline {b}: median / p90 / caught" for b in BASELINES)
         + " |"
     )
-    print("|---|" + "---:|" * len(BASELINES))
+    print("|---|---|" + "---:|" * len(BASELINES))
     rows: dict[str, list[str]] = {}
     for name, _pre, found in early_delays(trials):
         hit = sum(not math.isinf(d) for d in found) / len(found)
         rows.setdefault(name, []).append(
             f"{_fmt_delay(found, 50)} / {_fmt_delay(found, 90)} / {hit:.0%}"
         )
+    jobs = [
+        (index, detector, trials)
+        for index in EARLY_SCENARIOS.values()
+        for detector in ("oracle CUSUM", "ADWIN", "KSWIN")
+    ]
+    with mp.get_context("fork").Pool(workers) as pool:
+        others = pool.map(early_others, jobs, chunksize=1)
     for name, cells in rows.items():
-        print(f"| {name} | " + " | ".join(cells) + " |")
+        print(f"| {name} | **frictionlens (whole stream)** | " + " | ".join(cells) + " |")
+        for sc_name, detector, other in others:
+            if sc_name == scenarios()[EARLY_SCENARIOS[name]].name:
+                print(f"| {name} | {detector} | " + " | ".join(other) + " |")
     print(
         "\n## Unchanged streams from their first call: false alerts per 10,000 calls per stream\n"
     )
     print("| stream | content (alerted) | performance (reported) | provider | calls |")
     print("|---|---:|---:|---:|---:|")
-    for kind in ("continuous", "tied", "host load", "bursty"):
-        alarms, n = control_streams(kind, streams, calls)
+    runs = [(kind, streams, calls) for kind in ("continuous", "tied", "host load", "bursty")]
+    runs += [(kind, 20 * streams, 600) for kind in ("continuous", "tied", "host load")]
+    for kind, count, length in runs:
+        alarms, n = control_streams(kind, count, length)
         print(
-            f"| {kind} | {alarms['content'] / n * 1e4:.2f} | {alarms['performance'] / n * 1e4:.2f} "
-            f"| {alarms['provider'] / n * 1e4:.2f} | {n:,} |"
+            f"| {kind}, {count} streams × {length:,} calls | {alarms['content'] / n * 1e4:.2f} "
+            f"| {alarms['performance'] / n * 1e4:.2f} | {alarms['provider'] / n * 1e4:.2f} | {n:,} |"
         )
 
 
@@ -793,7 +836,7 @@ def main() -> None:
         calibration.main()
         return
     if args.early:
-        print_early(40, 12, 10_000)
+        print_early(*((30, 10, 10_000) if args.quick else (100, 40, 10_000)), args.workers)
         return
     if args.cost:
         for _ in range(3):
@@ -807,7 +850,7 @@ def main() -> None:
     )
     print(
         f"shipped content thresholds (ARL {ARL:,.0f} per stream, {SHIPPED.statistics} statistics; "
-        f"growing / full baseline): {SHIPPED.schedules}"
+        f"at baselines of {design.REFERENCE_SIZES} calls): {SHIPPED.schedules}"
     )
     rows = quality(trials, fa_calls, args.workers)
     print_quality(rows)
