@@ -8,10 +8,13 @@ The route is ``frictionlens.route`` when the app gives one, else inferred from t
 hash of the system prompt; only explicit routes can attribute drift to ``prompt_change``
 (an inferred route changes, i.e. becomes a new stream, whenever its prompt does).
 
-When a feature drifts, the call's span gets a ``frictionlens.drift`` event and the
-``frictionlens.drift.alerts`` counter goes up; ``frictionlens.drift.score`` (statistic over
-threshold, 1.0 = alarm) is observed per stream and feature at each metric collection, so
-the hot path pays nothing for it.
+When a feature drifts, the call's span gets a ``frictionlens.drift`` event with its kind
+(``content``; ``performance`` for timing; ``provider`` for a new model or fingerprint).
+Alarms within ``design.GROUP_CALLS`` calls of the previous one share its cause and join its
+alert: their events say ``frictionlens.drift.alert = false`` and list the alert's features
+so far, and only the event that opened an alert moves the ``frictionlens.drift.alerts``
+counter. ``frictionlens.drift.score`` (statistic over threshold, 1.0 = alarm) is observed
+per stream and feature at each metric collection, so the hot path pays nothing for it.
 """
 
 from __future__ import annotations
@@ -313,7 +316,8 @@ class StreamState:
 class DriftStage:
     """Signal stage: drift per stream at a controlled false-alarm rate, with a suspected cause.
 
-    ``arl``: calls between false alarms on an unchanged stream, all its features together.
+    ``arl``: calls between false alarms on an unchanged stream, all its content features
+    together (rates, lengths, content); its timing features have a budget of their own.
     ``max_streams`` (LRU) and ``stream_ttl_s`` (idle streams are dropped) bound the memory;
     ``features`` restricts the watched features (default: all of ``FEATURES``), which also
     spreads the false-alarm budget over fewer detectors.
