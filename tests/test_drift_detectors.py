@@ -246,3 +246,14 @@ def test_bernoulli_runs_of_misses_equal_one_by_one_updates():
         batched.update(hits)
         for slot in BernoulliCUSUM.__slots__:
             assert getattr(one, slot) == pytest.approx(getattr(batched, slot)), slot
+
+
+def test_category_change_learns_a_rotation_quietly_and_confirms_a_takeover_at_once():
+    det = CategoryChange(baseline=16)
+    for _ in range(16):
+        det.update("fp_a")
+    for i in range(40):  # a second value alternating with the known one: a rotation
+        assert not det.update("fp_b" if i % 2 else "fp_a").drift_detected
+    assert "fp_b" in det.known
+    assert [det.update("fp_c").drift_detected for _ in range(4)] == [False, False, True, False]
+    assert det.score == 0.0 and det.value == "fp_c"
