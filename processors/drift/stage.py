@@ -92,7 +92,9 @@ SEVERITY = {
 }
 """an alarm joins an open alert of its own kind or a more severe one; else it raises one"""
 
-STATE_FORMAT = 1
+STATE_FORMAT = 2
+"""2: timing references hold medians of design.TIMING_BLOCK calls; a format-1 state is dropped
+(with a warning) and the baselines re-learnt, from 32 calls on"""
 _ALL_MISSES = (False,) * len(RATE_FEATURES)
 ATTRIBUTION_CALLS = 4 * design.WINDOW
 """a model, fingerprint or prompt change this recent is a suspect for any alarm"""
