@@ -354,7 +354,10 @@ class DriftStage:
                 statistics=len(self.rate_features)
                 + per_feature * (len(self.numeric_features) - len(timing)),
             ),
-            semconv.DRIFT_KIND_PERFORMANCE: thresholds(arl, statistics=per_feature * len(timing)),
+            # timing detectors see one median per TIMING_BLOCK calls: the budget in medians
+            semconv.DRIFT_KIND_PERFORMANCE: thresholds(
+                arl / design.TIMING_BLOCK, statistics=per_feature * len(timing)
+            ),
         }
         self.max_streams = max_streams
         self.stream_ttl_ns = int(stream_ttl_s * 1e9)
