@@ -257,3 +257,14 @@ def test_calls_without_text_cues_batch_their_misses_into_the_known_detectors_onl
         assert fed.count == pytest.approx(ref.count) and fed.statistic == pytest.approx(
             ref.statistic
         ), fed.feature
+
+
+def test_a_young_stream_without_a_provider_change_blames_none():
+    """Alarms come from the 32nd call on: the attribution window must not reach before the
+    stream's first call, where "never changed" would look like a change."""
+    sim = Sim(DriftStage(seed=4, features=("output_chars", "response_model")), seed=5)
+    for i in range(120):
+        sim.call(route="young", changed=i >= 60, text=False)
+    events = sim.drift_events()
+    assert [e[semconv.DRIFT_FEATURE] for _, e in events] == ["output_chars"]
+    assert events[0][1][semconv.DRIFT_SUSPECTED_CAUSE] == semconv.DRIFT_CAUSE_TRAFFIC_OR_UNKNOWN

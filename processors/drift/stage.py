@@ -235,7 +235,8 @@ class StreamState:
         dipped back to zero during a slow build-up under-dates the change."""
         if alarm.statistic == CategoryChange.name:
             return semconv.DRIFT_CAUSE_PROVIDER_CHANGE
-        start = self.calls - max(alarm.run_length + design.WINDOW, ATTRIBUTION_CALLS)
+        # a young stream's window reaches before its first call: never changed is -1 there
+        start = max(0, self.calls - max(alarm.run_length + design.WINDOW, ATTRIBUTION_CALLS))
         if self.provider_changed_at >= start:
             return semconv.DRIFT_CAUSE_PROVIDER_CHANGE
         if self.prompt_changed_at >= start:
