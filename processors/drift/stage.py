@@ -34,11 +34,10 @@ from frictionlens import semconv
 from frictionlens.features.invocation import route_of, stream_name
 from frictionlens.features.vectors import DIMS
 from frictionlens.health import count_eviction
-from frictionlens.processors.drift import design
+from frictionlens.processors.drift import design, monitors
 from frictionlens.processors.drift.calibration import Thresholds, thresholds
 from frictionlens.processors.drift.detectors import CategoryChange
 from frictionlens.processors.drift.monitors import (
-    NUMERIC_DETECTORS,
     Alarm,
     CategoryMonitor,
     ContentMonitor,
@@ -347,7 +346,7 @@ class DriftStage:
         self.category_features = tuple(f for f in CATEGORY_FEATURES if f in chosen)
         self._watch_model = RESPONSE_MODEL in chosen
         self._watch_fingerprint = SYSTEM_FINGERPRINT in chosen
-        per_feature = len(NUMERIC_DETECTORS)
+        per_feature = len(monitors.NUMERIC_DETECTORS)  # read now: the table may have grown
         timing = [f for f in self.numeric_features if f in TIMING_FEATURES]
         self.thresholds = {
             semconv.DRIFT_KIND_CONTENT: thresholds(
