@@ -28,7 +28,9 @@ cost, and memory per stream.
 
     python bench/drift.py              # the full table, ~13 minutes on 2 cores
     python bench/drift.py --quick      # fewer trials, a smoke test (~5 minutes)
-    python bench/drift.py --calibrate  # re-run the threshold calibration (~6 minutes)
+    python bench/drift.py --calibrate  # re-run the threshold calibration (~12 minutes)
+    python bench/drift.py --early      # self-starting: delays by baseline, false alerts (~10 min)
+    python bench/drift.py --cost       # the stage's cost per span only
 """
 
 from __future__ import annotations
@@ -54,11 +56,18 @@ import _common  # noqa: E402
 from frictionlens import semconv  # noqa: E402
 from frictionlens.features import text as textfeat  # noqa: E402
 from frictionlens.features.vectors import content_vector  # noqa: E402
-from frictionlens.processors.drift import calibration  # noqa: E402
-from frictionlens.processors.drift.calibration import WARMUP, thresholds  # noqa: E402
+from frictionlens.processors.drift import calibration, design  # noqa: E402
+from frictionlens.processors.drift.calibration import thresholds  # noqa: E402
+from frictionlens.processors.drift.design import FULL_BASELINE as WARMUP  # noqa: E402
 from frictionlens.processors.drift.detectors import ks_distance  # noqa: E402
-from frictionlens.processors.drift.monitors import ContentMonitor, NumericMonitor, RateMonitor  # noqa: E402
+from frictionlens.processors.drift.monitors import (  # noqa: E402
+    NUMERIC_DETECTORS,
+    ContentMonitor,
+    NumericMonitor,
+    RateMonitor,
+)
 from frictionlens.processors.drift.stage import (
+    KIND_OF,
     NUMERIC_FEATURES,
     RATE_FEATURES,
     DriftStage,
@@ -67,7 +76,8 @@ from frictionlens.processors.drift.stage import (
 
 ARL = 10_000.0
 PRE = 1_000  # calls before the change: warm-up (512, 576 for content) plus settling
-SHIPPED = thresholds(ARL, rates=len(RATE_FEATURES), numeric=len(NUMERIC_FEATURES))
+STAGE = DriftStage()
+SHIPPED = STAGE.thresholds[semconv.DRIFT_KIND_CONTENT]
 ORACLE_SHARE = "oracle CUSUM, our per-statistic budget"
 OURS_ALONE = "ours, this feature alone (1 per 10k)"
 
@@ -219,25 +229,22 @@ class Ours:
 
     def __init__(self, kind: str, only: str | None, seed: int, alone: bool = False) -> None:
         self.rng = random.Random(seed)
-        th = (
-            thresholds(ARL, rates=int(kind == "rate"), numeric=int(kind != "rate"))
-            if alone
-            else SHIPPED
-        )
+        th = thresholds(ARL, statistics=1 if kind == "rate" else 4) if alone else SHIPPED
         if kind == "rate":
-            self.monitor: Any = RateMonitor("x", th, WARMUP)
+            self.monitor: Any = RateMonitor("x", th)
         elif kind == "numeric":
-            self.monitor = NumericMonitor("x", th, WARMUP)
+            self.monitor = NumericMonitor("x", th)
         else:
-            self.monitor = ContentMonitor("x", th, WARMUP)
+            self.monitor = ContentMonitor("x", th)
         numeric = self.monitor if kind == "numeric" else getattr(self.monitor, "numeric", None)
         if only is not None and numeric is not None:  # switch the other detectors off
-            if only != "mean":
-                numeric.cusum.mean_threshold = math.inf
-            if only != "variance":
-                numeric.cusum.variance_threshold = math.inf
-            if only != "ks":
-                numeric.ks.threshold = math.inf
+            fits = [row.fit for row in NUMERIC_DETECTORS]
+            numeric._schedules = tuple(
+                s if fit == only else (math.inf,) * len(s)
+                for fit, s in zip(fits, numeric._schedules)
+            )
+            for det, s in zip(numeric.detectors, numeric._schedules):
+                det.threshold = s[0]
         self.kind = kind
 
     def update(self, x: Any) -> bool:
@@ -461,14 +468,16 @@ def detectors_for(sc: Scenario) -> list[str]:
     ]
 
 
-def family_wise(streams: int, calls: int, seed: int = 3) -> tuple[int, int]:
-    """Alarms of whole streams (all 13 features, independent stationary data)."""
+def family_wise(streams: int, calls: int, seed: int = 3) -> tuple[dict[str, int], int]:
+    """Alarms per kind (content, performance) of whole streams (all 15 features,
+    independent stationary data); each kind has its own budget."""
     probs = np.array([0.01, 0.02, 0.05, 0.1, 0.3, 0.01, 0.03])
-    alarms = counted = 0
+    alarms = {"content": 0, "performance": 0}
+    counted = 0
     for s in range(streams):
         rng = random.Random(seed * 100 + s)
         nrng = np.random.default_rng(seed * 100 + s)
-        stream = StreamState(SHIPPED, RATE_FEATURES, NUMERIC_FEATURES)
+        stream = StreamState(STAGE.thresholds, RATE_FEATURES, NUMERIC_FEATURES)
         n = PRE + calls
         rates = (nrng.random((n, 7)) < probs).tolist()
         nums = nrng.standard_normal((n, 5)).tolist()
@@ -477,7 +486,8 @@ def family_wise(streams: int, calls: int, seed: int = 3) -> tuple[int, int]:
             out = stream.observe(rates[i], nums[i], vectors[i], "m", "fp", None, rng)
             if i >= PRE:
                 counted += 1
-                alarms += len(out)
+                for alarm in out:
+                    alarms[KIND_OF[alarm.feature]] += 1
     return alarms, counted
 
 
@@ -644,7 +654,7 @@ def bytes_per_stream(streams: int = 40) -> float:
     before = tracemalloc.get_traced_memory()[0]
     kept = []
     for _ in range(streams):
-        st = StreamState(SHIPPED, RATE_FEATURES, NUMERIC_FEATURES)
+        st = StreamState(STAGE.thresholds, RATE_FEATURES, NUMERIC_FEATURES)
         for rates, nums, vec in data:
             st.observe(rates, nums, vec, "m", "fp", "1", prng)
         kept.append(st)
@@ -653,14 +663,188 @@ def bytes_per_stream(streams: int = 40) -> float:
     return (after - before) / streams
 
 
+# -- self-starting: short baselines, whole streams ---------------------------------------------
+BASELINES = (50, 100, 250, 1_000)
+
+
+def early_delays(trials: int) -> list[tuple[str, int, list[float]]]:
+    """Delay of a whole stream's first alarm on the changed feature, by baseline length."""
+    cases: list[tuple[str, int, Callable[[np.random.Generator, bool], tuple[list, list]]]] = [
+        ("mean length +1 sd", 0, lambda r, c: ([False] * 7, [r.normal(1.0 if c else 0.0)])),
+        (
+            "length variance x2",
+            0,
+            lambda r, c: ([False] * 7, [r.normal() * (math.sqrt(2) if c else 1.0)]),
+        ),
+        (
+            "JSON validity 99% -> 80%",
+            -1,
+            lambda r, c: ([bool(r.random() < (0.2 if c else 0.01))] + [False] * 6, [r.normal()]),
+        ),
+        (
+            "preamble 0% -> 30%",
+            -2,
+            lambda r, c: ([False, bool(c and r.random() < 0.3)] + [False] * 5, [r.normal()]),
+        ),
+    ]
+    out = []
+    for name, _, draw in cases:
+        for pre in BASELINES:
+            found = []
+            for t in range(trials):
+                r, rng = np.random.default_rng(t), random.Random(t)
+                stream = StreamState(STAGE.thresholds, RATE_FEATURES, NUMERIC_FEATURES)
+                delay = math.inf
+                for i in range(pre + 300):
+                    changed = i >= pre
+                    rates, nums = draw(r, changed)
+                    alarms = stream.observe(rates, nums, None, "m", "fp", None, rng)
+                    if changed and any(KIND_OF[a.feature] == "content" for a in alarms):
+                        delay = i - pre + 1
+                        break
+                found.append(delay)
+            out.append((name, pre, found))
+    return out
+
+
+def control_streams(
+    kind: str, streams: int, calls: int, seed: int = 5
+) -> tuple[dict[str, int], int]:
+    """Alerts per kind on unchanged streams from their first call, all 15 features on
+    (alarms within ``GROUP_CALLS`` of each other are one alert, as the stage reports them).
+
+    ``continuous``: iid lognormal lengths and timings; ``tied``: short JSON answers (lengths
+    from 6 values, tokens from 3); ``host load``: timings that slow down 2-5x in bursts of
+    1-20 calls (5 % of calls), and fingerprints rotating among 3 values; ``bursty``: calls
+    come in bursts of 1-8 alike answers (the same length, repeated).
+    """
+    alarms = {"content": 0, "performance": 0, "provider": 0}
+    for s in range(streams):
+        r, rng = np.random.default_rng(seed * 1000 + s), random.Random(s)
+        stream = StreamState(STAGE.thresholds, RATE_FEATURES, NUMERIC_FEATURES)
+        vectors = pools().draw(r, calls, False)
+        probs = np.array([0.01, 0.02, 0.05, 0.01, 0.01, 0.005, 0.03])
+        slow, repeat, last = 0, 0, None
+        for i in range(calls):
+            chars = float(np.exp(r.normal(6, 0.4)))
+            tokens = chars // 4
+            if kind == "tied":
+                chars = float(r.choice([42, 43, 44, 45, 47, 51]))
+                tokens = float(r.choice([11, 12, 13]))
+            ttfc = float(np.exp(r.normal(-1.5, 0.2)))
+            latency = ttfc + tokens / 60 * float(np.exp(r.normal(0, 0.1)))
+            if kind == "host load":
+                if slow == 0 and r.random() < 0.05 / 10:
+                    slow = int(r.integers(1, 21))
+                if slow:
+                    slow -= 1
+                    factor = float(r.uniform(2, 5))
+                    latency, ttfc = latency * factor, ttfc * factor
+            nums = [chars, tokens, latency, ttfc, tokens / max(latency - ttfc, 1e-3)]
+            if kind == "bursty":
+                if repeat and last is not None:
+                    repeat -= 1
+                    nums = last
+                else:
+                    repeat = int(r.integers(0, 8))
+                    last = nums
+            fingerprint = f"fp_{i % 3}" if kind == "host load" else "fp"
+            out = stream.observe(
+                (r.random(7) < probs).tolist(), nums, vectors[i], "m", fingerprint, None, rng
+            )
+            for _alarm, group_kind, opens, _features in stream.group(out):
+                alarms[group_kind] += opens
+    return alarms, streams * calls
+
+
+def early_others(args: tuple[int, str, int]) -> tuple[str, str, list[str]]:
+    """Delays of the oracle CUSUM (1 per 10k), ADWIN and KSWIN by baseline length, on the
+    same scenarios (river's detectors tuned as in the main table, from their first call)."""
+    index, detector, trials = args
+    sc = scenarios()[index]
+    if detector == "oracle CUSUM":
+        h = oracle_threshold(sc, ARL)
+        make: Callable[[int], Any] = lambda s: OracleCUSUM(sc.oracle_llr, h)
+    elif detector == "KSWIN":
+        make = lambda s: River(river_factory("KSWIN", 1.0 / ARL, sc))
+    else:
+        value, _ = tune_river(detector, sc, 40_000)
+        make = lambda s: River(river_factory(detector, value, sc))
+    cells = []
+    for pre in BASELINES:
+        found = delays(make, sc, trials, pre=pre)
+        hit = sum(not math.isinf(d) for d in found) / len(found)
+        cells.append(f"{_fmt_delay(found, 50)} / {_fmt_delay(found, 90)} / {hit:.0%}")
+    return sc.name, detector, cells
+
+
+EARLY_SCENARIOS = {  # early_delays' names -> index in scenarios()
+    "mean length +1 sd": 1,
+    "length variance x2": 2,
+    "JSON validity 99% -> 80%": 0,
+    "preamble 0% -> 30%": 3,
+}
+
+
+def print_early(trials: int, streams: int, calls: int, workers: int) -> None:
+    print("\n## Self-starting: delay (calls after the change) by baseline length\n")
+    print(
+        "| scenario | detector | "
+        + " | ".join(f"baseline {b}: median / p90 / caught" for b in BASELINES)
+        + " |"
+    )
+    print("|---|---|" + "---:|" * len(BASELINES))
+    rows: dict[str, list[str]] = {}
+    for name, _pre, found in early_delays(trials):
+        hit = sum(not math.isinf(d) for d in found) / len(found)
+        rows.setdefault(name, []).append(
+            f"{_fmt_delay(found, 50)} / {_fmt_delay(found, 90)} / {hit:.0%}"
+        )
+    jobs = [
+        (index, detector, trials)
+        for index in EARLY_SCENARIOS.values()
+        for detector in ("oracle CUSUM", "ADWIN", "KSWIN")
+    ]
+    with mp.get_context("fork").Pool(workers) as pool:
+        others = pool.map(early_others, jobs, chunksize=1)
+    for name, cells in rows.items():
+        print(f"| {name} | **frictionlens (whole stream)** | " + " | ".join(cells) + " |")
+        for sc_name, detector, other in others:
+            if sc_name == scenarios()[EARLY_SCENARIOS[name]].name:
+                print(f"| {name} | {detector} | " + " | ".join(other) + " |")
+    print(
+        "\n## Unchanged streams from their first call: false alerts per 10,000 calls per stream\n"
+    )
+    print("| stream | content (alerted) | performance (reported) | provider | calls |")
+    print("|---|---:|---:|---:|---:|")
+    runs = [(kind, streams, calls) for kind in ("continuous", "tied", "host load", "bursty")]
+    runs += [(kind, 20 * streams, 600) for kind in ("continuous", "tied", "host load")]
+    for kind, count, length in runs:
+        alarms, n = control_streams(kind, count, length)
+        print(
+            f"| {kind}, {count} streams × {length:,} calls | {alarms['content'] / n * 1e4:.2f} "
+            f"| {alarms['performance'] / n * 1e4:.2f} | {alarms['provider'] / n * 1e4:.2f} | {n:,} |"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--calibrate", action="store_true")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--early", action="store_true", help="only the self-starting tables")
+    ap.add_argument("--cost", action="store_true", help="only the stage's cost per span")
     args = ap.parse_args()
     if args.calibrate:
         calibration.main()
+        return
+    if args.early:
+        print_early(*((30, 10, 10_000) if args.quick else (100, 40, 10_000)), args.workers)
+        return
+    if args.cost:
+        for _ in range(3):
+            ours, base, ratio = stage_cost()
+            print(f"drift stage {ours:.1f} µs per span; SDK span {base:.1f} µs; ratio {ratio:.2f}")
         return
     trials, fa_calls, fw = (30, 40_000, (4, 10_000)) if args.quick else (100, 200_000, (20, 25_000))
     t0 = time.time()
@@ -668,16 +852,18 @@ def main() -> None:
         f"# frictionlens drift bench ({'quick' if args.quick else 'full'}; Python {sys.version.split()[0]})"
     )
     print(
-        f"shipped thresholds (ARL {ARL:,.0f} per stream, {SHIPPED.statistics} statistics): rate h={SHIPPED.rate:.2f}, "
-        f"mean h={SHIPPED.mean:.2f}, variance h={SHIPPED.variance:.2f}, KS D>{SHIPPED.ks:.3f}"
+        f"shipped content thresholds (ARL {ARL:,.0f} per stream, {SHIPPED.statistics} statistics; "
+        f"at baselines of {design.REFERENCE_SIZES} calls): {SHIPPED.schedules}"
     )
     rows = quality(trials, fa_calls, args.workers)
     print_quality(rows)
     alarms, counted = family_wise(*fw)
-    print(
-        f"\n## Whole stream, all 13 features at once (target <= 1 per 10,000)\n\n"
-        f"false alarms: {alarms} in {counted:,} stationary calls = {alarms / counted * 1e4:.2f} per 10,000 calls"
-    )
+    print("\n## Whole stream, all 15 features at once (target <= 1 per 10,000 per kind)\n")
+    for kind, count in alarms.items():
+        print(
+            f"{kind}: {count} false alarms in {counted:,} stationary calls = "
+            f"{count / counted * 1e4:.2f} per 10,000 calls"
+        )
     ours, base, ratio = stage_cost()
     vec, digest = vector_cost()
     mem = bytes_per_stream()

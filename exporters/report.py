@@ -466,6 +466,8 @@ def build(
                             "stream": ea.get(sc.DRIFT_STREAM),
                             "feature": ea.get(sc.DRIFT_FEATURE),
                             "cause": ea.get(sc.DRIFT_SUSPECTED_CAUSE),
+                            "kind": ea.get(sc.DRIFT_KIND),
+                            "alert": ea.get(sc.DRIFT_ALERT, True),
                             "value": ea.get(sc.DRIFT_VALUE),
                             "threshold": ea.get(sc.DRIFT_THRESHOLD),
                             "trace_id": s["trace_id"],
@@ -612,7 +614,9 @@ def render(rep: Report) -> str:
     lines.append(f"\n{SECTION_DRIFT}: {len(rep.drift)}")
     for d in rep.drift:
         lines.append(
-            f"  {d['stream']}  {d['feature']}  cause={d['cause']}  value {d['value']:.3g} > {d['threshold']:.3g}"
+            f"  {d['stream']}  {d['feature']}  {d['kind'] or 'content'}"
+            f"{'' if d['alert'] else ' (same alert)'}  cause={d['cause']}"
+            f"  value {d['value']:.3g} > {d['threshold']:.3g}"
             f"  before {fmt_value(d['before'])}  after {fmt_value(d['after'])}"
         )
     lines.append(f"\n{SECTION_TASKS}: {len(rep.tasks)}")

@@ -62,6 +62,10 @@ def _metric(name: str, suffix: str = "") -> str:
 # Prometheus series (verified against a scrape of an instrumented app)
 CONVERSATIONS = _metric(semconv.METRIC_CONVERSATIONS, "_total")
 DRIFT_ALERTS = _metric(semconv.METRIC_DRIFT_ALERTS, "_total")
+_NOT_PERFORMANCE = (
+    f'{DRIFT_ALERTS}{{{semconv.METRIC_ATTR_KIND}!="{semconv.DRIFT_KIND_PERFORMANCE}"}}'
+)
+_PERFORMANCE = f'{DRIFT_ALERTS}{{{semconv.METRIC_ATTR_KIND}="{semconv.DRIFT_KIND_PERFORMANCE}"}}'
 FORMAT_FAILURES = _metric(semconv.METRIC_FORMAT_FAILURES, "_total")
 OUTPUT_LENGTH_COUNT = _metric(semconv.METRIC_OUTPUT_LENGTH, "_count")
 RETRIES = _metric(semconv.METRIC_RETRIES, "_total")
@@ -161,15 +165,42 @@ KINDS: dict[str, _Kind] = {
         "LLM output drifted from its baseline",
         ">",
         (semconv.METRIC_ATTR_STREAM, semconv.METRIC_ATTR_FEATURE),
-        # a stream's first alarm creates its series at 1, which increase() cannot see
-        f"(sum by (stream, feature) (increase({DRIFT_ALERTS}[{{w}}])) > 0)"
-        f" or sum by (stream, feature) ({DRIFT_ALERTS} unless {DRIFT_ALERTS} offset {{w}})",
+        # a stream's first alarm creates its series at 1, which increase() cannot see;
+        # timing alone (kind performance) moves with the host's load: not alerted by default
+        f"(sum by (stream, feature) (increase({_NOT_PERFORMANCE}[{{w}}])) > 0)"
+        f" or sum by (stream, feature) ({_NOT_PERFORMANCE} unless {_NOT_PERFORMANCE} offset {{w}})",
         {
             "calculations": [{"op": "COUNT"}],
-            "filters": [{"column": "name", "op": "=", "value": semconv.DRIFT_EVENT}],
+            "filters": [
+                {"column": "name", "op": "=", "value": semconv.DRIFT_EVENT},
+                {"column": semconv.DRIFT_ALERT, "op": "!=", "value": False},
+                {
+                    "column": semconv.DRIFT_KIND,
+                    "op": "!=",
+                    "value": semconv.DRIFT_KIND_PERFORMANCE,
+                },
+            ],
             "breakdowns": [semconv.DRIFT_STREAM, semconv.DRIFT_FEATURE],
         },
         {semconv.REVIEW_NEEDED: True},
+    ),
+    "performance_drift": _Kind(
+        "PerformanceDrift",
+        "LLM call timing drifted from its baseline",
+        ">",
+        (semconv.METRIC_ATTR_STREAM, semconv.METRIC_ATTR_FEATURE),
+        f"(sum by (stream, feature) (increase({_PERFORMANCE}[{{w}}])) > 0)"
+        f" or sum by (stream, feature) ({_PERFORMANCE} unless {_PERFORMANCE} offset {{w}})",
+        {
+            "calculations": [{"op": "COUNT"}],
+            "filters": [
+                {"column": "name", "op": "=", "value": semconv.DRIFT_EVENT},
+                {"column": semconv.DRIFT_ALERT, "op": "!=", "value": False},
+                {"column": semconv.DRIFT_KIND, "op": "=", "value": semconv.DRIFT_KIND_PERFORMANCE},
+            ],
+            "breakdowns": [semconv.DRIFT_STREAM, semconv.DRIFT_FEATURE],
+        },
+        {},
     ),
     "format_failure_rate": _Kind(
         "FormatFailureRateHigh",
@@ -297,6 +328,8 @@ DEFAULT_ALERTS: dict[str, Alert] = {
     "friction_rate": Alert("friction_rate", 0.3, "1h", "15m", "warning"),
     "review_needed": Alert("review_needed", 20, "1h", "5m", "warning"),
     "drift": Alert("drift", 0, "15m", "0s", "warning"),
+    # timing alone moves with the host's and the provider's load: opt in
+    "performance_drift": Alert("performance_drift", 0, "15m", "0s", "warning", enabled=False),
     "format_failure_rate": Alert("format_failure_rate", 0.05, "15m", "10m", "critical"),
     "retry_rate": Alert("retry_rate", 0.1, "15m", "10m", "warning"),
     "trajectory_efficiency": Alert("trajectory_efficiency", 0.67, "1h", "15m", "warning"),

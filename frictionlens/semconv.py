@@ -161,6 +161,16 @@ DRIFT_VALUE = "frictionlens.drift.value"
 DRIFT_THRESHOLD = "frictionlens.drift.threshold"
 DRIFT_STREAM = "frictionlens.drift.stream"
 DRIFT_SUSPECTED_CAUSE = "frictionlens.drift.suspected_cause"
+#: what changed: a content feature, a timing feature, or the provider's model / fingerprint
+DRIFT_KIND = "frictionlens.drift.kind"
+DRIFT_KIND_CONTENT = "content"
+DRIFT_KIND_PERFORMANCE = "performance"  # latency, time to first chunk, tokens per second
+DRIFT_KIND_PROVIDER = "provider"
+#: the features of the alert this event belongs to (alarms close together are one alert)
+DRIFT_FEATURES = "frictionlens.drift.features"
+#: bool: this event opened an alert (counted in frictionlens.drift.alerts); false when the
+#: alarm joined an alert raised a few calls before
+DRIFT_ALERT = "frictionlens.drift.alert"
 
 # --- frictionlens: summary span and evaluation names -----------------------------------
 CONVERSATION_SPAN = "frictionlens.conversation"

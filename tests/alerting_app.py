@@ -22,7 +22,7 @@ import openai
 import frictionlens
 from frictionlens.demo import BEHAVIOURS, JSON_SYSTEM, QUESTIONS, _Provider, _user
 from frictionlens.localserver import LocalLLMServer
-from frictionlens.processors.drift.calibration import WARMUP
+from frictionlens.processors.drift.design import FULL_BASELINE as WARMUP
 
 #: JSON calls between two user conversations
 USER_EVERY = 16

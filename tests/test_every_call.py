@@ -172,7 +172,9 @@ def test_th_matches_the_probability_applied(sampled_runs, seed):
     for t in truth:
         randomness = int(t["trace_id"], 16) & ((1 << 56) - 1)
         span = kept.get(t["response_id"])
-        if t["corrected"]:  # a flagged conversation: kept whole, at probability 1
+        if span is not None and any(e["name"] == sc.DRIFT_EVENT for e in span["events"]):
+            assert th(span) == "0", t  # a drift alarm (from the 32nd call on): kept, at 1
+        elif t["corrected"]:  # a flagged conversation: kept whole, at probability 1
             assert span is not None and th(span) == "0", t
         elif randomness >= threshold:  # inside the sampled fraction: kept, saying so
             assert span is not None and th(span) == sampling.encode_threshold(threshold), t

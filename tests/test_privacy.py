@@ -35,7 +35,7 @@ from frictionlens.exporters.filestore import (
     read_traces,
 )
 from frictionlens.localserver import LocalLLMServer, ReceivedRequest, Reply
-from frictionlens.processors.drift.calibration import WARMUP
+from frictionlens.processors.drift.design import FULL_BASELINE as WARMUP
 from tests.sdks import anthropic_client
 
 FRAGMENT = 12

@@ -198,7 +198,9 @@ def test_a_reviewer_goes_through_the_queue_and_the_report_measures_the_signals(
             page.check(f"input[name=needed][value={needed}]")
             if not flagged and first:
                 page.fill("textarea[name=note]", "the user had to ask twice")
-            page.click("button[value=verdict]")
+            # the verdict posts and redirects to this same URL: wait for the new page, not the URL
+            with page.expect_navigation():
+                page.click("button[value=verdict]")
             # revealed: the flag, the findings, the trace link
             assert page.url == f"{base}/c/{key}"
             html = page.content()

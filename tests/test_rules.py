@@ -29,6 +29,8 @@ needs_promtool = pytest.mark.skipif(
     PROMTOOL is None, reason="promtool absent (apt-get install prometheus)"
 )
 
+#: the alerts a default config generates (some are opt-in: enabled = false)
+ENABLED = [a for a in rules.default_alerts().values() if a.enabled]
 SCOPE = 'otel_scope_name="frictionlens",otel_scope_version="0.1.0"'
 #: a friction kind that asks for an alert of its own (its entry in the kind table, nothing else)
 TOY = friction_kinds.Kind(semconv.CATEGORY_STAGNATION, 0.2, alert=0.1)
@@ -47,7 +49,11 @@ def toy_kind():
 
 def short_windows() -> dict:
     """A config of every alert with short windows, so promtool's simulated series stay small."""
-    return {"alerts": {name: {"window": "5m", "for": "2m"} for name in rules.default_alerts()}}
+    return {
+        "alerts": {
+            name: {"window": "5m", "for": "2m", "enabled": True} for name in rules.default_alerts()
+        }
+    }
 
 
 #: alert -> (input series firing it, its labels besides the fixed ones, its value; series of a healthy run)
@@ -82,7 +88,19 @@ CASES: dict[str, tuple[dict[str, str], dict[str, str], float, dict[str, str]]] =
         {"stream": "openai/m/r1", "feature": "json_invalid"},
         1.0,
         {
-            f'frictionlens_drift_score{{stream="openai/m/r1",feature="json_invalid",{SCOPE}}}': "0.2x20"
+            f'frictionlens_drift_score{{stream="openai/m/r1",feature="json_invalid",{SCOPE}}}': "0.2x20",
+            # timing alone (kind performance) is reported, not alerted by default
+            f'frictionlens_drift_alerts_total{{stream="openai/m/r1",feature="latency",kind="performance",{SCOPE}}}': "_ _ _ _ _ 1x3 2x12",
+        },
+    ),
+    "performance_drift": (
+        {
+            f'frictionlens_drift_alerts_total{{stream="openai/m/r1",feature="latency",kind="performance",{SCOPE}}}': "_ _ _ _ _ 1x15"
+        },
+        {"stream": "openai/m/r1", "feature": "latency"},
+        1.0,
+        {
+            f'frictionlens_drift_alerts_total{{stream="openai/m/r1",feature="output_chars",kind="content",{SCOPE}}}': "_ _ _ _ _ 1x15"
         },
     ),
     "format_failure_rate": (
@@ -207,8 +225,8 @@ def test_config_defaults_and_overrides(tmp_path):
 def test_honeycomb_triggers_cover_every_alert(tmp_path, capsys):
     assert main(["rules", "--target", "honeycomb"]) == 0
     triggers = json.loads(capsys.readouterr().out)
-    assert len(triggers) == len(rules.DEFAULT_ALERTS)
-    for trigger, alert in zip(triggers, rules.DEFAULT_ALERTS.values()):
+    assert len(triggers) == len(ENABLED)
+    for trigger, alert in zip(triggers, ENABLED):
         query = trigger["query"]
         assert len(query["calculations"]) == 1 and query["time_range"] == alert.window_s
         assert trigger["threshold"]["op"] == rules.KINDS[alert.name].op
@@ -282,7 +300,7 @@ def test_default_rules_pass_promtool_and_match_the_example(tmp_path):
     assert main(["rules", "--target", "prometheus", "-o", str(out)]) == 0
     check = _promtool("check", "rules", str(out), cwd=tmp_path)
     assert check.returncode == 0, check.stdout + check.stderr
-    assert f"{2 * len(rules.DEFAULT_ALERTS)} rules found" in check.stdout
+    assert f"{2 * len(ENABLED)} rules found" in check.stdout
     assert EXAMPLE_RULES.read_text() == out.read_text(), (
         "regenerate: frictionlens rules --target prometheus -o "
         "examples/observability/prometheus/frictionlens.rules.yml"

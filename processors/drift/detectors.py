@@ -1,15 +1,24 @@
-"""Drift detectors: one small class per test, in river's style (``update(x)``, then ``drift_detected``).
+"""Drift detectors: one small class per test on a ``DriftDetector`` base, in river's style.
 
-Every detector keeps a ``statistic`` and a ``threshold`` in the same units, so
-``statistic / threshold`` (the drift score) means the same thing for every detector: at 1.0
-it fires. Thresholds come from ``calibration`` so that all the detectors of a stream
-together raise one false alarm per ``arl`` calls on an unchanged stream.
+``update(x)`` returns the detector; then ``drift_detected`` says whether it fires, and
+``statistic`` and ``threshold`` (same units) say how close it is: ``score`` =
+``statistic / threshold``, 1.0 at the alarm line, means the same for every detector.
+Thresholds come from ``calibration``, which simulates these very classes: the CUSUMs'
+``update`` is written without branches so that it runs on one float in the stage and on
+arrays of simulated streams in the calibration.
 
 Numeric features are not assumed to follow any distribution: a value is replaced by the
 normal score of its rank among a reference sample of earlier values (``ReferenceSample``).
 With no change, a new value is exchangeable with the reference, so its rank is uniform
-whatever the feature (a permutation argument) and one calibration serves every feature;
-the CUSUMs then run on scores that are standard normal under the baseline.
+whatever the feature (a permutation argument); ties are broken at random, which keeps the
+rank uniform on discrete data too (token counts, short JSON lengths). One calibration per
+reference size therefore serves every feature.
+
+>>> det = MeanCUSUM(threshold=4.0)
+>>> [det.update(z).drift_detected for z in (0.1, 2.0, 2.0, 2.0)]
+[False, False, False, True]
+>>> round(det.score, 2), det.run_length
+(1.12, 3)
 """
 
 from __future__ import annotations
@@ -18,53 +27,156 @@ import math
 import random
 from array import array
 from bisect import bisect_left, bisect_right, insort
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from functools import lru_cache
 from statistics import NormalDist
+from typing import Any, ClassVar
 
 import numpy as np
 
-BLOCK = 32
-"""values a BernoulliCUSUM folds into its baseline at a time"""
+from frictionlens.processors.drift import design
+
+_inv_normal = NormalDist().inv_cdf
 
 
 @lru_cache(maxsize=8)
 def normal_scores(size: int) -> tuple[float, ...]:
-    """Φ⁻¹((r + ½) / (size + 1)) for every half-integer mid-rank r = j/2, j = 0..2·size."""
-    inv = NormalDist().inv_cdf
-    return tuple(inv((j / 2 + 0.5) / (size + 1)) for j in range(2 * size + 1))
+    """Φ⁻¹((r + ½) / (size + 1)) for every rank r = 0..size of a value among ``size`` others."""
+    return tuple(_inv_normal((r + 0.5) / (size + 1)) for r in range(size + 1))
+
+
+def at_size(schedule: Sequence[float], size: float) -> float:
+    """The threshold of a ``schedule`` aligned with ``design.REFERENCE_SIZES`` for a baseline
+    of ``size`` values: the largest calibrated size not above it."""
+    return schedule[max(0, bisect_right(design.REFERENCE_SIZES, size) - 1)]
+
+
+class DriftDetector:
+    """A change detector: ``update(x)`` returns self; ``drift_detected`` after it.
+
+    ``statistic`` grows with the evidence of a change, ``threshold`` is where it fires,
+    ``run_length`` is how many updates the evidence built up over (about when the change
+    began). ``name`` is the value of ``frictionlens.drift.statistic`` for its alarms.
+    """
+
+    __slots__ = ("threshold", "statistic", "run_length", "drift_detected")
+    name: ClassVar[str] = ""
+
+    def __init__(self, threshold: Any) -> None:
+        self.threshold = threshold
+        self.reset()
+
+    def update(self, x: Any) -> DriftDetector:
+        raise NotImplementedError
+
+    @property
+    def score(self) -> float:
+        """``statistic / threshold``: 1.0 at the alarm line."""
+        return self.statistic / self.threshold
+
+    def reset(self) -> None:
+        """Forget the evidence (the baseline, if the detector keeps one, too)."""
+        self.statistic = 0.0
+        self.run_length = 0
+        self.drift_detected = False
+
+
+class MeanCUSUM(DriftDetector):
+    """Page's CUSUM (1954) for the mean of standard-normal scores moving by ``2·k`` sd.
+
+    Sums ``sign·z - k`` (the log-likelihood ratio of N(±2k, 1) against N(0, 1), over 2k),
+    floored at zero; ``sign`` +1 watches for a rise, -1 for a fall.
+
+    >>> det = MeanCUSUM(2.5, sign=-1.0)
+    >>> det.update(-2.0).update(-2.0).drift_detected
+    True
+    """
+
+    __slots__ = ("sign", "k")
+
+    def __init__(self, threshold: Any, *, sign: float = 1.0, k: float = design.MEAN_K) -> None:
+        self.sign = sign
+        self.k = k
+        super().__init__(threshold)
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return "cusum_mean_up" if self.sign > 0 else "cusum_mean_down"
+
+    def update(self, z: Any) -> MeanCUSUM:
+        s = self.statistic + self.sign * z - self.k
+        rising = s > 0.0
+        self.statistic = s * rising
+        self.run_length = (self.run_length + 1) * rising
+        self.drift_detected = s > self.threshold
+        return self
+
+
+class VarianceCUSUM(DriftDetector):
+    """CUSUM for the variance of standard-normal scores growing ``ratio`` times.
+
+    Sums the log-likelihood ratio of N(0, ratio) against N(0, 1),
+    ``z²·(1 - 1/ratio)/2 - ln(ratio)/2``, floored at zero.
+
+    >>> det = VarianceCUSUM(1.5)
+    >>> det.update(0.1).drift_detected, det.update(3.0).drift_detected
+    (False, True)
+    """
+
+    __slots__ = ("_a", "_b")
+    name: ClassVar[str] = "cusum_variance"
+
+    def __init__(self, threshold: Any, *, ratio: float = design.VARIANCE_RATIO) -> None:
+        self._a = (1.0 - 1.0 / ratio) / 2.0
+        self._b = math.log(ratio) / 2.0
+        super().__init__(threshold)
+
+    def update(self, z: Any) -> VarianceCUSUM:
+        s = self.statistic + z * z * self._a - self._b
+        rising = s > 0.0
+        self.statistic = s * rising
+        self.run_length = (self.run_length + 1) * rising
+        self.drift_detected = s > self.threshold
+        return self
 
 
 class ReferenceSample:
-    """A sorted, uniform sample of a feature's earlier (in-control) values.
+    """A sorted sample of a feature's earlier (in-control) values, growing to ``size``.
 
-    Filled by the first ``size`` values (the warm-up); afterwards values that are old enough
-    (they left the recent window unflagged) replace a random member now and then: reservoir
-    sampling over the last ``horizon`` values or so, so the baseline follows slow seasonal
-    change (latency by time of day) but not a sudden shift. Which values are kept depends
-    only on when they came, never on what they are, so the sample stays exchangeable with
-    new values and the rank calibration holds.
+    It is usable (``ready``) from ``design.MIN_BASELINE`` values on and keeps growing to
+    ``size`` as older values are offered; once full, values offered replace a random member
+    now and then: reservoir sampling over the last ``horizon`` values or so, so the baseline
+    follows slow seasonal change (latency by time of day) but not a sudden shift. Which
+    values are kept depends only on when they came, never on what they are, so the sample
+    stays exchangeable with new values and the rank calibration holds.
+
+    >>> ref = ReferenceSample(4)
+    >>> for x in (3.0, 1.0, 2.0, 5.0):
+    ...     ref.add(x, random.Random(0))
+    >>> ref.full, list(ref.values), round(ref.score(4.0, random.Random(0)), 3)
+    (True, [1.0, 2.0, 3.0, 5.0], 0.524)
     """
 
     __slots__ = ("size", "horizon", "values", "full", "seen", "skip", "_scores")
 
-    def __init__(self, size: int = 512, horizon: int = 4096) -> None:
+    def __init__(
+        self, size: int = design.FULL_BASELINE, horizon: int = design.REFERENCE_HORIZON
+    ) -> None:
         self.size = size
         self.horizon = horizon
         self.values = array("d")
         self.full = False
         self.seen = 0
         self.skip = 0
-        """values still to pass over before the next replacement (``add`` counts it down;
-        a hot loop may too, calling ``replace`` when it goes negative)"""
+        """values still to pass over before the next replacement (``add`` counts it down)"""
         self._scores = normal_scores(size)
 
     @property
     def ready(self) -> bool:
-        return self.full
+        return len(self.values) >= min(design.MIN_BASELINE, self.size)
 
     def add(self, x: float, rng: random.Random) -> None:
-        """Offer a value: kept while filling, then now and then (see ``skip``)."""
+        """Offer a value: kept while the sample grows, then now and then (see ``skip``)."""
         if self.full:
             self.skip -= 1
             if self.skip < 0:
@@ -88,13 +200,16 @@ class ReferenceSample:
         self.skip = 0 if p >= 1.0 else int(math.log(1.0 - rng.random()) / math.log(1.0 - p))
         self.seen += self.skip + 1
 
-    def score(self, x: float) -> float:
-        """Normal score of ``x``'s mid-rank (ties share their mean rank). Needs ``full``."""
+    def score(self, x: float, rng: random.Random) -> float:
+        """Normal score of ``x``'s rank among the sample, ties broken at random."""
         values = self.values
-        lo = bisect_left(values, x)
-        if lo < self.size and values[lo] == x:
-            return self._scores[lo + bisect_right(values, x, lo)]
-        return self._scores[2 * lo]
+        n = len(values)
+        rank = bisect_left(values, x)
+        if rank < n and values[rank] == x:
+            rank += int(rng.random() * (bisect_right(values, x, rank) - rank + 1))
+        if n == self.size:
+            return self._scores[rank]
+        return _inv_normal((rank + 0.5) / (n + 1))
 
     def clear(self) -> None:
         self.values = array("d")
@@ -102,129 +217,34 @@ class ReferenceSample:
         self.seen = self.skip = 0
 
 
-class MeanVarianceCUSUM:
-    """CUSUMs (Page, 1954) for the mean shifting by ±``2·k`` sd and for the variance growing
-    ``ratio`` times, on scores that are standard normal under the baseline.
-
-    Three one-sided statistics, each floored at zero: ``upper`` and ``lower`` sum ``±z - k``
-    (the log-likelihood ratio of N(±2k, 1) against N(0, 1), over 2k); ``variance`` sums the
-    log-likelihood ratio of N(0, ratio) against N(0, 1), ``z²·(1 - 1/ratio)/2 - ln(ratio)/2``.
-    Each ``run_*`` is how long its statistic has been rising: when the change probably began.
-    """
-
-    __slots__ = (
-        "mean_threshold",
-        "variance_threshold",
-        "k",
-        "ratio",
-        "upper",
-        "lower",
-        "variance",
-        "run_upper",
-        "run_lower",
-        "run_variance",
-        "drift_detected",
-        "_a",
-        "_b",
-    )
-
-    def __init__(
-        self,
-        mean_threshold: float,
-        variance_threshold: float,
-        *,
-        k: float = 0.5,
-        ratio: float = 2.0,
-    ) -> None:
-        self.mean_threshold = mean_threshold
-        self.variance_threshold = variance_threshold
-        self.k = k
-        self.ratio = ratio
-        self._a = (1.0 - 1.0 / ratio) / 2.0
-        self._b = math.log(ratio) / 2.0
-        self.reset()
-
-    def update(self, z: float) -> None:
-        up = self.upper + z - self.k
-        if up > 0.0:
-            self.upper = up
-            self.run_upper += 1
-        else:
-            self.upper = 0.0
-            self.run_upper = 0
-        down = self.lower - z - self.k
-        if down > 0.0:
-            self.lower = down
-            self.run_lower += 1
-        else:
-            self.lower = 0.0
-            self.run_lower = 0
-        var = self.variance + z * z * self._a - self._b
-        if var > 0.0:
-            self.variance = var
-            self.run_variance += 1
-        else:
-            self.variance = 0.0
-            self.run_variance = 0
-        threshold = self.mean_threshold
-        self.drift_detected = up > threshold or down > threshold or var > self.variance_threshold
-
-    @property
-    def score(self) -> float:
-        """The largest statistic over its threshold."""
-        return max(
-            self.upper / self.mean_threshold,
-            self.lower / self.mean_threshold,
-            self.variance / self.variance_threshold,
-        )
-
-    def reset(self) -> None:
-        self.upper = self.lower = self.variance = 0.0
-        self.run_upper = self.run_lower = self.run_variance = 0
-        self.drift_detected = False
-
-
-class TwoWindowKS:
+class TwoWindowKS(DriftDetector):
     """Kolmogorov–Smirnov distance between the reference sample and the last ``window`` values.
 
     Catches changes of shape that leave mean and variance alone (a second mode, a new floor).
-    Tested every ``every`` values once the window is full; ``update`` returns the value that
-    left the window (NaN while it fills), old enough to join the reference.
+    Tested every ``every`` values once the window is full. The window is a ring: its members
+    are ``values`` (NaN while it fills), the oldest at ``position``; ``evicted`` is the value
+    the last update pushed out, old enough to join the reference.
     """
 
-    __slots__ = (
-        "reference",
-        "threshold",
-        "every",
-        "values",
-        "count",
-        "position",
-        "due",
-        "statistic",
-        "drift_detected",
-    )
+    __slots__ = ("reference", "every", "values", "count", "position", "due", "evicted")
+    name: ClassVar[str] = "ks_distance"
 
     def __init__(
-        self, reference: ReferenceSample, threshold: float, window: int = 64, every: int = 32
+        self,
+        reference: ReferenceSample,
+        threshold: float,
+        window: int = design.WINDOW,
+        every: int = design.KS_EVERY,
     ) -> None:
         self.reference = reference
-        self.threshold = threshold
         self.every = every
         self.values = array("d", [math.nan]) * window
-        self.count = 0
-        self.position = 0
-        self.due = every
-        self.statistic = 0.0
-        self.drift_detected = False
+        super().__init__(threshold)
 
-    @property
-    def run_length(self) -> int:
-        return min(self.count, len(self.values))
-
-    def update(self, x: float) -> float:
+    def update(self, x: float) -> TwoWindowKS:
         values = self.values
         pos = self.position
-        old = values[pos]
+        self.evicted = values[pos]
         values[pos] = x
         pos += 1
         self.position = 0 if pos == len(values) else pos
@@ -233,18 +253,23 @@ class TwoWindowKS:
         if not self.due:
             self.due = self.every
             if self.count >= len(values):
+                self.run_length = len(values)
                 self.statistic = ks_distance(
                     np.frombuffer(self.reference.values), np.frombuffer(values)
                 )
                 self.drift_detected = self.statistic > self.threshold
-        return old
+        return self
+
+    def recent(self, age: int) -> float:
+        """The value ``age`` updates before the latest one (NaN if the window has not seen it)."""
+        return self.values[self.position - 1 - age]
 
     def reset(self) -> None:
+        super().reset()
         self.values = array("d", [math.nan]) * len(self.values)
         self.count = self.position = 0
         self.due = self.every
-        self.statistic = 0.0
-        self.drift_detected = False
+        self.evicted = math.nan
 
 
 def ks_distance(reference: np.ndarray, window: np.ndarray) -> float:
@@ -261,7 +286,7 @@ def ks_distance(reference: np.ndarray, window: np.ndarray) -> float:
     return float(gaps.max())
 
 
-class BernoulliCUSUM:
+class BernoulliCUSUM(DriftDetector):
     """Upward CUSUM for a rate (Page's CUSUM on the Bernoulli log-likelihood ratio).
 
     Learns the baseline rate p0 from its first ``warmup`` values, then keeps learning from
@@ -269,79 +294,71 @@ class BernoulliCUSUM:
     blocks after they were seen; a change is normally caught before it leaks in), and the
     baseline forgets by halves past ``memory`` values. It watches for the rate rising to
     ``p0 + shift·(1 - p0)``: ten points by default, the smallest rise worth an alert.
+    ``schedule`` (thresholds aligned with ``design.REFERENCE_SIZES``) tightens the threshold
+    as the baseline grows. ``update`` takes a bool, or arrays of them (the calibration).
     """
 
     __slots__ = (
-        "threshold",
+        "schedule",
         "shift",
         "warmup",
         "block",
         "memory",
         "count",
         "n",
-        "statistic",
-        "run_length",
-        "drift_detected",
         "_hit",
         "_miss",
         "_current",
         "_current_n",
         "_previous",
     )
+    name: ClassVar[str] = "cusum_rate"
 
     def __init__(
         self,
-        threshold: float,
+        threshold: Any,
         *,
-        shift: float = 0.1,
-        warmup: int = 512,
-        block: int = BLOCK,
-        memory: int = 4096,
+        schedule: Sequence[float] | None = None,
+        shift: float = design.RATE_SHIFT,
+        warmup: int = design.MIN_BASELINE,
+        block: int = design.RATE_BLOCK,
+        memory: int = design.RATE_MEMORY,
     ) -> None:
-        self.threshold = threshold
+        self.schedule = schedule
         self.shift = shift
         self.warmup = warmup
         self.block = block
         self.memory = memory
-        self.count = 0.0
-        self.n = 0.0
-        self.statistic = 0.0
-        self.run_length = 0
-        self.drift_detected = False
-        self._hit = self._miss = 0.0
-        self._current = self._current_n = 0
-        self._previous = -1  # no block waiting yet
+        super().__init__(threshold)
 
     @property
     def ready(self) -> bool:
         return self.n >= self.warmup
 
     @property
-    def rate(self) -> float:
+    def rate(self) -> Any:
         """The baseline rate p0 (Jeffreys estimate: never exactly 0 or 1)."""
         return (self.count + 0.5) / (self.n + 1.0)
 
-    def update(self, x: bool) -> None:
+    def update(self, x: Any) -> BernoulliCUSUM:
         if self.n < self.warmup:
-            self.count += x
+            self.count = self.count + x
             self.n += 1
             if self.n >= self.warmup:
                 self.weigh()
-            return
-        s = self.statistic + (self._hit if x else self._miss)
-        if s > 0.0:
-            self.statistic = s
-            self.run_length += 1
-        else:
-            self.statistic = 0.0
-            self.run_length = 0
+            return self
+        s = self.statistic + self._miss + (self._hit - self._miss) * x
+        rising = s > 0.0
+        self.statistic = s * rising
+        self.run_length = (self.run_length + 1) * rising
         self.drift_detected = s > self.threshold
-        self._current += x
+        self._current = self._current + x
         self._current_n += 1
         if self._current_n == self.block:
             self._fold()
+        return self
 
-    def update_misses(self, count: int) -> None:
+    def update_misses(self, count: int) -> BernoulliCUSUM:
         """``count`` misses in a row, as ``update(False)`` that many times but in a few steps.
 
         Failure signs are rare, so most calls are misses; a run of misses only lowers the
@@ -367,66 +384,78 @@ class BernoulliCUSUM:
             if self._current_n == self.block:
                 self._fold()
         self.drift_detected = False
+        return self
 
     def _fold(self) -> None:
         """The previous block joins the baseline; the current one waits a block."""
-        if self._previous >= 0:
-            self.count += self._previous
+        if self._previous is not None:
+            self.count = self.count + self._previous
             self.n += self.block
             if self.n > self.memory:
-                self.count *= 0.5
+                self.count = self.count * 0.5
                 self.n *= 0.5
         self._previous, self._current, self._current_n = self._current, 0, 0
         self.weigh()
 
     def weigh(self) -> None:
-        """Log-likelihood ratios of a hit and a miss for the current baseline rate."""
+        """Log-likelihood ratios of a hit and a miss for the current baseline rate; the
+        threshold for the current baseline size."""
         p0 = self.rate
         p1 = p0 + self.shift * (1.0 - p0)
-        self._hit = math.log(p1 / p0)
-        self._miss = math.log((1.0 - p1) / (1.0 - p0))
+        log = np.log if isinstance(p0, np.ndarray) else math.log
+        self._hit = log(p1 / p0)
+        self._miss = log((1.0 - p1) / (1.0 - p0))
+        if self.schedule is not None:
+            self.threshold = at_size(self.schedule, self.n)
 
     def reset(self) -> None:
         """Forget the baseline: re-learn it from the next ``warmup`` values."""
+        super().reset()
         self.count = self.n = 0.0
-        self.statistic = 0.0
-        self.run_length = 0
-        self.drift_detected = False
+        self._hit = self._miss = 0.0
         self._current = self._current_n = 0
-        self._previous = -1
+        self._previous = None  # no block waiting yet
 
 
-class CategoryChange:
-    """Notices a value (response model, system fingerprint) that the baseline never saw.
+class CategoryChange(DriftDetector):
+    """A new value (response model, system fingerprint) that takes over: a provider change.
 
-    The values of the first ``warmup`` observations are known; a new one is confirmed once
-    seen ``confirm`` times within ``window`` observations of its first sighting (one-off
-    values do not alert), then it becomes known. More than ``max_values`` distinct values in
-    the warm-up marks the category volatile (e.g. a templated system prompt): it never alerts.
+    The values of the first ``baseline`` observations are known. From then on, a new value
+    seen on ``confirm`` observations in a row fires at once (statistic: the run of
+    sightings, threshold: ``confirm``), at any point of the stream's life. A new value that
+    keeps alternating with known ones is a rotation: seen ``confirm`` times within
+    ``window`` observations, it becomes known quietly. More than ``max_values`` distinct
+    values in the baseline marks the category volatile (e.g. a templated prompt): it never
+    fires.
+
+    >>> det = CategoryChange(baseline=2)
+    >>> [det.update(v).drift_detected for v in ("a", "a", "b", "a", "c", "c", "c")]
+    [False, False, False, False, False, False, True]
     """
 
     __slots__ = (
-        "warmup",
-        "confirm",
+        "baseline",
         "window",
         "max_values",
         "known",
         "pending",
         "n",
         "volatile",
-        "statistic",
         "first_seen",
         "new",
-        "run_length",
-        "drift_detected",
         "value",
     )
+    name: ClassVar[str] = "new_value"
 
     def __init__(
-        self, *, warmup: int = 512, confirm: int = 3, window: int = 256, max_values: int = 16
+        self,
+        *,
+        baseline: int = design.CATEGORY_BASELINE,
+        confirm: int = design.CONFIRM,
+        window: int = design.CATEGORY_WINDOW,
+        max_values: int = design.MAX_VALUES,
     ) -> None:
-        self.warmup = warmup
-        self.confirm = confirm
+        self.baseline = baseline
         self.window = window
         self.max_values = max_values
         self.known: dict[Hashable, int] = {}
@@ -435,63 +464,60 @@ class CategoryChange:
         """unknown values -> (first sighting, sightings)"""
         self.n = 0
         self.volatile = False
-        self.statistic = 0
-        """sightings of the latest unknown value"""
         self.first_seen = 0
-        """observation index of that value's first sighting"""
+        """observation index of the current run's first sighting"""
         self.new = False
         """the last value was the first sighting of a value unknown to the baseline"""
-        self.run_length = 0
-        """observations since the confirmed value's first sighting (at an alert)"""
-        self.drift_detected = False
         self.value: Hashable = None
-        """the value confirmed by the latest alert"""
+        """the unknown value of the current run; the confirmed one after an alarm"""
+        super().__init__(confirm)
 
     @property
     def ready(self) -> bool:
-        return self.n >= self.warmup
+        return self.n >= self.baseline
 
-    @property
-    def threshold(self) -> int:
-        return self.confirm
-
-    def update(self, x: Hashable) -> None:
+    def update(self, x: Hashable) -> CategoryChange:
         self.n += 1
-        if x in self.known:
-            self.new = self.drift_detected = False
-            return
         self.new = self.drift_detected = False
         known = self.known
-        if self.n <= self.warmup:
+        if x in known:
+            self.statistic = 0
+            return self
+        if self.n <= self.baseline:
             if len(known) >= self.max_values:
                 self.volatile = True
             else:
                 known[x] = self.n
-            return
+            return self
         if self.volatile:
-            return
+            return self
         first, count = self.pending.get(x, (self.n, 0))
         if self.n - first > self.window:
             first, count = self.n, 0
         self.new = count == 0
         count += 1
-        self.statistic, self.first_seen = count, first
-        if count < self.confirm:
+        if x == self.value and self.statistic:  # the run goes on
+            self.statistic += 1
+        else:
+            self.statistic, self.value, self.first_seen = 1, x, self.n
+        self.run_length = self.n - self.first_seen + 1
+        if self.statistic < self.threshold and count < self.threshold:
             if x in self.pending or len(self.pending) < self.max_values:
                 self.pending[x] = (first, count)
-            return
+            return self
         self.pending.pop(x, None)
         if len(known) >= self.max_values:
             del known[next(iter(known))]  # the longest known goes
         known[x] = self.n
-        self.value = x
-        self.run_length = self.n - first
-        self.drift_detected = True
+        self.drift_detected = self.statistic >= self.threshold  # else a rotation, learnt
+        return self
 
     def reset(self) -> None:
+        super().reset()
         self.known.clear()
         self.pending.clear()
         self.n = 0
         self.volatile = False
-        self.statistic = self.first_seen = 0
-        self.new = self.drift_detected = False
+        self.first_seen = 0
+        self.new = False
+        self.value = None

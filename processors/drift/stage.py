@@ -8,10 +8,13 @@ The route is ``frictionlens.route`` when the app gives one, else inferred from t
 hash of the system prompt; only explicit routes can attribute drift to ``prompt_change``
 (an inferred route changes, i.e. becomes a new stream, whenever its prompt does).
 
-When a feature drifts, the call's span gets a ``frictionlens.drift`` event and the
-``frictionlens.drift.alerts`` counter goes up; ``frictionlens.drift.score`` (statistic over
-threshold, 1.0 = alarm) is observed per stream and feature at each metric collection, so
-the hot path pays nothing for it.
+When a feature drifts, the call's span gets a ``frictionlens.drift`` event with its kind
+(``content``; ``performance`` for timing; ``provider`` for a new model or fingerprint).
+Alarms within ``design.GROUP_CALLS`` calls of the previous one share its cause and join its
+alert: their events say ``frictionlens.drift.alert = false`` and list the alert's features
+so far, and only the event that opened an alert moves the ``frictionlens.drift.alerts``
+counter. ``frictionlens.drift.score`` (statistic over threshold, 1.0 = alarm) is observed
+per stream and feature at each metric collection, so the hot path pays nothing for it.
 """
 
 from __future__ import annotations
@@ -31,15 +34,16 @@ from frictionlens import semconv
 from frictionlens.features.invocation import route_of, stream_name
 from frictionlens.features.vectors import DIMS
 from frictionlens.health import count_eviction
-from frictionlens.processors.drift.calibration import WARMUP, WINDOW, Thresholds, thresholds
-from frictionlens.processors.drift.detectors import BLOCK
+from frictionlens.processors.drift import design, monitors
+from frictionlens.processors.drift.calibration import Thresholds, thresholds
+from frictionlens.processors.drift.detectors import CategoryChange
 from frictionlens.processors.drift.monitors import (
-    STAT_NEW_VALUE,
     Alarm,
     CategoryMonitor,
     ContentMonitor,
     NumericMonitor,
     RateMonitor,
+    TimingMonitor,
 )
 from frictionlens.processors.pipeline import Emit, SpanRecord
 
@@ -73,10 +77,25 @@ NUMERIC_FEATURES = (
 )
 CATEGORY_FEATURES = (RESPONSE_MODEL, SYSTEM_FINGERPRINT)
 FEATURES = RATE_FEATURES + NUMERIC_FEATURES + CATEGORY_FEATURES
+TIMING_FEATURES = (LATENCY, TIME_TO_FIRST_CHUNK, TOKENS_PER_SECOND)
+"""move with the host, the network and the provider's load: their own budget and kind"""
+KIND_OF = {
+    **{f: semconv.DRIFT_KIND_CONTENT for f in FEATURES},
+    **{f: semconv.DRIFT_KIND_PERFORMANCE for f in TIMING_FEATURES},
+    **{f: semconv.DRIFT_KIND_PROVIDER for f in CATEGORY_FEATURES},
+}
+SEVERITY = {
+    semconv.DRIFT_KIND_PERFORMANCE: 0,
+    semconv.DRIFT_KIND_CONTENT: 1,
+    semconv.DRIFT_KIND_PROVIDER: 2,
+}
+"""an alarm joins an open alert of its own kind or a more severe one; else it raises one"""
 
-STATE_FORMAT = 1
+STATE_FORMAT = 2
+"""2: timing references hold medians of design.TIMING_BLOCK calls; a format-1 state is dropped
+(with a warning) and the baselines re-learnt, from 32 calls on"""
 _ALL_MISSES = (False,) * len(RATE_FEATURES)
-ATTRIBUTION_CALLS = 4 * WINDOW
+ATTRIBUTION_CALLS = 4 * design.WINDOW
 """a model, fingerprint or prompt change this recent is a suspect for any alarm"""
 
 
@@ -96,28 +115,46 @@ class StreamState:
         "prompt",
         "provider_changed_at",
         "prompt_changed_at",
+        "alert_kind",
+        "alert_last",
+        "alert_features",
     )
 
-    def __init__(self, th: Thresholds, rates: Iterable[str], numeric: Iterable[str]) -> None:
+    def __init__(
+        self,
+        th: Mapping[str, Thresholds],
+        rates: Iterable[str],
+        numeric: Iterable[str],
+    ) -> None:
+        """``th``: the thresholds of each kind (``semconv.DRIFT_KIND_*``)."""
         self.calls = 0
         self.last_seen_ns = 0
         on = set(rates) | set(numeric)
         # aligned with RATE_FEATURES / NUMERIC_FEATURES[:-1]; None where a feature is off
-        self.rates = tuple(RateMonitor(f, th, WARMUP) if f in on else None for f in RATE_FEATURES)
+        content = th[semconv.DRIFT_KIND_CONTENT]
+        self.rates = tuple(RateMonitor(f, content) if f in on else None for f in RATE_FEATURES)
         self.misses = 0
         """calls with no failure sign, not yet handed to the rate detectors (at most a block)"""
         self.miss_pattern: tuple[object, ...] = _ALL_MISSES
         """the rates of those calls: False where the feature was known, None where absent
         (spans without captured content never know the text cues)"""
         self.numeric = tuple(
-            NumericMonitor(f, th, WARMUP) if f in on else None for f in NUMERIC_FEATURES[:-1]
+            (TimingMonitor if f in TIMING_FEATURES else NumericMonitor)(f, th[KIND_OF[f]])
+            if f in on
+            else None
+            for f in NUMERIC_FEATURES[:-1]
         )
-        self.content = ContentMonitor(CONTENT, th, WARMUP) if CONTENT in on else None
-        self.model = CategoryMonitor(RESPONSE_MODEL, WARMUP)
-        self.fingerprint = CategoryMonitor(SYSTEM_FINGERPRINT, WARMUP)
-        self.prompt = CategoryMonitor("system_prompt", WARMUP)
+        self.content = ContentMonitor(CONTENT, content) if CONTENT in on else None
+        self.model = CategoryMonitor(RESPONSE_MODEL)
+        self.fingerprint = CategoryMonitor(SYSTEM_FINGERPRINT)
+        self.prompt = CategoryMonitor("system_prompt")
         self.provider_changed_at = -1
         self.prompt_changed_at = -1
+        self.alert_kind = ""
+        """kind of the latest alert ("" before the first)"""
+        self.alert_last = -design.GROUP_CALLS - 1
+        """call of the latest alarm that raised or joined it"""
+        self.alert_features: list[str] = []
 
     def observe(
         self,
@@ -153,7 +190,7 @@ class StreamState:
                 self.prompt_changed_at = self.calls
         if rates == self.miss_pattern:  # the usual call: no failure sign at all
             self.misses += 1
-            if self.misses == BLOCK:
+            if self.misses == design.RATE_BLOCK:
                 self._flush_misses()
         elif not any(rates):  # no failure sign either, but other features known
             if self.misses:
@@ -195,14 +232,42 @@ class StreamState:
         The window reaches back over the calls the evidence built up on (the alarm's run
         length) plus one recent window, and at least ``ATTRIBUTION_CALLS``: a CUSUM that
         dipped back to zero during a slow build-up under-dates the change."""
-        if alarm.statistic == STAT_NEW_VALUE:
+        if alarm.statistic == CategoryChange.name:
             return semconv.DRIFT_CAUSE_PROVIDER_CHANGE
-        start = self.calls - max(alarm.run_length + WINDOW, ATTRIBUTION_CALLS)
+        # a young stream's window reaches before its first call: never changed is -1 there
+        start = max(0, self.calls - max(alarm.run_length + design.WINDOW, ATTRIBUTION_CALLS))
         if self.provider_changed_at >= start:
             return semconv.DRIFT_CAUSE_PROVIDER_CHANGE
         if self.prompt_changed_at >= start:
             return semconv.DRIFT_CAUSE_PROMPT_CHANGE
         return semconv.DRIFT_CAUSE_TRAFFIC_OR_UNKNOWN
+
+    def group(self, alarms: Sequence[Alarm]) -> list[tuple[Alarm, str, bool, tuple[str, ...]]]:
+        """(alarm, kind, opens an alert, the alert's features so far) for this call's alarms.
+
+        Alarms within ``GROUP_CALLS`` of the previous one share its cause: they join its
+        alert, unless they are of a more severe kind (a content change after a latency
+        shift, a provider change after either), which raises a new one.
+        """
+        out = []
+        for alarm in sorted(alarms, key=lambda a: -SEVERITY[KIND_OF[a.feature]]):
+            kind = KIND_OF[alarm.feature]
+            joins = self.calls - self.alert_last <= design.GROUP_CALLS and (
+                SEVERITY[kind] <= SEVERITY[self.alert_kind]
+            )
+            if joins:
+                kind = self.alert_kind
+            else:
+                self.alert_kind = kind
+                self.alert_features = (
+                    []
+                    if self.calls - self.alert_last > design.GROUP_CALLS
+                    else (self.alert_features)
+                )
+            self.alert_features.append(alarm.feature)
+            self.alert_last = self.calls
+            out.append((alarm, kind, not joins, tuple(self.alert_features)))
+        return out
 
     def _numeric_monitors(self) -> Iterator[NumericMonitor]:
         yield from (m for m in self.numeric if m is not None)
@@ -253,7 +318,8 @@ class StreamState:
 class DriftStage:
     """Signal stage: drift per stream at a controlled false-alarm rate, with a suspected cause.
 
-    ``arl``: calls between false alarms on an unchanged stream, all its features together.
+    ``arl``: calls between false alarms on an unchanged stream, all its content features
+    together (rates, lengths, content); its timing features have a budget of their own.
     ``max_streams`` (LRU) and ``stream_ttl_s`` (idle streams are dropped) bound the memory;
     ``features`` restricts the watched features (default: all of ``FEATURES``), which also
     spreads the false-alarm budget over fewer detectors.
@@ -280,9 +346,19 @@ class DriftStage:
         self.category_features = tuple(f for f in CATEGORY_FEATURES if f in chosen)
         self._watch_model = RESPONSE_MODEL in chosen
         self._watch_fingerprint = SYSTEM_FINGERPRINT in chosen
-        self.thresholds = thresholds(
-            arl, rates=len(self.rate_features), numeric=len(self.numeric_features)
-        )
+        per_feature = len(monitors.NUMERIC_DETECTORS)  # read now: the table may have grown
+        timing = [f for f in self.numeric_features if f in TIMING_FEATURES]
+        self.thresholds = {
+            semconv.DRIFT_KIND_CONTENT: thresholds(
+                arl,
+                statistics=len(self.rate_features)
+                + per_feature * (len(self.numeric_features) - len(timing)),
+            ),
+            # timing detectors see one median per TIMING_BLOCK calls: the budget in medians
+            semconv.DRIFT_KIND_PERFORMANCE: thresholds(
+                arl / design.TIMING_BLOCK, statistics=per_feature * len(timing)
+            ),
+        }
         self.max_streams = max_streams
         self.stream_ttl_ns = int(stream_ttl_s * 1e9)
         self.streams: OrderedDict[str, StreamState] = OrderedDict()
@@ -361,22 +437,31 @@ class DriftStage:
             alarms = stream.observe(rates, numeric, vector, model, fingerprint, prompt, self._rng)
             if not alarms:
                 return
-            causes = [stream.cause(alarm) for alarm in alarms]
-        for alarm, cause in zip(alarms, causes):
+            grouped = [(*g, stream.cause(g[0])) for g in stream.group(alarms)]
+        for alarm, kind, alert, features, cause in grouped:
             record.add_event(
                 semconv.DRIFT_EVENT,
                 {
                     semconv.DRIFT_FEATURE: alarm.feature,
                     semconv.DRIFT_STATISTIC: alarm.statistic,
-                    semconv.DRIFT_VALUE: float(alarm.value),
-                    semconv.DRIFT_THRESHOLD: float(alarm.threshold),
+                    semconv.DRIFT_VALUE: alarm.value,
+                    semconv.DRIFT_THRESHOLD: alarm.threshold,
                     semconv.DRIFT_STREAM: name,
                     semconv.DRIFT_SUSPECTED_CAUSE: cause,
+                    semconv.DRIFT_KIND: kind,
+                    semconv.DRIFT_FEATURES: features,
+                    semconv.DRIFT_ALERT: alert,
                 },
             )
-            self._alerts.add(
-                1, {semconv.METRIC_ATTR_STREAM: name, semconv.METRIC_ATTR_FEATURE: alarm.feature}
-            )
+            if alert:
+                self._alerts.add(
+                    1,
+                    {
+                        semconv.METRIC_ATTR_STREAM: name,
+                        semconv.METRIC_ATTR_FEATURE: alarm.feature,
+                        semconv.METRIC_ATTR_KIND: kind,
+                    },
+                )
 
     def tick(self, now_ns: int, emit: Emit) -> None:
         """Drop streams idle for longer than ``stream_ttl_s``."""
