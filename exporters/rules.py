@@ -105,6 +105,34 @@ class _Kind:
     per_hour: bool = False  # the threshold is a count per hour (Honeycomb counts per window)
 
 
+def _drift_kind(title: str, summary: str, *, performance: bool) -> _Kind:
+    """Drift alerts of the timing kind (``performance``) or of every other kind."""
+    series = _PERFORMANCE if performance else _NOT_PERFORMANCE
+    return _Kind(
+        title,
+        summary,
+        ">",
+        (semconv.METRIC_ATTR_STREAM, semconv.METRIC_ATTR_FEATURE),
+        # a stream's first alarm creates its series at 1, which increase() cannot see
+        f"(sum by (stream, feature) (increase({series}[{{w}}])) > 0)"
+        f" or sum by (stream, feature) ({series} unless {series} offset {{w}})",
+        {
+            "calculations": [{"op": "COUNT"}],
+            "filters": [
+                {"column": "name", "op": "=", "value": semconv.DRIFT_EVENT},
+                {"column": semconv.DRIFT_ALERT, "op": "!=", "value": False},
+                {
+                    "column": semconv.DRIFT_KIND,
+                    "op": "=" if performance else "!=",
+                    "value": semconv.DRIFT_KIND_PERFORMANCE,
+                },
+            ],
+            "breakdowns": [semconv.DRIFT_STREAM, semconv.DRIFT_FEATURE],
+        },
+        {} if performance else {semconv.REVIEW_NEEDED: True},
+    )
+
+
 def _ratio(num: str, den: str, by: str) -> str:
     """A ratio that is absent, not infinite, while the denominator is zero."""
     agg = f"sum by ({by})" if by else "sum"
@@ -160,47 +188,10 @@ KINDS: dict[str, _Kind] = {
         {semconv.REVIEW_NEEDED: True},
         per_hour=True,
     ),
-    "drift": _Kind(
-        "OutputDrift",
-        "LLM output drifted from its baseline",
-        ">",
-        (semconv.METRIC_ATTR_STREAM, semconv.METRIC_ATTR_FEATURE),
-        # a stream's first alarm creates its series at 1, which increase() cannot see;
-        # timing alone (kind performance) moves with the host's load: not alerted by default
-        f"(sum by (stream, feature) (increase({_NOT_PERFORMANCE}[{{w}}])) > 0)"
-        f" or sum by (stream, feature) ({_NOT_PERFORMANCE} unless {_NOT_PERFORMANCE} offset {{w}})",
-        {
-            "calculations": [{"op": "COUNT"}],
-            "filters": [
-                {"column": "name", "op": "=", "value": semconv.DRIFT_EVENT},
-                {"column": semconv.DRIFT_ALERT, "op": "!=", "value": False},
-                {
-                    "column": semconv.DRIFT_KIND,
-                    "op": "!=",
-                    "value": semconv.DRIFT_KIND_PERFORMANCE,
-                },
-            ],
-            "breakdowns": [semconv.DRIFT_STREAM, semconv.DRIFT_FEATURE],
-        },
-        {semconv.REVIEW_NEEDED: True},
-    ),
-    "performance_drift": _Kind(
-        "PerformanceDrift",
-        "LLM call timing drifted from its baseline",
-        ">",
-        (semconv.METRIC_ATTR_STREAM, semconv.METRIC_ATTR_FEATURE),
-        f"(sum by (stream, feature) (increase({_PERFORMANCE}[{{w}}])) > 0)"
-        f" or sum by (stream, feature) ({_PERFORMANCE} unless {_PERFORMANCE} offset {{w}})",
-        {
-            "calculations": [{"op": "COUNT"}],
-            "filters": [
-                {"column": "name", "op": "=", "value": semconv.DRIFT_EVENT},
-                {"column": semconv.DRIFT_ALERT, "op": "!=", "value": False},
-                {"column": semconv.DRIFT_KIND, "op": "=", "value": semconv.DRIFT_KIND_PERFORMANCE},
-            ],
-            "breakdowns": [semconv.DRIFT_STREAM, semconv.DRIFT_FEATURE],
-        },
-        {},
+    # timing alone (kind performance) moves with the host's load: not alerted by default
+    "drift": _drift_kind("OutputDrift", "LLM output drifted from its baseline", performance=False),
+    "performance_drift": _drift_kind(
+        "PerformanceDrift", "LLM call timing drifted from its baseline", performance=True
     ),
     "format_failure_rate": _Kind(
         "FormatFailureRateHigh",

@@ -141,11 +141,13 @@ class PRF:
     tp: int = 0
     fp: int = 0
     fn: int = 0
+    tn: int = 0
 
     def add(self, expected: bool, found: bool) -> None:
         self.tp += expected and found
         self.fp += found and not expected
         self.fn += expected and not found
+        self.tn += not (expected or found)
 
     @property
     def precision(self) -> float:

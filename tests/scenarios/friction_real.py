@@ -48,7 +48,7 @@ from frictionlens.features.answer import content_words, non_answer
 from frictionlens.features.text import cues
 from frictionlens.processors.friction import kinds as K
 from tests.scenarios.friction_model import CLOSE
-from tests.scenarios.friction_quality import findings
+from tests.scenarios.friction_quality import PRF, findings
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT / ".." / "shared" / "corpus" / "banking77" / "train.csv"
@@ -100,37 +100,6 @@ class Conversation:
     @property
     def friction_expected(self) -> bool:
         return self.shape == RESTATE
-
-
-@dataclass
-class PRF:
-    tp: int = 0
-    fp: int = 0
-    fn: int = 0
-    tn: int = 0
-
-    def add(self, expected: bool, found: bool) -> None:
-        if expected and found:
-            self.tp += 1
-        elif found:
-            self.fp += 1
-        elif expected:
-            self.fn += 1
-        else:
-            self.tn += 1
-
-    @property
-    def precision(self) -> float:
-        return self.tp / (self.tp + self.fp) if self.tp + self.fp else 1.0
-
-    @property
-    def recall(self) -> float:
-        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 1.0
-
-    @property
-    def f1(self) -> float:
-        p, r = self.precision, self.recall
-        return 2 * p * r / (p + r) if p + r else 0.0
 
 
 @dataclass
